@@ -14,17 +14,50 @@ use crate::manifest::source::parse_plain;
 
 /// The canonical schema files, embedded at build time.
 const FILES: &[(&str, &str)] = &[
-    ("person_identity.yaml", include_str!("../schemas/canonical/person_identity.yaml")),
-    ("person.yaml", include_str!("../schemas/canonical/person.yaml")),
-    ("registration.yaml", include_str!("../schemas/canonical/registration.yaml")),
-    ("address_period.yaml", include_str!("../schemas/canonical/address_period.yaml")),
-    ("care_event.yaml", include_str!("../schemas/canonical/care_event.yaml")),
-    ("diagnosis.yaml", include_str!("../schemas/canonical/diagnosis.yaml")),
-    ("procedure.yaml", include_str!("../schemas/canonical/procedure.yaml")),
-    ("medication.yaml", include_str!("../schemas/canonical/medication.yaml")),
-    ("observation.yaml", include_str!("../schemas/canonical/observation.yaml")),
-    ("social_care_service.yaml", include_str!("../schemas/canonical/social_care_service.yaml")),
-    ("social_determinant.yaml", include_str!("../schemas/canonical/social_determinant.yaml")),
+    (
+        "person_identity.yaml",
+        include_str!("../schemas/canonical/person_identity.yaml"),
+    ),
+    (
+        "person.yaml",
+        include_str!("../schemas/canonical/person.yaml"),
+    ),
+    (
+        "registration.yaml",
+        include_str!("../schemas/canonical/registration.yaml"),
+    ),
+    (
+        "address_period.yaml",
+        include_str!("../schemas/canonical/address_period.yaml"),
+    ),
+    (
+        "care_event.yaml",
+        include_str!("../schemas/canonical/care_event.yaml"),
+    ),
+    (
+        "diagnosis.yaml",
+        include_str!("../schemas/canonical/diagnosis.yaml"),
+    ),
+    (
+        "procedure.yaml",
+        include_str!("../schemas/canonical/procedure.yaml"),
+    ),
+    (
+        "medication.yaml",
+        include_str!("../schemas/canonical/medication.yaml"),
+    ),
+    (
+        "observation.yaml",
+        include_str!("../schemas/canonical/observation.yaml"),
+    ),
+    (
+        "social_care_service.yaml",
+        include_str!("../schemas/canonical/social_care_service.yaml"),
+    ),
+    (
+        "social_determinant.yaml",
+        include_str!("../schemas/canonical/social_determinant.yaml"),
+    ),
 ];
 const VALUE_SETS: &str = include_str!("../schemas/canonical/value_sets.yaml");
 
@@ -232,7 +265,9 @@ impl Model {
 /// the test suite catches).
 pub fn model() -> &'static Model {
     static MODEL: OnceLock<Model> = OnceLock::new();
-    MODEL.get_or_init(|| load().unwrap_or_else(|e| panic!("embedded canonical schema is invalid: {e}")))
+    MODEL.get_or_init(|| {
+        load().unwrap_or_else(|e| panic!("embedded canonical schema is invalid: {e}"))
+    })
 }
 
 /// Load and cross-check the embedded canonical schema files.
@@ -263,15 +298,13 @@ pub fn load() -> Result<Model, String> {
         for f in raw.fields {
             let ty = FieldType::parse(&f.ty)
                 .ok_or_else(|| format!("{file}: field {}: unknown type {}", f.name, f.ty))?;
-            let value_set = match &f.value_set {
-                Some(n) => Some(
-                    value_sets
-                        .get(n)
-                        .cloned()
-                        .ok_or_else(|| format!("{file}: field {}: unknown value set {n}", f.name))?,
-                ),
-                None => None,
-            };
+            let value_set =
+                match &f.value_set {
+                    Some(n) => Some(value_sets.get(n).cloned().ok_or_else(|| {
+                        format!("{file}: field {}: unknown value set {n}", f.name)
+                    })?),
+                    None => None,
+                };
             fields.push(CanonicalField {
                 name: f.name,
                 ty,

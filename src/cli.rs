@@ -100,7 +100,11 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
 }
 
 fn validate(a: ValidateArgs) -> anyhow::Result<u8> {
-    let paths = if a.paths.is_empty() { vec![PathBuf::from("providers")] } else { a.paths };
+    let paths = if a.paths.is_empty() {
+        vec![PathBuf::from("providers")]
+    } else {
+        a.paths
+    };
     let opts = crate::validate::Options {
         root: a.root,
         data: a.data,
@@ -119,10 +123,16 @@ fn validate(a: ValidateArgs) -> anyhow::Result<u8> {
     let outcome = crate::validate::validate_paths(&paths, &opts)?;
     let errors = outcome.diagnostics.errors();
     let warnings = outcome.diagnostics.warnings();
-    let summary = Summary { files: outcome.files };
+    let summary = Summary {
+        files: outcome.files,
+    };
     let sorted = outcome.diagnostics.into_sorted();
     emit(&diagnostics::render(a.format, &sorted, &summary))?;
-    Ok(if errors > 0 || (a.deny_warnings && warnings > 0) { 1 } else { 0 })
+    Ok(if errors > 0 || (a.deny_warnings && warnings > 0) {
+        1
+    } else {
+        0
+    })
 }
 
 fn docs(a: DocsArgs) -> anyhow::Result<u8> {
@@ -142,7 +152,10 @@ fn docs(a: DocsArgs) -> anyhow::Result<u8> {
         }
     }
     if a.check && !stale.is_empty() {
-        eprintln!("generated docs are out of date (run `onboard docs`): {}", stale.join(", "));
+        eprintln!(
+            "generated docs are out of date (run `onboard docs`): {}",
+            stale.join(", ")
+        );
         return Ok(1);
     }
     Ok(0)

@@ -103,7 +103,9 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// A diagnostic with the severity registered for `code`.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        let severity = codes::lookup(code).map(|c| c.severity).unwrap_or(Severity::Error);
+        let severity = codes::lookup(code)
+            .map(|c| c.severity)
+            .unwrap_or(Severity::Error);
         Diagnostic {
             code,
             severity,
@@ -142,7 +144,10 @@ impl Diagnostic {
         self
     }
     pub fn file_name(&self) -> &str {
-        self.span.as_ref().map(|s| s.file.name.as_str()).unwrap_or("")
+        self.span
+            .as_ref()
+            .map(|s| s.file.name.as_str())
+            .unwrap_or("")
     }
     pub fn line(&self) -> usize {
         self.span.as_ref().map(|s| s.start.line).unwrap_or(0)
@@ -335,7 +340,10 @@ pub fn render_human(diags: &[Diagnostic], summary: &Summary) -> String {
         render_one_human(&mut out, d);
         out.push('\n');
     }
-    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diags.len() - errors;
     let mut files: Vec<&str> = diags.iter().map(|d| d.file_name()).collect();
     files.sort();
@@ -509,11 +517,12 @@ pub fn render_sarif(diags: &[Diagnostic]) -> String {
                 "message": { "text": text },
             });
             if let Some(span) = &d.span {
-                let end_col = if span.end.line == span.start.line && span.end.column > span.start.column {
-                    span.end.column
-                } else {
-                    span.start.column + 1
-                };
+                let end_col =
+                    if span.end.line == span.start.line && span.end.column > span.start.column {
+                        span.end.column
+                    } else {
+                        span.start.column + 1
+                    };
                 result["locations"] = serde_json::json!([{
                     "physicalLocation": {
                         "artifactLocation": { "uri": span.file.name.replace('\\', "/") },

@@ -17,11 +17,11 @@
 //! * [`reference`]: reference documentation generated from the registries.
 //! * [`cli`]: the `onboard` command line.
 
-pub mod diagnostics;
-pub mod manifest;
 pub mod canonical;
-pub mod validate;
-pub mod udf;
-pub mod engine;
-pub mod reference;
 pub mod cli;
+pub mod diagnostics;
+pub mod engine;
+pub mod manifest;
+pub mod reference;
+pub mod udf;
+pub mod validate;

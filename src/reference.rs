@@ -27,10 +27,24 @@ fn diagnostics() -> String {
     s.push_str("# Diagnostic codes\n\nEvery problem `onboard validate` reports has one of these stable codes. Codes are never renumbered or reused.\n\n");
     s.push_str("| code | severity | title |\n|---|---|---|\n");
     for c in codes::ALL {
-        let _ = writeln!(s, "| [{}](#{}) | {} | {} |", c.code, c.code.to_ascii_lowercase(), c.severity.as_str(), c.title);
+        let _ = writeln!(
+            s,
+            "| [{}](#{}) | {} | {} |",
+            c.code,
+            c.code.to_ascii_lowercase(),
+            c.severity.as_str(),
+            c.title
+        );
     }
     for c in codes::ALL {
-        let _ = write!(s, "\n## {}\n\n**{}** ({})\n\n{}\n", c.code, c.title, c.severity.as_str(), c.explanation);
+        let _ = write!(
+            s,
+            "\n## {}\n\n**{}** ({})\n\n{}\n",
+            c.code,
+            c.title,
+            c.severity.as_str(),
+            c.explanation
+        );
     }
     s
 }
@@ -40,9 +54,21 @@ fn rules_doc() -> String {
     s.push_str("# Data-quality rules\n\nBuilt-in rules for the `quality:` list of a source. Each has a stable `DQ` code and a Kahn category (conformance, completeness, plausibility). Every rule takes `on_fail: quarantine | warn | fail` (default `quarantine`), an optional `id` (default `<rule>_<field>`) and `description`. Null values pass every rule except `not_null`.\n\n");
     s.push_str("| code | rule | category | parameters | checks |\n|---|---|---|---|---|\n");
     for r in RULES {
-        let mut params: Vec<String> = r.required.iter().map(|p| format!("`{}`", p.key())).collect();
+        let mut params: Vec<String> = r
+            .required
+            .iter()
+            .map(|p| format!("`{}`", p.key()))
+            .collect();
         params.extend(r.optional.iter().map(|p| format!("`{}`?", p.key())));
-        let _ = writeln!(s, "| {} | `{}` | {} | {} | {} |", r.code, r.name, rules::category_name(r.category), params.join(", "), r.summary);
+        let _ = writeln!(
+            s,
+            "| {} | `{}` | {} | {} | {} |",
+            r.code,
+            r.name,
+            rules::category_name(r.category),
+            params.join(", "),
+            r.summary
+        );
     }
     let _ = writeln!(
         s,
@@ -61,7 +87,13 @@ fn transforms() -> String {
     let mut s = String::from(HEADER);
     s.push_str("# Transforms and functions\n\n## Named transforms\n\nUsed in field mappings as `transform: name` or `transform: [a, b]`, applied in order before value maps and date parsing.\n\n| transform | compiles to | does |\n|---|---|---|\n");
     for t in TRANSFORMS {
-        let _ = writeln!(s, "| `{}` | `{}` | {} |", t.name, t.sql.replace("{}", "x"), t.summary);
+        let _ = writeln!(
+            s,
+            "| `{}` | `{}` | {} |",
+            t.name,
+            t.sql.replace("{}", "x"),
+            t.summary
+        );
     }
     s.push_str("\n## Functions\n\nonboard's scalar functions, callable in any manifest SQL expression next to DataFusion's built-ins.\n\n| function | does |\n|---|---|\n");
     for f in FUNCTIONS {
@@ -79,7 +111,11 @@ fn canonical_doc() -> String {
             canonical::Zone::Identity => "identity",
             canonical::Zone::Analytics => "analytics",
         };
-        let _ = write!(s, "\n## `{}` ({zone} zone)\n\n{}\n\n| field | type | flags | value set | description |\n|---|---|---|---|---|\n", e.name, e.description);
+        let _ = write!(
+            s,
+            "\n## `{}` ({zone} zone)\n\n{}\n\n| field | type | flags | value set | description |\n|---|---|---|---|---|\n",
+            e.name, e.description
+        );
         for f in &e.fields {
             let mut flags = Vec::new();
             if f.required {
@@ -97,7 +133,10 @@ fn canonical_doc() -> String {
                 f.name,
                 f.ty.name(),
                 flags.join(", "),
-                f.value_set.as_ref().map(|v| format!("`{}`", v.name)).unwrap_or_default(),
+                f.value_set
+                    .as_ref()
+                    .map(|v| format!("`{}`", v.name))
+                    .unwrap_or_default(),
                 f.description
             );
         }
@@ -105,7 +144,11 @@ fn canonical_doc() -> String {
     s.push_str("\n## Value sets\n");
     for vs in model.value_sets.values() {
         let _ = write!(s, "\n### `{}`\n\n{}\n\n", vs.name, vs.description);
-        let codes: Vec<String> = vs.values.iter().map(|v| format!("`{}` {}", v.code, v.label)).collect();
+        let codes: Vec<String> = vs
+            .values
+            .iter()
+            .map(|v| format!("`{}` {}", v.code, v.label))
+            .collect();
         let _ = writeln!(s, "{}", codes.join(" · "));
     }
     s

@@ -57,7 +57,12 @@ pub fn load(path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Loaded>
     };
     let mut hasher = Sha256::new();
     hasher.update(file.text.as_bytes());
-    let doc = match doc.value.get("uses").and_then(Value::as_str).map(str::to_string) {
+    let doc = match doc
+        .value
+        .get("uses")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+    {
         Some(uses) => apply_template(&doc, &uses, root, diags, &mut hasher)?,
         None => doc,
     };
@@ -73,7 +78,8 @@ pub fn load(path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Loaded>
 pub fn read_text(path: &Path, name: &str) -> Result<Arc<SourceFile>, Diagnostic> {
     let empty = SourceFile::new(name, "");
     let meta = std::fs::metadata(path).map_err(|e| {
-        Diagnostic::new("ONB0001", format!("cannot read file: {e}")).at(Span::file_start(empty.clone()))
+        Diagnostic::new("ONB0001", format!("cannot read file: {e}"))
+            .at(Span::file_start(empty.clone()))
     })?;
     if meta.len() > source::MAX_FILE_BYTES as u64 {
         return Err(Diagnostic::new(
@@ -87,12 +93,16 @@ pub fn read_text(path: &Path, name: &str) -> Result<Arc<SourceFile>, Diagnostic>
         .at(Span::file_start(empty)));
     }
     let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::new("ONB0001", format!("cannot read file: {e}")).at(Span::file_start(empty.clone()))
+        Diagnostic::new("ONB0001", format!("cannot read file: {e}"))
+            .at(Span::file_start(empty.clone()))
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
         Diagnostic::new(
             "ONB0001",
-            format!("file is not UTF-8 (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+            format!(
+                "file is not UTF-8 (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
         )
         .at(Span::file_start(empty.clone()))
         .help("save the manifest as UTF-8")
@@ -129,12 +139,17 @@ fn apply_template(
         && uses
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let path = root.join(TEMPLATE_DIR).join(format!("{uses}{TEMPLATE_EXT}"));
+    let path = root
+        .join(TEMPLATE_DIR)
+        .join(format!("{uses}{TEMPLATE_EXT}"));
     if !valid_name || !path.is_file() {
         let names = template_names(root);
         let help = did_you_mean(uses, names.iter().map(String::as_str)).unwrap_or_else(|| {
             if names.is_empty() {
-                format!("no templates found in {}", display_path(&root.join(TEMPLATE_DIR)))
+                format!(
+                    "no templates found in {}",
+                    display_path(&root.join(TEMPLATE_DIR))
+                )
             } else {
                 format!("available templates: {}", names.join(", "))
             }
@@ -162,7 +177,11 @@ fn apply_template(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    hasher.update(serde_json::to_string(&params).unwrap_or_default().as_bytes());
+    hasher.update(
+        serde_json::to_string(&params)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
 
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -181,36 +200,61 @@ fn apply_template(
         }
     };
     let used = tmpl.undeclared_variables(false);
-    let mut missing: Vec<&String> = used.iter().filter(|v| !params.contains_key(*v)).collect();
-    missing.sort();
-    for m in &missing {
-        diags.push(
-            Diagnostic::new(
-                "ONB0502",
-                format!("template `{uses}` needs parameter `{m}`, which `params:` does not give"),
-            )
-            .at_opt(doc.spans.key("/params").or(uses_span.clone()))
-            .label("missing parameter")
-            .help(format!("add `{m}: …` under `params:`")),
-        );
-    }
     for (k, _) in params.iter() {
         if !used.contains(k) {
-            let mut d = Diagnostic::new(
-                "ONB0504",
-                format!("parameter `{k}` is not used by template `{uses}`"),
-            )
-            .at_opt(doc.spans.key(&child("/params", k)))
-            .label("unused");
-            d = d.help_opt(did_you_mean(k, used.iter().map(String::as_str)));
-            diags.push(d);
+            diags.push(
+                Diagnostic::new(
+                    "ONB0504",
+                    format!("parameter `{k}` is not used by template `{uses}`"),
+                )
+                .at_opt(doc.spans.key(&child("/params", k)))
+                .label("unused")
+                .help_opt(did_you_mean(k, used.iter().map(String::as_str))),
+            );
         }
     }
-    if !missing.is_empty() {
-        return None;
-    }
-    let rendered = match tmpl.render(minijinja::Value::from(minijinja::value::Serde(Value::Object(params)))) {
+    let render = |p: &serde_json::Map<String, Value>| {
+        tmpl.render(minijinja::Value::from(minijinja::value::Serde(
+            Value::Object(p.clone()),
+        )))
+    };
+    let rendered = match render(&params) {
         Ok(r) => r,
+        Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
+            // Find the parameters the template cannot do without: those whose absence
+            // alone still fails when every other unknown name is given a placeholder.
+            let mut candidates: Vec<&String> =
+                used.iter().filter(|v| !params.contains_key(*v)).collect();
+            candidates.sort();
+            let mut missing = Vec::new();
+            for c in &candidates {
+                let mut trial = params.clone();
+                for o in candidates.iter().filter(|o| *o != c) {
+                    trial.insert((*o).clone(), Value::String("placeholder".into()));
+                }
+                if matches!(render(&trial), Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError)
+                {
+                    missing.push(*c);
+                }
+            }
+            if missing.is_empty() {
+                diags.push(template_error(&tfile, &e));
+            }
+            for m in missing {
+                diags.push(
+                    Diagnostic::new(
+                        "ONB0502",
+                        format!(
+                            "template `{uses}` needs parameter `{m}`, which `params:` does not give"
+                        ),
+                    )
+                    .at_opt(doc.spans.key("/params").or(uses_span.clone()))
+                    .label("missing parameter")
+                    .help(format!("add `{m}: …` under `params:`")),
+                );
+            }
+            return None;
+        }
         Err(e) => {
             diags.push(template_error(&tfile, &e));
             return None;
@@ -221,7 +265,9 @@ fn apply_template(
         Ok(d) => d,
         Err(ds) => {
             for d in ds {
-                diags.push(d.help("the rendered template is not valid YAML; check the parameter values"));
+                diags.push(
+                    d.help("the rendered template is not valid YAML; check the parameter values"),
+                );
             }
             return None;
         }
@@ -243,7 +289,10 @@ fn template_error(tfile: &Arc<SourceFile>, e: &minijinja::Error) -> Diagnostic {
     };
     Diagnostic::new(
         "ONB0503",
-        format!("template does not render ({kind}): {}", e.detail().unwrap_or(&e.to_string())),
+        format!(
+            "template does not render ({kind}): {}",
+            e.detail().unwrap_or(&e.to_string())
+        ),
     )
     .at(Span::new(tfile.clone(), pos, end))
 }
@@ -280,4 +329,3 @@ fn merge_values(base: Value, overlay: Value, pointer: &str, replaced: &mut Vec<S
         }
     }
 }
-

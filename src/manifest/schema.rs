@@ -32,25 +32,37 @@ fn compiled() -> &'static Compiled {
 /// Check `doc` against the manifest schema; push one diagnostic per problem.
 pub fn check(doc: &Document, diags: &mut Diagnostics) {
     let c = compiled();
-    for err in c.validator.iter_errors(&doc.value) {
-        let segments: Vec<String> = err
-            .instance_path()
-            .iter()
-            .map(|s| match s {
-                LocationSegment::Property(p) => p.to_string(),
-                LocationSegment::Index(i) => i.to_string(),
-            })
-            .collect();
+    check_with(&c.schema, &c.validator, &doc.value, &[], doc, diags, 0);
+}
+
+fn check_with(
+    root: &Value,
+    validator: &jsonschema::Validator,
+    value: &Value,
+    prefix: &[String],
+    doc: &Document,
+    diags: &mut Diagnostics,
+    depth: usize,
+) {
+    let c = compiled();
+    for err in validator.iter_errors(value) {
+        let mut segments: Vec<String> = prefix.to_vec();
+        segments.extend(err.instance_path().iter().map(|s| match s {
+            LocationSegment::Property(p) => p.to_string(),
+            LocationSegment::Index(i) => i.to_string(),
+        }));
         let pointer: String = segments.iter().map(|s| format!("/{}", escape(s))).collect();
         let place = describe(&segments);
         let d = match err.kind() {
             ValidationErrorKind::AdditionalProperties { unexpected }
             | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-                let allowed = allowed_keys(&c.schema, &doc.value, &segments);
+                let allowed = allowed_keys(root, &doc.value, &segments);
                 for key in unexpected {
-                    let help = did_you_mean(key, allowed.iter().map(String::as_str)).or_else(|| {
-                        (!allowed.is_empty()).then(|| format!("allowed keys here: {}", allowed.join(", ")))
-                    });
+                    let help =
+                        did_you_mean(key, allowed.iter().map(String::as_str)).or_else(|| {
+                            (!allowed.is_empty())
+                                .then(|| format!("allowed keys here: {}", allowed.join(", ")))
+                        });
                     diags.push(
                         Diagnostic::new("ONB0101", format!("unknown key `{key}` in {place}"))
                             .at_opt(doc.spans.key(&child(&pointer, key)))
@@ -62,9 +74,12 @@ pub fn check(doc: &Document, diags: &mut Diagnostics) {
             }
             ValidationErrorKind::Required { property } => {
                 let prop = property.as_str().unwrap_or("?");
-                Diagnostic::new("ONB0103", format!("missing required key `{prop}` in {place}"))
-                    .at_opt(doc.spans.key(&pointer))
-                    .label(format!("`{prop}` missing here"))
+                Diagnostic::new(
+                    "ONB0103",
+                    format!("missing required key `{prop}` in {place}"),
+                )
+                .at_opt(doc.spans.key(&pointer))
+                .label(format!("`{prop}` missing here"))
             }
             ValidationErrorKind::Type { kind } => {
                 let expected = match kind {
@@ -76,7 +91,11 @@ pub fn check(doc: &Document, diags: &mut Diagnostics) {
                 };
                 Diagnostic::new(
                     "ONB0102",
-                    format!("{place} must be {} {expected}, found {}", article(&expected), type_name(err.instance())),
+                    format!(
+                        "{place} must be {} {expected}, found {}",
+                        article(&expected),
+                        type_name(err.instance())
+                    ),
                 )
                 .at_opt(doc.spans.value(&pointer))
                 .label("wrong type")
@@ -84,24 +103,79 @@ pub fn check(doc: &Document, diags: &mut Diagnostics) {
             ValidationErrorKind::Enum { options } => {
                 let opts: Vec<String> = options
                     .as_array()
-                    .map(|a| a.iter().map(|o| o.as_str().map(str::to_string).unwrap_or_else(|| o.to_string())).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|o| {
+                                o.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| o.to_string())
+                            })
+                            .collect()
+                    })
                     .unwrap_or_default();
-                let got = err.instance().as_str().map(str::to_string).unwrap_or_else(|| err.instance().to_string());
+                let got = err
+                    .instance()
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| err.instance().to_string());
                 let help = did_you_mean(&got, opts.iter().map(String::as_str))
                     .unwrap_or_else(|| format!("allowed values: {}", opts.join(", ")));
-                Diagnostic::new("ONB0104", format!("`{got}` is not an allowed value for {place}"))
-                    .at_opt(doc.spans.value(&pointer))
-                    .label("not allowed")
-                    .help(help)
+                Diagnostic::new(
+                    "ONB0104",
+                    format!("`{got}` is not an allowed value for {place}"),
+                )
+                .at_opt(doc.spans.value(&pointer))
+                .label("not allowed")
+                .help(help)
             }
             ValidationErrorKind::AnyOf { .. }
             | ValidationErrorKind::OneOfNotValid { .. }
-            | ValidationErrorKind::OneOfMultipleValid { .. } => Diagnostic::new(
-                "ONB0102",
-                format!("{place} must be {}, found {}", any_of_expectation(&segments), type_name(err.instance())),
-            )
-            .at_opt(doc.spans.value(&pointer))
-            .label("wrong type"),
+            | ValidationErrorKind::OneOfMultipleValid { .. } => {
+                let node = node_at(&c.schema, &doc.value, &segments);
+                let options = node
+                    .map(|n| const_options(&c.schema, n))
+                    .unwrap_or_default();
+                if let (false, Some(got)) = (options.is_empty(), err.instance().as_str()) {
+                    let help = did_you_mean(got, options.iter().map(String::as_str))
+                        .unwrap_or_else(|| format!("allowed values: {}", options.join(", ")));
+                    diags.push(
+                        Diagnostic::new(
+                            "ONB0104",
+                            format!("`{got}` is not an allowed value for {place}"),
+                        )
+                        .at_opt(doc.spans.value(&pointer))
+                        .label("not allowed")
+                        .help(help),
+                    );
+                    continue;
+                }
+                let branches = node
+                    .map(|n| non_null_branches(&c.schema, n))
+                    .unwrap_or_default();
+                if !err.instance().is_null() && branches.len() == 1 && depth < 8 {
+                    let mut sub = branches[0].clone();
+                    if let (Some(o), Some(defs)) = (sub.as_object_mut(), c.schema.get("$defs")) {
+                        o.insert("$defs".into(), defs.clone());
+                    }
+                    if let Ok(v) = jsonschema::validator_for(&sub) {
+                        let before = diags.len();
+                        check_with(root, &v, err.instance(), &segments, doc, diags, depth + 1);
+                        if diags.len() > before {
+                            continue;
+                        }
+                    }
+                }
+                Diagnostic::new(
+                    "ONB0102",
+                    format!(
+                        "{place} must be {}, found {}",
+                        any_of_expectation(&segments),
+                        type_name(err.instance())
+                    ),
+                )
+                .at_opt(doc.spans.value(&pointer))
+                .label("wrong type")
+            }
             ValidationErrorKind::Minimum { .. } | ValidationErrorKind::Maximum { .. }
                 if pointer == "/manifest_version" =>
             {
@@ -113,9 +187,12 @@ pub fn check(doc: &Document, diags: &mut Diagnostics) {
                 .label("unsupported")
                 .help("this version of onboard reads `manifest_version: 1`")
             }
-            _ => Diagnostic::new("ONB0104", format!("invalid value for {place}: {}", err.masked()))
-                .at_opt(doc.spans.value(&pointer))
-                .label("invalid"),
+            _ => Diagnostic::new(
+                "ONB0104",
+                format!("invalid value for {place}: {}", err.masked()),
+            )
+            .at_opt(doc.spans.value(&pointer))
+            .label("invalid"),
         };
         diags.push(d);
     }
@@ -126,7 +203,11 @@ fn escape(s: &str) -> String {
 }
 
 fn article(expected: &str) -> &'static str {
-    if expected.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+    if expected.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -141,7 +222,12 @@ fn type_name(v: &Value) -> &'static str {
 }
 
 fn any_of_expectation(segments: &[String]) -> &'static str {
-    match segments.iter().rev().find(|s| s.parse::<usize>().is_err()).map(String::as_str) {
+    match segments
+        .iter()
+        .rev()
+        .find(|s| s.parse::<usize>().is_err())
+        .map(String::as_str)
+    {
         Some("transform" | "parse_date" | "parse_timestamp") => "a string or a list of strings",
         _ => "a string or a number",
     }
@@ -258,4 +344,56 @@ fn step<'a>(root: &'a Value, node: &'a Value, seg: &str, inst: &Value) -> Option
                 .map(|a| resolve(root, a))
         }
     }
+}
+
+/// The schema node describing the instance at `segments` (through `$ref`s).
+fn node_at<'a>(schema: &'a Value, instance: &Value, segments: &[String]) -> Option<&'a Value> {
+    let mut node = resolve(schema, schema);
+    let mut inst = instance;
+    for seg in segments {
+        node = step(schema, node, seg, inst)?;
+        inst = match inst {
+            Value::Object(o) => o.get(seg)?,
+            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(node)
+}
+
+/// The allowed constants of an enumeration node (`enum`, or `oneOf`/`anyOf` of `const`s).
+fn const_options(root: &Value, node: &Value) -> Vec<String> {
+    let node = resolve(root, node);
+    let mut out = Vec::new();
+    if let Some(e) = node.get("enum").and_then(Value::as_array) {
+        out.extend(e.iter().filter_map(|v| v.as_str().map(str::to_string)));
+    }
+    if let Some(c) = node.get("const").and_then(Value::as_str) {
+        out.push(c.to_string());
+    }
+    for key in ["anyOf", "oneOf"] {
+        if let Some(bs) = node.get(key).and_then(Value::as_array) {
+            for b in bs {
+                out.extend(const_options(root, b));
+            }
+        }
+    }
+    out
+}
+
+/// The branches of an `anyOf`/`oneOf` that are not `{type: null}`, resolved.
+fn non_null_branches(root: &Value, node: &Value) -> Vec<Value> {
+    let node = resolve(root, node);
+    let mut out = Vec::new();
+    for key in ["anyOf", "oneOf"] {
+        if let Some(bs) = node.get(key).and_then(Value::as_array) {
+            for b in bs {
+                if b.get("type").and_then(Value::as_str) == Some("null") {
+                    continue;
+                }
+                out.push(resolve(root, b).clone());
+            }
+        }
+    }
+    out
 }

@@ -134,10 +134,16 @@ pub fn parse(file: &Arc<SourceFile>) -> Result<Document, Vec<Diagnostic>> {
     let docs = loader.into_documents();
     if docs.len() != 1 {
         let (msg, at) = if docs.is_empty() {
-            ("the file holds no YAML document".to_string(), Span::file_start(file.clone()))
+            (
+                "the file holds no YAML document".to_string(),
+                Span::file_start(file.clone()),
+            )
         } else {
             (
-                format!("the file holds {} YAML documents; a manifest is one document", docs.len()),
+                format!(
+                    "the file holds {} YAML documents; a manifest is one document",
+                    docs.len()
+                ),
                 span_of(file, &docs[1]),
             )
         };
@@ -306,4 +312,3 @@ pub fn parse_plain(name: &str, text: &str) -> Result<Value, String> {
             .join("; ")
     })
 }
-

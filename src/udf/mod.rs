@@ -9,7 +9,10 @@ pub mod text;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, StringArray,
+    TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::cast::as_string_array;
 use datafusion::common::{DataFusionError, Result, ScalarValue};
@@ -27,22 +30,86 @@ pub struct FunctionDoc {
 
 /// Every onboard function, for docs and did-you-mean hints.
 pub const FUNCTIONS: &[FunctionDoc] = &[
-    FunctionDoc { name: "nhs_number_valid", signature: "nhs_number_valid(text) -> boolean", summary: "True when the text is 10 digits (spaces and dashes ignored) passing the NHS modulus-11 check and not all the same digit." },
-    FunctionDoc { name: "nhs_number_clean", signature: "nhs_number_clean(text) -> text", summary: "Keeps the digits; null when nothing is left." },
-    FunctionDoc { name: "uk_postcode", signature: "uk_postcode(text) -> text", summary: "Upper case, single space before the inward code (`ls11ab` → `LS1 1AB`); null when not shaped like a UK postcode." },
-    FunctionDoc { name: "postcode_valid", signature: "postcode_valid(text) -> boolean", summary: "True when the text is a well-formed UK postcode (pseudo-postcodes `ZZ99` are not valid)." },
-    FunctionDoc { name: "postcode_sector", signature: "postcode_sector(text) -> text", summary: "Outward code plus first inward digit (`LS1 1`)." },
-    FunctionDoc { name: "postcode_district", signature: "postcode_district(text) -> text", summary: "Outward code (`LS1`)." },
-    FunctionDoc { name: "icd10_normalise", signature: "icd10_normalise(text) -> text", summary: "ICD-10 code without dot, dagger/asterisk or filler `X`/`-` (`I10.X` → `I10`, `E11.9` → `E119`)." },
-    FunctionDoc { name: "opcs4_normalise", signature: "opcs4_normalise(text) -> text", summary: "OPCS-4 code upper case without dot (`W40.1` → `W401`)." },
-    FunctionDoc { name: "snomed_normalise", signature: "snomed_normalise(text) -> text", summary: "SNOMED CT concept id: 6–18 digits; null otherwise." },
-    FunctionDoc { name: "read_code_normalise", signature: "read_code_normalise(text) -> text", summary: "Read v2 / CTV3 code: trimmed, right-padded with `.` to 5 characters (`G30` → `G30..`); case kept (CTV3 is case sensitive)." },
-    FunctionDoc { name: "name_standardise", signature: "name_standardise(text) -> text", summary: "Upper case ASCII letters, accents folded, punctuation other than `-` and `'` removed, spaces collapsed (`  o'brien-smith ` → `O'BRIEN-SMITH`)." },
-    FunctionDoc { name: "digits_only", signature: "digits_only(text) -> text", summary: "Keeps the digits; null when nothing is left." },
-    FunctionDoc { name: "jaro_winkler", signature: "jaro_winkler(text, text) -> double", summary: "Jaro–Winkler similarity between 0 and 1." },
-    FunctionDoc { name: "soundex", signature: "soundex(text) -> text", summary: "American Soundex code of a name (`ROBERT` → `R163`)." },
-    FunctionDoc { name: "parse_date", signature: "parse_date(text, format, ...) -> date", summary: "Parses with each strftime format in turn; null when none fits (never an error)." },
-    FunctionDoc { name: "parse_timestamp", signature: "parse_timestamp(text, format, ...) -> timestamp", summary: "Like parse_date for date-times; a plain date gets midnight." },
+    FunctionDoc {
+        name: "nhs_number_valid",
+        signature: "nhs_number_valid(text) -> boolean",
+        summary: "True when the text is 10 digits (spaces and dashes ignored) passing the NHS modulus-11 check and not all the same digit.",
+    },
+    FunctionDoc {
+        name: "nhs_number_clean",
+        signature: "nhs_number_clean(text) -> text",
+        summary: "Keeps the digits; null when nothing is left.",
+    },
+    FunctionDoc {
+        name: "uk_postcode",
+        signature: "uk_postcode(text) -> text",
+        summary: "Upper case, single space before the inward code (`ls11ab` → `LS1 1AB`); null when not shaped like a UK postcode.",
+    },
+    FunctionDoc {
+        name: "postcode_valid",
+        signature: "postcode_valid(text) -> boolean",
+        summary: "True when the text is a well-formed UK postcode (pseudo-postcodes `ZZ99` are not valid).",
+    },
+    FunctionDoc {
+        name: "postcode_sector",
+        signature: "postcode_sector(text) -> text",
+        summary: "Outward code plus first inward digit (`LS1 1`).",
+    },
+    FunctionDoc {
+        name: "postcode_district",
+        signature: "postcode_district(text) -> text",
+        summary: "Outward code (`LS1`).",
+    },
+    FunctionDoc {
+        name: "icd10_normalise",
+        signature: "icd10_normalise(text) -> text",
+        summary: "ICD-10 code without dot, dagger/asterisk or filler `X`/`-` (`I10.X` → `I10`, `E11.9` → `E119`).",
+    },
+    FunctionDoc {
+        name: "opcs4_normalise",
+        signature: "opcs4_normalise(text) -> text",
+        summary: "OPCS-4 code upper case without dot (`W40.1` → `W401`).",
+    },
+    FunctionDoc {
+        name: "snomed_normalise",
+        signature: "snomed_normalise(text) -> text",
+        summary: "SNOMED CT concept id: 6–18 digits; null otherwise.",
+    },
+    FunctionDoc {
+        name: "read_code_normalise",
+        signature: "read_code_normalise(text) -> text",
+        summary: "Read v2 / CTV3 code: trimmed, right-padded with `.` to 5 characters (`G30` → `G30..`); case kept (CTV3 is case sensitive).",
+    },
+    FunctionDoc {
+        name: "name_standardise",
+        signature: "name_standardise(text) -> text",
+        summary: "Upper case ASCII letters, accents folded, punctuation other than `-` and `'` removed, spaces collapsed (`  o'brien-smith ` → `O'BRIEN-SMITH`).",
+    },
+    FunctionDoc {
+        name: "digits_only",
+        signature: "digits_only(text) -> text",
+        summary: "Keeps the digits; null when nothing is left.",
+    },
+    FunctionDoc {
+        name: "jaro_winkler",
+        signature: "jaro_winkler(text, text) -> double",
+        summary: "Jaro–Winkler similarity between 0 and 1.",
+    },
+    FunctionDoc {
+        name: "soundex",
+        signature: "soundex(text) -> text",
+        summary: "American Soundex code of a name (`ROBERT` → `R163`).",
+    },
+    FunctionDoc {
+        name: "parse_date",
+        signature: "parse_date(text, format, ...) -> date",
+        summary: "Parses with each strftime format in turn; null when none fits (never an error).",
+    },
+    FunctionDoc {
+        name: "parse_timestamp",
+        signature: "parse_timestamp(text, format, ...) -> timestamp",
+        summary: "Like parse_date for date-times; a plain date gets midnight.",
+    },
 ];
 
 /// All onboard UDFs, ready to register.
@@ -133,7 +200,9 @@ fn jaro_winkler() -> ScalarUDF {
 
 fn wrap(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
     if scalar && array.len() == 1 {
-        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
+        Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+            &array, 0,
+        )?))
     } else {
         Ok(ColumnarValue::Array(array))
     }
@@ -157,7 +226,11 @@ impl ParseTemporal {
 
 impl ScalarUDFImpl for ParseTemporal {
     fn name(&self) -> &str {
-        if self.timestamp { "parse_timestamp" } else { "parse_date" }
+        if self.timestamp {
+            "parse_timestamp"
+        } else {
+            "parse_date"
+        }
     }
     fn signature(&self) -> &Signature {
         &self.signature
@@ -170,7 +243,10 @@ impl ScalarUDFImpl for ParseTemporal {
         })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let mut formats = Vec::new();
         for a in args.args.iter().skip(1) {
             match a {
@@ -188,7 +264,11 @@ impl ScalarUDFImpl for ParseTemporal {
             }
         }
         if formats.is_empty() {
-            formats.push(if self.timestamp { "%Y-%m-%d %H:%M:%S".into() } else { "%Y-%m-%d".into() });
+            formats.push(if self.timestamp {
+                "%Y-%m-%d %H:%M:%S".into()
+            } else {
+                "%Y-%m-%d".into()
+            });
         }
         let arrays = ColumnarValue::values_to_arrays(&args.args[..1])?;
         let input = str_array(&arrays[0])?;

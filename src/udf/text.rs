@@ -66,9 +66,20 @@ pub fn uk_postcode(s: &str) -> Option<String> {
     // Outward: A9, A99, A9A, AA9, AA99, AA9A.
     let shape: String = ob
         .iter()
-        .map(|b| if b.is_ascii_digit() { '9' } else if b.is_ascii_alphabetic() { 'A' } else { '?' })
+        .map(|b| {
+            if b.is_ascii_digit() {
+                '9'
+            } else if b.is_ascii_alphabetic() {
+                'A'
+            } else {
+                '?'
+            }
+        })
         .collect();
-    if !matches!(shape.as_str(), "A9" | "A99" | "A9A" | "AA9" | "AA99" | "AA9A") {
+    if !matches!(
+        shape.as_str(),
+        "A9" | "A99" | "A9A" | "AA9" | "AA99" | "AA9A"
+    ) {
         return None;
     }
     if outward.starts_with("ZZ") {
@@ -284,15 +295,21 @@ pub fn check_date_format(f: &str) -> Result<(), String> {
                     _ => {}
                 }
             }
-            Item::Fixed(chrono::format::Fixed::ShortMonthName | chrono::format::Fixed::LongMonthName) => has.1 = true,
-            Item::Fixed(chrono::format::Fixed::RFC2822 | chrono::format::Fixed::RFC3339) => has = (true, true, true),
+            Item::Fixed(
+                chrono::format::Fixed::ShortMonthName | chrono::format::Fixed::LongMonthName,
+            ) => has.1 = true,
+            Item::Fixed(chrono::format::Fixed::RFC2822 | chrono::format::Fixed::RFC3339) => {
+                has = (true, true, true)
+            }
             _ => {}
         }
     }
     if has == (true, true, true) {
         Ok(())
     } else {
-        Err(format!("`{f}` does not contain a full date (year, month and day)"))
+        Err(format!(
+            "`{f}` does not contain a full date (year, month and day)"
+        ))
     }
 }
 
@@ -341,7 +358,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(name_standardise("  o'brien-smith ").as_deref(), Some("O'BRIEN-SMITH"));
+        assert_eq!(
+            name_standardise("  o'brien-smith ").as_deref(),
+            Some("O'BRIEN-SMITH")
+        );
         assert_eq!(name_standardise("Zoë  Ann").as_deref(), Some("ZOE ANN"));
         assert_eq!(name_standardise(" . "), None);
         assert_eq!(soundex("Robert").as_deref(), Some("R163"));

@@ -83,7 +83,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// directory) that holds a `templates/` directory, else the current directory.
 pub fn find_root(start: &Path) -> PathBuf {
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let abs = if start.is_absolute() { start.to_path_buf() } else { cwd.join(start) };
+    let abs = if start.is_absolute() {
+        start.to_path_buf()
+    } else {
+        cwd.join(start)
+    };
     let mut cur: Option<&Path> = Some(abs.as_path());
     while let Some(d) = cur {
         if d.join("templates").is_dir() {
@@ -97,10 +101,14 @@ pub fn find_root(start: &Path) -> PathBuf {
 /// Validate manifests (files or directories).
 pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outcome> {
     let files = collect_files(paths)?;
-    let root = opts
-        .root
-        .clone()
-        .unwrap_or_else(|| find_root(files.first().map(PathBuf::as_path).unwrap_or(Path::new("."))));
+    let root = opts.root.clone().unwrap_or_else(|| {
+        find_root(
+            files
+                .first()
+                .map(PathBuf::as_path)
+                .unwrap_or(Path::new(".")),
+        )
+    });
     let checker = Checker::new(&root);
     let mut outcome = Outcome::default();
     let mut provider_ids: HashMap<String, (String, usize)> = HashMap::new();
@@ -114,14 +122,22 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
         crate::manifest::schema::check(&loaded.doc, &mut diags);
         let resolved = semantic::check(&checker, &loaded, &mut diags);
         // Duplicate provider ids across files.
-        if let Some(id) = loaded.doc.value.pointer("/provider/id").and_then(|v| v.as_str()) {
+        if let Some(id) = loaded
+            .doc
+            .value
+            .pointer("/provider/id")
+            .and_then(|v| v.as_str())
+        {
             let at = loaded.doc.spans.value("/provider/id");
             match provider_ids.get(id) {
                 Some((file, line)) => diags.push(
-                    Diagnostic::new("ONB0601", format!("provider id `{id}` is already used by {file}:{line}"))
-                        .at_opt(at)
-                        .label("duplicate provider id")
-                        .help("provider ids are unique across the ICS; rename one of them"),
+                    Diagnostic::new(
+                        "ONB0601",
+                        format!("provider id `{id}` is already used by {file}:{line}"),
+                    )
+                    .at_opt(at)
+                    .label("duplicate provider id")
+                    .help("provider ids are unique across the ICS; rename one of them"),
                 ),
                 None => {
                     let line = at.as_ref().map(|s| s.start.line).unwrap_or(0);
@@ -154,9 +170,17 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
         let base = child("/sources", id);
         let spans = &loaded.doc.spans;
         let file = if let Some(sample) = &opts.sample {
-            let name = sample.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let pat_name = Path::new(&src.path).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-            let matches = glob::Pattern::new(&pat_name).map(|p| p.matches(&name)).unwrap_or(false);
+            let name = sample
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let pat_name = Path::new(&src.path)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let matches = glob::Pattern::new(&pat_name)
+                .map(|p| p.matches(&name))
+                .unwrap_or(false);
             if !(matches || n_sources == 1) {
                 continue;
             }
@@ -174,9 +198,16 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
                 Some(f) => f,
                 None => {
                     diags.push(
-                        Diagnostic::new("ONB0803", format!("no file under {} matches `{}`", display_path(data), src.path))
-                            .at_opt(spans.value(&child(&base, "path")))
-                            .label("no matching extract"),
+                        Diagnostic::new(
+                            "ONB0803",
+                            format!(
+                                "no file under {} matches `{}`",
+                                display_path(data),
+                                src.path
+                            ),
+                        )
+                        .at_opt(spans.value(&child(&base, "path")))
+                        .label("no matching extract"),
                     );
                     continue;
                 }
@@ -188,8 +219,11 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
             Ok(h) => h,
             Err(e) => {
                 diags.push(
-                    Diagnostic::new("ONB0804", format!("cannot read the header of {}: {e}", display_path(&file)))
-                        .at_opt(spans.value(&child(&base, "path"))),
+                    Diagnostic::new(
+                        "ONB0804",
+                        format!("cannot read the header of {}: {e}", display_path(&file)),
+                    )
+                    .at_opt(spans.value(&child(&base, "path"))),
                 );
                 continue;
             }
@@ -197,10 +231,19 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
         for (i, c) in src.columns.iter().enumerate() {
             if !header.iter().any(|h| h == c) {
                 diags.push(
-                    Diagnostic::new("ONB0801", format!("column `{c}` is not in the header of {}", display_path(&file)))
-                        .at_opt(spans.value(&format!("{base}/columns/{i}")))
-                        .label("missing from data")
-                        .help_opt(did_you_mean(c, header.iter().map(String::as_str)).or_else(|| Some(format!("the extract has: {}", header.join(", "))))),
+                    Diagnostic::new(
+                        "ONB0801",
+                        format!(
+                            "column `{c}` is not in the header of {}",
+                            display_path(&file)
+                        ),
+                    )
+                    .at_opt(spans.value(&format!("{base}/columns/{i}")))
+                    .label("missing from data")
+                    .help_opt(
+                        did_you_mean(c, header.iter().map(String::as_str))
+                            .or_else(|| Some(format!("the extract has: {}", header.join(", ")))),
+                    ),
                 );
             }
         }
@@ -212,7 +255,11 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
                     format!(
                         "{} has columns the manifest does not declare: {}",
                         display_path(&file),
-                        extra.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+                        extra
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
                 .at_opt(spans.key(&child(&base, "columns")))
@@ -224,33 +271,57 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
 
 /// Column names of an extract: CSV header line, Parquet schema, or the keys of the
 /// first NDJSON object. Names are trimmed; a UTF-8 byte-order mark is dropped.
-pub fn read_header(file: &Path, src: &crate::manifest::model::Source) -> Result<Vec<String>, String> {
+pub fn read_header(
+    file: &Path,
+    src: &crate::manifest::model::Source,
+) -> Result<Vec<String>, String> {
     match src.format {
         SourceFormat::Parquet => {
             use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
             let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
             let reader = SerializedFileReader::new(f).map_err(|e| e.to_string())?;
             let schema = reader.metadata().file_metadata().schema_descr_ptr();
-            Ok(schema.root_schema().get_fields().iter().map(|f| f.name().to_string()).collect())
+            Ok(schema
+                .root_schema()
+                .get_fields()
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect())
         }
         SourceFormat::Ndjson => {
             let line = first_line(file, 1 << 20)?;
-            let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&line).trim()).map_err(|e| e.to_string())?;
-            Ok(v.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default())
+            let v: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&line).trim())
+                .map_err(|e| e.to_string())?;
+            Ok(v.as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default())
         }
         SourceFormat::Csv => {
             let opts = src.csv.clone();
-            let delim = opts.as_ref().and_then(|o| o.delimiter.as_ref()).and_then(|d| d.bytes().next()).unwrap_or(b',');
-            let quote = opts.as_ref().and_then(|o| o.quote.as_ref()).and_then(|d| d.bytes().next()).unwrap_or(b'"');
+            let delim = opts
+                .as_ref()
+                .and_then(|o| o.delimiter.as_ref())
+                .and_then(|d| d.bytes().next())
+                .unwrap_or(b',');
+            let quote = opts
+                .as_ref()
+                .and_then(|o| o.quote.as_ref())
+                .and_then(|d| d.bytes().next())
+                .unwrap_or(b'"');
             let latin1 = opts.as_ref().and_then(|o| o.encoding) == Some(Encoding::Latin1);
             let line = first_line(file, 1 << 20)?;
             let text = if latin1 {
                 line.iter().map(|b| *b as char).collect::<String>()
             } else {
-                String::from_utf8(line).map_err(|_| "header is not UTF-8 (set `csv.encoding: latin-1`?)".to_string())?
+                String::from_utf8(line)
+                    .map_err(|_| "header is not UTF-8 (set `csv.encoding: latin-1`?)".to_string())?
             };
             let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-            Ok(split_csv_line(text.trim_end_matches(['\r', '\n']), delim as char, quote as char))
+            Ok(split_csv_line(
+                text.trim_end_matches(['\r', '\n']),
+                delim as char,
+                quote as char,
+            ))
         }
     }
 }
@@ -311,4 +382,3 @@ pub fn split_csv_line(line: &str, delim: char, quote: char) -> Vec<String> {
     out.push(cur.trim().to_string());
     out
 }
-

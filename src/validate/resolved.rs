@@ -101,19 +101,50 @@ pub struct ResolvedField {
 /// What a rule checks.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleCheck {
-    NhsNumberValid { field: String },
-    PostcodeValid { field: String },
-    MatchesRegex { field: String, pattern: String },
-    InValueSet { field: String, values: Vec<String> },
-    Parseable { field: String },
-    Length { field: String, min: Option<u32>, max: Option<u32> },
-    NotNull { field: String },
-    InRange { field: String, min: Option<String>, max: Option<String> },
-    NotInFuture { field: String },
-    DateOrder { field: String, after: String },
-    Unique { fields: Vec<String> },
+    NhsNumberValid {
+        field: String,
+    },
+    PostcodeValid {
+        field: String,
+    },
+    MatchesRegex {
+        field: String,
+        pattern: String,
+    },
+    InValueSet {
+        field: String,
+        values: Vec<String>,
+    },
+    Parseable {
+        field: String,
+    },
+    Length {
+        field: String,
+        min: Option<u32>,
+        max: Option<u32>,
+    },
+    NotNull {
+        field: String,
+    },
+    InRange {
+        field: String,
+        min: Option<String>,
+        max: Option<String>,
+    },
+    NotInFuture {
+        field: String,
+    },
+    DateOrder {
+        field: String,
+        after: String,
+    },
+    Unique {
+        fields: Vec<String>,
+    },
     /// Custom SQL boolean expression over the mapped canonical fields.
-    Expr { sql: String },
+    Expr {
+        sql: String,
+    },
 }
 
 /// One quality rule, resolved.

@@ -22,7 +22,9 @@ use super::rules::{self, Param};
 use crate::canonical::{self, CanonicalField, Entity, FieldType, Zone};
 use crate::diagnostics::{Diagnostic, Diagnostics, Span, did_you_mean};
 use crate::manifest::Loaded;
-use crate::manifest::model::{FieldMapping, OnFail, Provider, QualityRule, RawManifest, Source, SourceFormat};
+use crate::manifest::model::{
+    FieldMapping, OnFail, Provider, QualityRule, RawManifest, Source, SourceFormat,
+};
 use crate::manifest::source::{SpanIndex, child};
 use crate::udf::text::check_date_format;
 
@@ -48,7 +50,11 @@ impl Checker {
 }
 
 /// Check one loaded manifest. Returns the resolved manifest when there are no errors.
-pub fn check(checker: &Checker, loaded: &Loaded, diags: &mut Diagnostics) -> Option<ResolvedManifest> {
+pub fn check(
+    checker: &Checker,
+    loaded: &Loaded,
+    diags: &mut Diagnostics,
+) -> Option<ResolvedManifest> {
     let before = diags.errors();
     let spans = &loaded.doc.spans;
     let value = &loaded.doc.value;
@@ -60,14 +66,20 @@ pub fn check(checker: &Checker, loaded: &Loaded, diags: &mut Diagnostics) -> Opt
     let provider: Option<Provider> = value
         .get("provider")
         .and_then(|p| serde_json::from_value(p.clone()).ok());
-    let resolved_provider = provider.as_ref().and_then(|p| check_provider(p, spans, diags));
+    let resolved_provider = provider
+        .as_ref()
+        .and_then(|p| check_provider(p, spans, diags));
 
     let sources_value = value.get("sources").and_then(Value::as_object);
-    if sources_value.is_none_or(|s| s.is_empty()) && value.get("sources").is_none_or(|s| s.is_object()) {
+    if sources_value.is_none_or(|s| s.is_empty())
+        && value.get("sources").is_none_or(|s| s.is_object())
+    {
         diags.push(
             Diagnostic::new("ONB0103", "the manifest declares no sources")
                 .at_opt(spans.key("/provider").or_else(|| spans.value("")))
-                .help("add a `sources:` mapping, or `uses:` a provider template that declares them"),
+                .help(
+                    "add a `sources:` mapping, or `uses:` a provider template that declares them",
+                ),
         );
     }
     let mut resolved_sources = Vec::new();
@@ -95,7 +107,11 @@ pub fn check(checker: &Checker, loaded: &Loaded, diags: &mut Diagnostics) -> Opt
     })
 }
 
-fn check_provider(p: &Provider, spans: &SpanIndex, diags: &mut Diagnostics) -> Option<ResolvedProvider> {
+fn check_provider(
+    p: &Provider,
+    spans: &SpanIndex,
+    diags: &mut Diagnostics,
+) -> Option<ResolvedProvider> {
     let mut missing = Vec::new();
     if p.name.is_none() {
         missing.push("name");
@@ -108,10 +124,13 @@ fn check_provider(p: &Provider, spans: &SpanIndex, diags: &mut Diagnostics) -> O
     }
     for m in &missing {
         diags.push(
-            Diagnostic::new("ONB0103", format!("missing required key `{m}` in `provider`"))
-                .at_opt(spans.key("/provider"))
-                .label(format!("`{m}` missing here"))
-                .help("set it here or in the provider template"),
+            Diagnostic::new(
+                "ONB0103",
+                format!("missing required key `{m}` in `provider`"),
+            )
+            .at_opt(spans.key("/provider"))
+            .label(format!("`{m}` missing here"))
+            .help("set it here or in the provider template"),
         );
     }
     if !missing.is_empty() {
@@ -133,9 +152,18 @@ fn secret_patterns() -> &'static [(Regex, &'static str)] {
         [
             (r"AKIA[0-9A-Z]{16}", "an AWS access key id"),
             (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
-            (r"(?i)[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", "a URL with a password"),
-            (r"(?i)(AccountKey|SharedAccessSignature|sig)=[A-Za-z0-9%+/=]{16,}", "an Azure storage key"),
-            (r"(?i)(password|pwd)\s*=\s*[^;\s]+", "a connection-string password"),
+            (
+                r"(?i)[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",
+                "a URL with a password",
+            ),
+            (
+                r"(?i)(AccountKey|SharedAccessSignature|sig)=[A-Za-z0-9%+/=]{16,}",
+                "an Azure storage key",
+            ),
+            (
+                r"(?i)(password|pwd)\s*=\s*[^;\s]+",
+                "a connection-string password",
+            ),
             (r"\bgh[pousr]_[A-Za-z0-9]{30,}", "a GitHub token"),
             (r"\bxox[abpr]-[A-Za-z0-9-]{10,}", "a Slack token"),
             (r"\bsk-[A-Za-z0-9]{20,}", "an API secret key"),
@@ -147,8 +175,20 @@ fn secret_patterns() -> &'static [(Regex, &'static str)] {
 }
 
 const SECRET_KEYS: &[&str] = &[
-    "password", "passwd", "secret", "token", "api_key", "apikey", "access_key", "secret_key",
-    "private_key", "client_secret", "connection_string", "pseudonymisation_key", "hmac_key", "key_material",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "access_key",
+    "secret_key",
+    "private_key",
+    "client_secret",
+    "connection_string",
+    "pseudonymisation_key",
+    "hmac_key",
+    "key_material",
 ];
 
 fn check_secrets(v: &Value, pointer: &str, spans: &SpanIndex, diags: &mut Diagnostics) {
@@ -159,7 +199,11 @@ fn check_secrets(v: &Value, pointer: &str, spans: &SpanIndex, diags: &mut Diagno
                 let lk = k.to_ascii_lowercase();
                 let literal = matches!(val, Value::String(s) if !s.is_empty() && !s.starts_with("${"))
                     || matches!(val, Value::Number(_));
-                if literal && SECRET_KEYS.iter().any(|s| lk == *s || lk.ends_with(&format!("_{s}"))) {
+                if literal
+                    && SECRET_KEYS
+                        .iter()
+                        .any(|s| lk == *s || lk.ends_with(&format!("_{s}")))
+                {
                     diags.push(
                         Diagnostic::new("ONB0702", format!("`{k}` holds a literal secret"))
                             .at_opt(spans.value(&p))
@@ -196,7 +240,11 @@ fn check_secrets(v: &Value, pointer: &str, spans: &SpanIndex, diags: &mut Diagno
 /// Whether a relative path stays under its root (no absolute paths, no `..` above it).
 pub fn path_stays_inside(p: &str) -> bool {
     let path = Path::new(p);
-    if path.is_absolute() || p.starts_with('/') || p.starts_with('\\') || p.contains(':') && p.len() > 1 && p.as_bytes()[1] == b':' {
+    if path.is_absolute()
+        || p.starts_with('/')
+        || p.starts_with('\\')
+        || p.contains(':') && p.len() > 1 && p.as_bytes()[1] == b':'
+    {
         return false;
     }
     let mut depth: i64 = 0;
@@ -231,15 +279,21 @@ fn check_source(
     // Path of the extract.
     if !path_stays_inside(&src.path) {
         diags.push(
-            Diagnostic::new("ONB0701", format!("source path `{}` escapes the landing zone", src.path))
-                .at_opt(spans.value(&child(base, "path")))
-                .label("absolute or `..` path")
-                .help("write the path relative to the landing zone, e.g. `emis/patients_*.csv`"),
+            Diagnostic::new(
+                "ONB0701",
+                format!("source path `{}` escapes the landing zone", src.path),
+            )
+            .at_opt(spans.value(&child(base, "path")))
+            .label("absolute or `..` path")
+            .help("write the path relative to the landing zone, e.g. `emis/patients_*.csv`"),
         );
     } else if let Err(e) = glob::Pattern::new(&src.path) {
         diags.push(
-            Diagnostic::new("ONB0104", format!("source path is not a valid glob: {}", e.msg))
-                .at_opt(spans.value(&child(base, "path"))),
+            Diagnostic::new(
+                "ONB0104",
+                format!("source path is not a valid glob: {}", e.msg),
+            )
+            .at_opt(spans.value(&child(base, "path"))),
         );
     }
 
@@ -259,8 +313,11 @@ fn check_source(
                 Some(s.as_bytes()[0])
             } else {
                 diags.push(
-                    Diagnostic::new("ONB0104", format!("`csv.{key}` must be one ASCII character"))
-                        .at_opt(spans.value(&child(&child(base, "csv"), key))),
+                    Diagnostic::new(
+                        "ONB0104",
+                        format!("`csv.{key}` must be one ASCII character"),
+                    )
+                    .at_opt(spans.value(&child(&child(base, "csv"), key))),
                 );
                 None
             }
@@ -311,12 +368,20 @@ fn check_source(
         Some(e) => Some(e.clone()),
         None => {
             diags.push(
-                Diagnostic::new("ONB0201", format!("`{}` is not a canonical entity", src.maps_to))
-                    .at_opt(spans.value(&child(base, "maps_to")))
-                    .label("unknown entity")
-                    .help(did_you_mean(&src.maps_to, model.entity_names()).unwrap_or_else(|| {
-                        format!("canonical entities: {}", model.entity_names().collect::<Vec<_>>().join(", "))
-                    })),
+                Diagnostic::new(
+                    "ONB0201",
+                    format!("`{}` is not a canonical entity", src.maps_to),
+                )
+                .at_opt(spans.value(&child(base, "maps_to")))
+                .label("unknown entity")
+                .help(
+                    did_you_mean(&src.maps_to, model.entity_names()).unwrap_or_else(|| {
+                        format!(
+                            "canonical entities: {}",
+                            model.entity_names().collect::<Vec<_>>().join(", ")
+                        )
+                    }),
+                ),
             );
             None
         }
@@ -324,12 +389,29 @@ fn check_source(
     let identity = model.identity().clone();
     let is_identity_source = entity.as_ref().is_some_and(|e| e.zone == Zone::Identity);
 
-    let mut used_columns: HashSet<String> = HashSet::new();
+    // Columns named by `from` count as used even when their mapping has other problems.
+    let mut used_columns: HashSet<String> = src
+        .fields
+        .values()
+        .chain(src.identity.values())
+        .filter_map(|m| m.from.clone())
+        .collect();
     let mut fields = Vec::new();
     if let Some(entity) = &entity {
         for (name, m) in &src.fields {
             let p = child(&child(base, "fields"), name);
-            if let Some(f) = check_field(checker, loaded, entity, name, m, &p, src, source_df.as_ref(), &mut used_columns, diags) {
+            if let Some(f) = check_field(
+                checker,
+                loaded,
+                entity,
+                name,
+                m,
+                &p,
+                src,
+                source_df.as_ref(),
+                &mut used_columns,
+                diags,
+            ) {
                 fields.push(f);
             }
         }
@@ -339,14 +421,28 @@ fn check_source(
         let p = child(&child(base, "identity"), name);
         if is_identity_source && src.fields.contains_key(name) {
             diags.push(
-                Diagnostic::new("ONB0204", format!("`{name}` is mapped in both `fields` and `identity`"))
-                    .at_opt(spans.key(&p))
-                    .label("second mapping")
-                    .help("this source maps to person_identity: keep the mapping in `fields` only"),
+                Diagnostic::new(
+                    "ONB0204",
+                    format!("`{name}` is mapped in both `fields` and `identity`"),
+                )
+                .at_opt(spans.key(&p))
+                .label("second mapping")
+                .help("this source maps to person_identity: keep the mapping in `fields` only"),
             );
             continue;
         }
-        if let Some(f) = check_field(checker, loaded, &identity, name, m, &p, src, source_df.as_ref(), &mut used_columns, diags) {
+        if let Some(f) = check_field(
+            checker,
+            loaded,
+            &identity,
+            name,
+            m,
+            &p,
+            src,
+            source_df.as_ref(),
+            &mut used_columns,
+            diags,
+        ) {
             identity_fields.push(f);
         }
     }
@@ -354,16 +450,27 @@ fn check_source(
     // Required canonical fields.
     if let Some(entity) = &entity {
         for f in entity.fields.iter().filter(|f| f.required && !f.derived) {
-            let mapped = src.fields.contains_key(&f.name) || (is_identity_source && src.identity.contains_key(&f.name));
+            let mapped = src.fields.contains_key(&f.name)
+                || (is_identity_source && src.identity.contains_key(&f.name));
             if !mapped {
                 diags.push(
                     Diagnostic::new(
                         "ONB0203",
-                        format!("required field `{}` of `{}` is not mapped", f.name, entity.name),
+                        format!(
+                            "required field `{}` of `{}` is not mapped",
+                            f.name, entity.name
+                        ),
                     )
-                    .at_opt(spans.key(&child(base, "fields")).or_else(|| spans.value(&child(base, "maps_to"))))
+                    .at_opt(
+                        spans
+                            .key(&child(base, "fields"))
+                            .or_else(|| spans.value(&child(base, "maps_to"))),
+                    )
                     .label(format!("`{}` missing", f.name))
-                    .help(format!("map it, e.g. `{}: {{ from: <column> }}` ({})", f.name, f.description)),
+                    .help(format!(
+                        "map it, e.g. `{}: {{ from: <column> }}` ({})",
+                        f.name, f.description
+                    )),
                 );
             }
         }
@@ -379,9 +486,10 @@ fn check_source(
         }
     }
 
-    // Unused columns (a warning: they are read and ignored).
+    // Unused columns (a warning: they are read and ignored). Only said when the
+    // source is otherwise sound, so it never buries an error.
     for (i, c) in src.columns.iter().enumerate() {
-        if !used_columns.contains(c) {
+        if diags.errors() == before && !used_columns.contains(c) {
             diags.push(
                 Diagnostic::new("ONB0212", format!("column `{c}` is declared but not used"))
                     .at_opt(spans.value(&format!("{base}/columns/{i}")))
@@ -400,13 +508,20 @@ fn check_source(
         let mut ids: HashMap<String, usize> = HashMap::new();
         for (i, rule) in src.quality.iter().enumerate() {
             let p = format!("{base}/quality/{i}");
-            if let Some(r) = check_rule(checker, spans, entity, &identity, &mapped, rule, &p, diags) {
+            if let Some(r) = check_rule(checker, spans, entity, &identity, &mapped, rule, &p, diags)
+            {
                 if let Some(first) = ids.get(&r.id) {
                     diags.push(
-                        Diagnostic::new("ONB0404", format!("rule id `{}` is used twice in source `{id}`", r.id))
-                            .at_opt(spans.value(&p))
-                            .label("duplicate id")
-                            .help(format!("give one of them a distinct `id:` (first use: quality rule {})", first + 1)),
+                        Diagnostic::new(
+                            "ONB0404",
+                            format!("rule id `{}` is used twice in source `{id}`", r.id),
+                        )
+                        .at_opt(spans.value(&p))
+                        .label("duplicate id")
+                        .help(format!(
+                            "give one of them a distinct `id:` (first use: quality rule {})",
+                            first + 1
+                        )),
                     );
                     continue;
                 }
@@ -419,11 +534,14 @@ fn check_source(
     if diags.errors() > before {
         return None;
     }
-    let thresholds = src.thresholds.clone().unwrap_or(crate::manifest::model::Thresholds {
-        max_quarantine_rate: None,
-        min_rows: None,
-        on_breach: None,
-    });
+    let thresholds = src
+        .thresholds
+        .clone()
+        .unwrap_or(crate::manifest::model::Thresholds {
+            max_quarantine_rate: None,
+            min_rows: None,
+            on_breach: None,
+        });
     Some(ResolvedSource {
         id: id.to_string(),
         path: src.path.clone(),
@@ -458,23 +576,38 @@ fn check_field(
     let before = diags.errors();
     let Some(field) = entity.field(name) else {
         let mut help = did_you_mean(name, entity.field_names());
-        if help.is_none() && entity.zone == Zone::Analytics && model.identity().field(name).is_some() {
-            help = Some("identifiers go in the source's `identity:` block, never in analytics fields".into());
+        if help.is_none()
+            && entity.zone == Zone::Analytics
+            && model.identity().field(name).is_some()
+        {
+            help = Some(
+                "identifiers go in the source's `identity:` block, never in analytics fields"
+                    .into(),
+            );
         }
         diags.push(
-            Diagnostic::new("ONB0202", format!("`{name}` is not a field of canonical entity `{}`", entity.name))
-                .at_opt(spans.key(p))
-                .label("unknown field")
-                .help_opt(help),
+            Diagnostic::new(
+                "ONB0202",
+                format!(
+                    "`{name}` is not a field of canonical entity `{}`",
+                    entity.name
+                ),
+            )
+            .at_opt(spans.key(p))
+            .label("unknown field")
+            .help_opt(help),
         );
         return None;
     };
     if field.derived {
         diags.push(
-            Diagnostic::new("ONB0213", format!("`{name}` is computed by onboard and cannot be mapped"))
-                .at_opt(spans.key(p))
-                .label("derived field")
-                .help(field.description.clone()),
+            Diagnostic::new(
+                "ONB0213",
+                format!("`{name}` is computed by onboard and cannot be mapped"),
+            )
+            .at_opt(spans.key(p))
+            .label("derived field")
+            .help(field.description.clone()),
         );
         return None;
     }
@@ -482,9 +615,16 @@ fn check_field(
     let kinds = [m.from.is_some(), m.constant.is_some(), m.expr.is_some()];
     if kinds.iter().filter(|k| **k).count() != 1 {
         diags.push(
-            Diagnostic::new("ONB0208", format!("mapping of `{name}` needs exactly one of `from`, `const`, `expr`"))
-                .at_opt(spans.key(p))
-                .label(if kinds.iter().any(|k| *k) { "more than one given" } else { "none given" }),
+            Diagnostic::new(
+                "ONB0208",
+                format!("mapping of `{name}` needs exactly one of `from`, `const`, `expr`"),
+            )
+            .at_opt(spans.key(p))
+            .label(if kinds.iter().any(|k| *k) {
+                "more than one given"
+            } else {
+                "none given"
+            }),
         );
         return None;
     }
@@ -495,7 +635,10 @@ fn check_field(
             diags.push(
                 Diagnostic::new(
                     "ONB0210",
-                    format!("column `{col}` is not in source columns ({})", preview(&src.columns)),
+                    format!(
+                        "column `{col}` is not in source columns ({})",
+                        preview(&src.columns)
+                    ),
                 )
                 .at_opt(spans.value(&child(p, "from")))
                 .label("not declared")
@@ -521,21 +664,38 @@ fn check_field(
                 return None;
             }
         };
-        if m.transform.is_none() && m.map.is_none() && m.map_file.is_none() && m.parse_date.is_none() && m.parse_timestamp.is_none() {
+        if m.transform.is_none()
+            && m.map.is_none()
+            && m.map_file.is_none()
+            && m.parse_date.is_none()
+            && m.parse_timestamp.is_none()
+        {
             if !const_fits(&text, c, field.ty) {
                 diags.push(
-                    Diagnostic::new("ONB0205", format!("constant `{text}` cannot be a `{}` (field `{name}`)", field.ty.name()))
-                        .at_opt(spans.value(&child(p, "const")))
-                        .label("type conflict"),
+                    Diagnostic::new(
+                        "ONB0205",
+                        format!(
+                            "constant `{text}` cannot be a `{}` (field `{name}`)",
+                            field.ty.name()
+                        ),
+                    )
+                    .at_opt(spans.value(&child(p, "const")))
+                    .label("type conflict"),
                 );
             } else if let Some(vs) = &field.value_set
                 && !vs.contains(&text)
             {
                 diags.push(
-                    Diagnostic::new("ONB0206", format!("`{text}` is not in value set `{}` of field `{name}`", vs.name))
-                        .at_opt(spans.value(&child(p, "const")))
-                        .label("not in value set")
-                        .help(codes_help(&text, vs)),
+                    Diagnostic::new(
+                        "ONB0206",
+                        format!(
+                            "`{text}` is not in value set `{}` of field `{name}`",
+                            vs.name
+                        ),
+                    )
+                    .at_opt(spans.value(&child(p, "const")))
+                    .label("not in value set")
+                    .help(codes_help(&text, vs)),
                 );
             }
         }
@@ -560,16 +720,30 @@ fn check_field(
         let list = t.to_vec();
         let many = matches!(t, crate::manifest::model::OneOrMany::Many(_));
         for (i, name_t) in list.iter().enumerate() {
-            let tp = if many { format!("{p}/transform/{i}") } else { child(p, "transform") };
+            let tp = if many {
+                format!("{p}/transform/{i}")
+            } else {
+                child(p, "transform")
+            };
             match rules::transform(name_t) {
                 Some(def) => transforms.push(def.sql),
                 None => diags.push(
                     Diagnostic::new("ONB0209", format!("unknown transform `{name_t}`"))
                         .at_opt(spans.value(&tp))
                         .label("no such transform")
-                        .help(did_you_mean(name_t, rules::TRANSFORMS.iter().map(|t| t.name)).unwrap_or_else(|| {
-                            format!("transforms: {}", rules::TRANSFORMS.iter().map(|t| t.name).collect::<Vec<_>>().join(", "))
-                        })),
+                        .help(
+                            did_you_mean(name_t, rules::TRANSFORMS.iter().map(|t| t.name))
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "transforms: {}",
+                                        rules::TRANSFORMS
+                                            .iter()
+                                            .map(|t| t.name)
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    )
+                                }),
+                        ),
                 ),
             }
         }
@@ -590,7 +764,13 @@ fn check_field(
         let mut out = IndexMap::new();
         for (k, v) in inline {
             let t = v.as_text();
-            check_code(field, &t, spans.value(&child(&child(p, "map"), k)), name, diags);
+            check_code(
+                field,
+                &t,
+                spans.value(&child(&child(p, "map"), k)),
+                name,
+                diags,
+            );
             out.insert(k.clone(), t);
         }
         map = Some(out);
@@ -621,7 +801,13 @@ fn check_field(
     }
     let map_default = m.map_default.as_ref().map(|c| {
         let t = c.as_text();
-        check_code(field, &t, spans.value(&child(p, "map_default")), name, diags);
+        check_code(
+            field,
+            &t,
+            spans.value(&child(p, "map_default")),
+            name,
+            diags,
+        );
         t
     });
     if map.is_some() {
@@ -629,18 +815,35 @@ fn check_field(
     }
 
     // Dates.
-    let date_formats = m.parse_date.as_ref().map(|f| f.to_vec()).unwrap_or_default();
-    let timestamp_formats = m.parse_timestamp.as_ref().map(|f| f.to_vec()).unwrap_or_default();
-    for (key, formats) in [("parse_date", &date_formats), ("parse_timestamp", &timestamp_formats)] {
+    let date_formats = m
+        .parse_date
+        .as_ref()
+        .map(|f| f.to_vec())
+        .unwrap_or_default();
+    let timestamp_formats = m
+        .parse_timestamp
+        .as_ref()
+        .map(|f| f.to_vec())
+        .unwrap_or_default();
+    for (key, formats) in [
+        ("parse_date", &date_formats),
+        ("parse_timestamp", &timestamp_formats),
+    ] {
         if formats.is_empty() {
             continue;
         }
         if !matches!(field.ty, FieldType::Date | FieldType::Timestamp) {
             diags.push(
-                Diagnostic::new("ONB0205", format!("`{key}` on field `{name}`, which is `{}`, not a date", field.ty.name()))
-                    .at_opt(spans.key(&child(p, key)))
-                    .label("type conflict")
-                    .help("remove it, or map a date field"),
+                Diagnostic::new(
+                    "ONB0205",
+                    format!(
+                        "`{key}` on field `{name}`, which is `{}`, not a date",
+                        field.ty.name()
+                    ),
+                )
+                .at_opt(spans.key(&child(p, key)))
+                .label("type conflict")
+                .help("remove it, or map a date field"),
             );
         }
         for f in formats.iter() {
@@ -653,9 +856,17 @@ fn check_field(
                 );
             }
         }
-        input_type = if key == "parse_date" { DataType::Date32 } else { target.clone() };
+        input_type = if key == "parse_date" {
+            DataType::Date32
+        } else {
+            target.clone()
+        };
     }
-    if (map.is_some() || m.map_default.is_some()) && matches!(field.ty, FieldType::Date | FieldType::Timestamp) && date_formats.is_empty() && timestamp_formats.is_empty() {
+    if (map.is_some() || m.map_default.is_some())
+        && matches!(field.ty, FieldType::Date | FieldType::Timestamp)
+        && date_formats.is_empty()
+        && timestamp_formats.is_empty()
+    {
         diags.push(
             Diagnostic::new("ONB0205", format!("value map on date field `{name}`"))
                 .at_opt(spans.key(&child(p, if m.map.is_some() { "map" } else { "map_file" })))
@@ -663,11 +874,17 @@ fn check_field(
                 .help("dates are parsed with `parse_date`, not mapped"),
         );
     }
-    if matches!(source, ValueSource::Expr(_)) && !can_cast_types(&input_type, &target) && input_type != DataType::Null {
+    if matches!(source, ValueSource::Expr(_))
+        && !can_cast_types(&input_type, &target)
+        && input_type != DataType::Null
+    {
         diags.push(
             Diagnostic::new(
                 "ONB0205",
-                format!("expression gives `{input_type}`, which cannot become `{}` (field `{name}`)", field.ty.name()),
+                format!(
+                    "expression gives `{input_type}`, which cannot become `{}` (field `{name}`)",
+                    field.ty.name()
+                ),
             )
             .at_opt(spans.value(&child(p, "expr")))
             .label("type conflict"),
@@ -701,26 +918,48 @@ fn codes_help(got: &str, vs: &canonical::ValueSet) -> String {
         if codes.len() <= 20 {
             format!("allowed codes: {}", codes.join(", "))
         } else {
-            format!("value set `{}` has {} codes; see schemas/canonical/value_sets.yaml", vs.name, codes.len())
+            format!(
+                "value set `{}` has {} codes; see schemas/canonical/value_sets.yaml",
+                vs.name,
+                codes.len()
+            )
         }
     })
 }
 
-fn check_code(field: &CanonicalField, code: &str, at: Option<Span>, name: &str, diags: &mut Diagnostics) {
+fn check_code(
+    field: &CanonicalField,
+    code: &str,
+    at: Option<Span>,
+    name: &str,
+    diags: &mut Diagnostics,
+) {
     if let Some(vs) = &field.value_set
         && !vs.contains(code)
     {
         diags.push(
-            Diagnostic::new("ONB0206", format!("`{code}` is not in value set `{}` of field `{name}`", vs.name))
-                .at_opt(at)
-                .label("not in value set")
-                .help(codes_help(code, vs)),
+            Diagnostic::new(
+                "ONB0206",
+                format!(
+                    "`{code}` is not in value set `{}` of field `{name}`",
+                    vs.name
+                ),
+            )
+            .at_opt(at)
+            .label("not in value set")
+            .help(codes_help(code, vs)),
         );
     } else if field.value_set.is_none() && !text_fits(code, field.ty) {
         diags.push(
-            Diagnostic::new("ONB0205", format!("`{code}` cannot be a `{}` (field `{name}`)", field.ty.name()))
-                .at_opt(at)
-                .label("type conflict"),
+            Diagnostic::new(
+                "ONB0205",
+                format!(
+                    "`{code}` cannot be a `{}` (field `{name}`)",
+                    field.ty.name()
+                ),
+            )
+            .at_opt(at)
+            .label("type conflict"),
         );
     }
 }
@@ -730,7 +969,10 @@ fn text_fits(text: &str, ty: FieldType) -> bool {
         FieldType::Utf8 => true,
         FieldType::Int64 => text.trim().parse::<i64>().is_ok(),
         FieldType::Float64 | FieldType::Decimal { .. } => text.trim().parse::<f64>().is_ok(),
-        FieldType::Boolean => matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "false" | "1" | "0" | "yes" | "no"),
+        FieldType::Boolean => matches!(
+            text.trim().to_ascii_lowercase().as_str(),
+            "true" | "false" | "1" | "0" | "yes" | "no"
+        ),
         FieldType::Date => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").is_ok(),
         FieldType::Timestamp => {
             chrono::NaiveDateTime::parse_from_str(text.trim(), "%Y-%m-%d %H:%M:%S").is_ok()
@@ -750,9 +992,16 @@ fn const_fits(text: &str, v: &Value, ty: FieldType) -> bool {
 
 /// Read a two-column `source,target` CSV with a header. Paths are relative to the
 /// manifest and must stay inside the project root.
-pub fn read_map_file(root: &Path, manifest: &Path, file: &str) -> Result<Vec<(String, String)>, (&'static str, String)> {
+pub fn read_map_file(
+    root: &Path,
+    manifest: &Path,
+    file: &str,
+) -> Result<Vec<(String, String)>, (&'static str, String)> {
     if !path_stays_inside(file) {
-        return Err(("ONB0701", format!("map file `{file}` is an absolute path or leaves the repository")));
+        return Err((
+            "ONB0701",
+            format!("map file `{file}` is an absolute path or leaves the repository"),
+        ));
     }
     let dir = manifest.parent().unwrap_or(Path::new("."));
     let full = dir.join(file);
@@ -760,14 +1009,21 @@ pub fn read_map_file(root: &Path, manifest: &Path, file: &str) -> Result<Vec<(St
     if let Ok(c) = full.canonicalize()
         && !c.starts_with(&canon_root)
     {
-        return Err(("ONB0701", format!("map file `{file}` resolves outside the repository")));
+        return Err((
+            "ONB0701",
+            format!("map file `{file}` resolves outside the repository"),
+        ));
     }
-    let text = std::fs::read_to_string(&full).map_err(|e| ("ONB0207", format!("cannot read map file `{file}`: {e}")))?;
+    let text = std::fs::read_to_string(&full)
+        .map_err(|e| ("ONB0207", format!("cannot read map file `{file}`: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut lines = text.lines();
     let header = lines.next().unwrap_or("");
     if header.split(',').count() != 2 {
-        return Err(("ONB0207", format!("map file `{file}` must start with a two-column header (source,target)")));
+        return Err((
+            "ONB0207",
+            format!("map file `{file}` must start with a two-column header (source,target)"),
+        ));
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
@@ -777,11 +1033,24 @@ pub fn read_map_file(root: &Path, manifest: &Path, file: &str) -> Result<Vec<(St
         }
         let parts: Vec<&str> = line.split(',').collect();
         if parts.len() != 2 {
-            return Err(("ONB0207", format!("map file `{file}` line {}: expected 2 columns, found {}", i + 2, parts.len())));
+            return Err((
+                "ONB0207",
+                format!(
+                    "map file `{file}` line {}: expected 2 columns, found {}",
+                    i + 2,
+                    parts.len()
+                ),
+            ));
         }
         let k = parts[0].trim().trim_matches('"').to_string();
         if !seen.insert(k.clone()) {
-            return Err(("ONB0207", format!("map file `{file}` line {}: source value `{k}` is mapped twice", i + 2)));
+            return Err((
+                "ONB0207",
+                format!(
+                    "map file `{file}` line {}: source value `{k}` is mapped twice",
+                    i + 2
+                ),
+            ));
         }
         out.push((k, parts[1].trim().trim_matches('"').to_string()));
     }
@@ -789,7 +1058,11 @@ pub fn read_map_file(root: &Path, manifest: &Path, file: &str) -> Result<Vec<(St
 }
 
 /// Parse and type-check a SQL expression; returns its type and the columns it reads.
-pub fn check_sql(checker: &Checker, sql: &str, schema: &DFSchema) -> Result<(DataType, Vec<String>), Diagnostic> {
+pub fn check_sql(
+    checker: &Checker,
+    sql: &str,
+    schema: &DFSchema,
+) -> Result<(DataType, Vec<String>), Diagnostic> {
     let expr = match checker.ctx.parse_sql_expr(sql, schema) {
         Ok(e) => e,
         Err(e) => return Err(sql_error(checker, &e, schema)),
@@ -800,11 +1073,29 @@ pub fn check_sql(checker: &Checker, sql: &str, schema: &DFSchema) -> Result<(Dat
             .help("expressions are evaluated per row; use a quality rule such as `unique` for cross-row checks"));
     }
     let ty = expr.get_type(schema).map_err(|e| {
-        Diagnostic::new("ONB0304", format!("expression does not type-check: {}", first_line(&e.find_root().to_string())))
-            .label("type error")
+        Diagnostic::new(
+            "ONB0304",
+            format!(
+                "expression does not type-check: {}",
+                first_line(&e.find_root().to_string())
+            ),
+        )
+        .label("type error")
     })?;
-    let cols = expr.column_refs().into_iter().map(|c| c.name.clone()).collect();
+    let cols = expr
+        .column_refs()
+        .into_iter()
+        .map(|c| c.name.clone())
+        .collect();
     Ok((ty, cols))
+}
+
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn first_line(s: &str) -> String {
@@ -821,21 +1112,37 @@ fn sql_error(checker: &Checker, e: &DataFusionError, schema: &DFSchema) -> Diagn
         if help.is_none() {
             help = Some(format!("available: {}", preview(&names)));
         }
-        return Diagnostic::new("ONB0302", format!("expression names unknown column `{}`", field.name))
-            .label("unknown column")
-            .help_opt(help);
+        return Diagnostic::new(
+            "ONB0302",
+            format!("expression names unknown column `{}`", field.name),
+        )
+        .label("unknown column")
+        .help_opt(help);
     }
     match root {
-        DataFusionError::SQL(pe, _) => Diagnostic::new("ONB0301", format!("SQL expression does not parse: {pe}")).label("syntax error"),
+        DataFusionError::SQL(pe, _) => {
+            Diagnostic::new("ONB0301", format!("SQL expression does not parse: {pe}"))
+                .label("syntax error")
+        }
         other => {
             let msg = other.to_string();
             if let Some(rest) = msg.split("Invalid function '").nth(1) {
                 let name = rest.split('\'').next().unwrap_or("").to_string();
-                Diagnostic::new("ONB0303", format!("expression calls unknown function `{name}`"))
-                    .label("unknown function")
-                    .help_opt(did_you_mean(&name, checker.function_names.iter().map(String::as_str)))
+                Diagnostic::new(
+                    "ONB0303",
+                    format!("expression calls unknown function `{name}`"),
+                )
+                .label("unknown function")
+                .help_opt(did_you_mean(
+                    &name,
+                    checker.function_names.iter().map(String::as_str),
+                ))
             } else {
-                Diagnostic::new("ONB0304", format!("expression is not valid: {}", first_line(&msg))).label("invalid")
+                Diagnostic::new(
+                    "ONB0304",
+                    format!("expression is not valid: {}", first_line(&msg)),
+                )
+                .label("invalid")
             }
         }
     }
@@ -868,9 +1175,16 @@ fn check_rule(
     match (&r.rule, &r.expr) {
         (Some(_), Some(_)) | (None, None) => {
             diags.push(
-                Diagnostic::new("ONB0405", "a quality rule needs exactly one of `rule` or `expr`")
-                    .at_opt(spans.value(p))
-                    .label(if r.rule.is_some() { "both given" } else { "neither given" }),
+                Diagnostic::new(
+                    "ONB0405",
+                    "a quality rule needs exactly one of `rule` or `expr`",
+                )
+                .at_opt(spans.value(p))
+                .label(if r.rule.is_some() {
+                    "both given"
+                } else {
+                    "neither given"
+                }),
             );
             None
         }
@@ -878,9 +1192,12 @@ fn check_rule(
             for (param, present) in &given {
                 if *present {
                     diags.push(
-                        Diagnostic::new("ONB0402", format!("custom `expr` rules take no `{}`", param.key()))
-                            .at_opt(spans.key(&child(p, param.key())))
-                            .label("not a parameter of expr rules"),
+                        Diagnostic::new(
+                            "ONB0402",
+                            format!("custom `expr` rules take no `{}`", param.key()),
+                        )
+                        .at_opt(spans.key(&child(p, param.key())))
+                        .label("not a parameter of expr rules"),
                     );
                 }
             }
@@ -894,7 +1211,10 @@ fn check_rule(
                 return None;
             };
             let schema = Schema::new(
-                mapped.values().map(|f| Field::new(&f.name, f.ty.arrow(), true)).collect::<Vec<_>>(),
+                mapped
+                    .values()
+                    .map(|f| Field::new(&f.name, f.ty.arrow(), true))
+                    .collect::<Vec<_>>(),
             );
             if let Ok(df) = DFSchema::try_from(schema) {
                 match check_sql(checker, sql, &df) {
@@ -921,7 +1241,9 @@ fn check_rule(
             Some(ResolvedRule {
                 id: id.clone(),
                 code: rules::CUSTOM_RULE_CODE,
-                category: r.category.unwrap_or(crate::manifest::model::KahnCategory::Plausibility),
+                category: r
+                    .category
+                    .unwrap_or(crate::manifest::model::KahnCategory::Plausibility),
                 on_fail,
                 check: RuleCheck::Expr { sql: sql.clone() },
                 description: r.description.clone(),
@@ -943,46 +1265,69 @@ fn check_rule(
                 let allowed = def.required.contains(param) || def.optional.contains(param);
                 if *present && !allowed {
                     diags.push(
-                        Diagnostic::new("ONB0402", format!("rule `{name}` takes no `{}`", param.key()))
-                            .at_opt(spans.key(&child(p, param.key())))
-                            .label("unexpected parameter"),
+                        Diagnostic::new(
+                            "ONB0402",
+                            format!("rule `{name}` takes no `{}`", param.key()),
+                        )
+                        .at_opt(spans.key(&child(p, param.key())))
+                        .label("unexpected parameter"),
                     );
                 }
                 if !*present && def.required.contains(param) {
                     diags.push(
-                        Diagnostic::new("ONB0402", format!("rule `{name}` needs `{}`", param.key()))
-                            .at_opt(spans.value(p))
-                            .label(format!("`{}` missing", param.key()))
-                            .help(format!("e.g. {}", def.example)),
+                        Diagnostic::new(
+                            "ONB0402",
+                            format!("rule `{name}` needs `{}`", param.key()),
+                        )
+                        .at_opt(spans.value(p))
+                        .label(format!("`{}` missing", param.key()))
+                        .help(format!("e.g. {}", def.example)),
                     );
                 }
             }
             if r.category.is_some() {
                 diags.push(
-                    Diagnostic::new("ONB0402", format!("built-in rule `{name}` has a fixed category"))
-                        .at_opt(spans.key(&child(p, "category")))
-                        .label("only for expr rules"),
+                    Diagnostic::new(
+                        "ONB0402",
+                        format!("built-in rule `{name}` has a fixed category"),
+                    )
+                    .at_opt(spans.key(&child(p, "category")))
+                    .label("only for expr rules"),
                 );
             }
-            let field_ok = |f: &str, key: &str, diags: &mut Diagnostics| -> Option<CanonicalField> {
+            let field_ok = |f: &str,
+                            key: &str,
+                            diags: &mut Diagnostics|
+             -> Option<CanonicalField> {
                 if let Some(cf) = mapped.get(f) {
                     return Some(cf.clone());
                 }
                 let at = spans.value(&child(p, key));
                 if entity.field(f).is_some() || identity.field(f).is_some() {
                     diags.push(
-                        Diagnostic::new("ONB0403", format!("rule `{name}` checks `{f}`, which this source does not map"))
-                            .at_opt(at)
-                            .label("not mapped")
-                            .help(format!("map `{f}` under `fields:` (or `identity:`), or drop the rule")),
+                        Diagnostic::new(
+                            "ONB0403",
+                            format!("rule `{name}` checks `{f}`, which this source does not map"),
+                        )
+                        .at_opt(at)
+                        .label("not mapped")
+                        .help(format!(
+                            "map `{f}` under `fields:` (or `identity:`), or drop the rule"
+                        )),
                     );
                 } else {
                     let names: Vec<&str> = mapped.keys().map(String::as_str).collect();
                     diags.push(
-                        Diagnostic::new("ONB0202", format!("`{f}` is not a field of canonical entity `{}`", entity.name))
-                            .at_opt(at)
-                            .label("unknown field")
-                            .help_opt(did_you_mean(f, names.into_iter().chain(entity.field_names()))),
+                        Diagnostic::new(
+                            "ONB0202",
+                            format!("`{f}` is not a field of canonical entity `{}`", entity.name),
+                        )
+                        .at_opt(at)
+                        .label("unknown field")
+                        .help_opt(did_you_mean(
+                            f,
+                            names.into_iter().chain(entity.field_names()),
+                        )),
                     );
                 }
                 None
@@ -990,21 +1335,35 @@ fn check_rule(
             let field = r.field.as_deref().and_then(|f| field_ok(f, "field", diags));
             let fname = r.field.clone().unwrap_or_default();
             let check = match def.name {
-                "nhs_number_valid" => RuleCheck::NhsNumberValid { field: fname.clone() },
-                "postcode_valid" => RuleCheck::PostcodeValid { field: fname.clone() },
+                "nhs_number_valid" => RuleCheck::NhsNumberValid {
+                    field: fname.clone(),
+                },
+                "postcode_valid" => RuleCheck::PostcodeValid {
+                    field: fname.clone(),
+                },
                 "matches_regex" => {
                     let pat = r.pattern.clone().unwrap_or_default();
                     if let Err(e) = Regex::new(&pat) {
                         diags.push(
-                            Diagnostic::new("ONB0402", format!("`pattern` is not a valid regular expression: {}", first_line(&e.to_string())))
-                                .at_opt(spans.value(&child(p, "pattern")))
-                                .label("bad regex"),
+                            Diagnostic::new(
+                                "ONB0402",
+                                format!(
+                                    "`pattern` is not a valid regular expression: {}",
+                                    one_line(&e.to_string())
+                                ),
+                            )
+                            .at_opt(spans.value(&child(p, "pattern")))
+                            .label("bad regex"),
                         );
                     }
-                    RuleCheck::MatchesRegex { field: fname.clone(), pattern: pat }
+                    RuleCheck::MatchesRegex {
+                        field: fname.clone(),
+                        pattern: pat,
+                    }
                 }
                 "in_value_set" => {
-                    let values = match (&r.values, field.as_ref().and_then(|f| f.value_set.clone())) {
+                    let values = match (&r.values, field.as_ref().and_then(|f| f.value_set.clone()))
+                    {
                         (Some(v), _) => v.iter().map(|c| c.as_text()).collect(),
                         (None, Some(vs)) => vs.codes().map(str::to_string).collect(),
                         (None, None) => {
@@ -1018,20 +1377,34 @@ fn check_rule(
                             Vec::new()
                         }
                     };
-                    RuleCheck::InValueSet { field: fname.clone(), values }
+                    RuleCheck::InValueSet {
+                        field: fname.clone(),
+                        values,
+                    }
                 }
-                "parseable" => RuleCheck::Parseable { field: fname.clone() },
+                "parseable" => RuleCheck::Parseable {
+                    field: fname.clone(),
+                },
                 "length" => {
                     if r.min_length.is_none() && r.max_length.is_none() {
                         diags.push(
-                            Diagnostic::new("ONB0402", "rule `length` needs `min_length` or `max_length`")
-                                .at_opt(spans.value(p))
-                                .label("no bound"),
+                            Diagnostic::new(
+                                "ONB0402",
+                                "rule `length` needs `min_length` or `max_length`",
+                            )
+                            .at_opt(spans.value(p))
+                            .label("no bound"),
                         );
                     }
-                    RuleCheck::Length { field: fname.clone(), min: r.min_length, max: r.max_length }
+                    RuleCheck::Length {
+                        field: fname.clone(),
+                        min: r.min_length,
+                        max: r.max_length,
+                    }
                 }
-                "not_null" => RuleCheck::NotNull { field: fname.clone() },
+                "not_null" => RuleCheck::NotNull {
+                    field: fname.clone(),
+                },
                 "in_range" => {
                     if r.min.is_none() && r.max.is_none() {
                         diags.push(
@@ -1049,16 +1422,39 @@ fn check_rule(
                         };
                         if let Some(f) = &field {
                             let ok = match f.ty {
-                                FieldType::Date | FieldType::Timestamp => text_fits(&text, FieldType::Date),
-                                FieldType::Int64 | FieldType::Float64 | FieldType::Decimal { .. } => matches!(v, Value::Number(_)),
+                                FieldType::Date | FieldType::Timestamp => {
+                                    text_fits(&text, FieldType::Date)
+                                }
+                                FieldType::Int64
+                                | FieldType::Float64
+                                | FieldType::Decimal { .. } => matches!(v, Value::Number(_)),
                                 _ => false,
                             };
                             if !ok {
                                 diags.push(
-                                    Diagnostic::new("ONB0402", format!("`{key}` of `in_range` on `{}` field `{}` must be {}", f.ty.name(), f.name,
-                                        if matches!(f.ty, FieldType::Date | FieldType::Timestamp) { "a date YYYY-MM-DD" } else if matches!(f.ty, FieldType::Utf8 | FieldType::Boolean) { "used on a number or date field" } else { "a number" }))
-                                        .at_opt(spans.value(&child(p, key)))
-                                        .label("bad bound"),
+                                    Diagnostic::new(
+                                        "ONB0402",
+                                        format!(
+                                            "`{key}` of `in_range` on `{}` field `{}` must be {}",
+                                            f.ty.name(),
+                                            f.name,
+                                            if matches!(
+                                                f.ty,
+                                                FieldType::Date | FieldType::Timestamp
+                                            ) {
+                                                "a date YYYY-MM-DD"
+                                            } else if matches!(
+                                                f.ty,
+                                                FieldType::Utf8 | FieldType::Boolean
+                                            ) {
+                                                "used on a number or date field"
+                                            } else {
+                                                "a number"
+                                            }
+                                        ),
+                                    )
+                                    .at_opt(spans.value(&child(p, key)))
+                                    .label("bad bound"),
                                 );
                             }
                         }
@@ -1066,26 +1462,42 @@ fn check_rule(
                     };
                     let min = bound(&r.min, "min");
                     let max = bound(&r.max, "max");
-                    RuleCheck::InRange { field: fname.clone(), min, max }
+                    RuleCheck::InRange {
+                        field: fname.clone(),
+                        min,
+                        max,
+                    }
                 }
                 "not_in_future" => {
                     if let Some(f) = &field
                         && !matches!(f.ty, FieldType::Date | FieldType::Timestamp)
                     {
                         diags.push(
-                            Diagnostic::new("ONB0402", format!("`not_in_future` needs a date field; `{}` is `{}`", f.name, f.ty.name()))
-                                .at_opt(spans.value(&child(p, "field")))
-                                .label("not a date"),
+                            Diagnostic::new(
+                                "ONB0402",
+                                format!(
+                                    "`not_in_future` needs a date field; `{}` is `{}`",
+                                    f.name,
+                                    f.ty.name()
+                                ),
+                            )
+                            .at_opt(spans.value(&child(p, "field")))
+                            .label("not a date"),
                         );
                     }
-                    RuleCheck::NotInFuture { field: fname.clone() }
+                    RuleCheck::NotInFuture {
+                        field: fname.clone(),
+                    }
                 }
                 "date_order" => {
                     let after = r.after.clone().unwrap_or_default();
                     if r.after.is_some() {
                         field_ok(&after, "after", diags);
                     }
-                    RuleCheck::DateOrder { field: fname.clone(), after }
+                    RuleCheck::DateOrder {
+                        field: fname.clone(),
+                        after,
+                    }
                 }
                 "unique" => {
                     let fs = r.fields.clone().unwrap_or_default();
@@ -1093,7 +1505,10 @@ fn check_rule(
                         field_ok(f, &format!("fields/{i}"), diags);
                     }
                     if r.fields.as_ref().is_some_and(|f| f.is_empty()) {
-                        diags.push(Diagnostic::new("ONB0402", "`fields` of `unique` cannot be empty").at_opt(spans.value(&child(p, "fields"))));
+                        diags.push(
+                            Diagnostic::new("ONB0402", "`fields` of `unique` cannot be empty")
+                                .at_opt(spans.value(&child(p, "fields"))),
+                        );
                     }
                     RuleCheck::Unique { fields: fs }
                 }

@@ -1,1 +1,10 @@
+#![recursion_limit = "256"]
+//! The one integration-test binary: modules per area, run the real `onboard` binary on
+//! fixtures where it matters.
 
+mod drift;
+mod formats;
+mod robustness;
+mod udfs;
+mod util;
+mod validate_cli;

@@ -25,6 +25,10 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of provider manifests (for editors).
     Schema,
+    /// Show the DataFusion logical plan and the equivalent SQL of a manifest's sources.
+    Explain(ExplainArgs),
+    /// Run an ICS: ingest every provider's extracts, check quality, write outputs.
+    Run(RunArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
 }
@@ -53,6 +57,40 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The provider manifest.
+    pub manifest: PathBuf,
+    /// Only this source.
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Project root (holds templates/providers/).
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The ICS deployment file (e.g. examples/northshire/ics.yaml).
+    #[arg(long, value_name = "FILE")]
+    pub ics: PathBuf,
+    /// Landing zone (overrides the ICS file).
+    #[arg(long, value_name = "DIR")]
+    pub landing: Option<PathBuf>,
+    /// Output directory (overrides the ICS file).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Use the public demo key when no key is configured. Synthetic data only.
+    #[arg(long)]
+    pub demo_key: bool,
+    /// Reference date for date rules (YYYY-MM-DD; default from the ICS file, else today).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
+}
+
+#[derive(Debug, Args)]
 pub struct DocsArgs {
     /// Directory to write into.
     #[arg(long, default_value = "docs")]
@@ -70,6 +108,7 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -96,7 +135,147 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Docs(a) => docs(a),
+        Command::Explain(a) => explain(a),
+        Command::Run(a) => run_ics(a),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn explain(a: ExplainArgs) -> anyhow::Result<u8> {
+    let opts = crate::validate::Options {
+        root: a.root,
+        ..Default::default()
+    };
+    let outcome = crate::validate::validate_paths(std::slice::from_ref(&a.manifest), &opts)?;
+    if outcome.diagnostics.has_errors() {
+        let summary = Summary {
+            files: outcome.files,
+        };
+        emit(&diagnostics::render_human(
+            &outcome.diagnostics.into_sorted(),
+            &summary,
+        ))?;
+        return Ok(1);
+    }
+    let Some(m) = outcome.manifests.first() else {
+        return Ok(1);
+    };
+    let run_ctx = crate::compile::RunContext {
+        run_id: "explain".into(),
+        reference_date: chrono::Utc::now()
+            .date_naive()
+            .format("%Y-%m-%d")
+            .to_string(),
+    };
+    let ctx = crate::engine::planning_context();
+    let rt = runtime()?;
+    let mut out = String::new();
+    let mut found = false;
+    for s in &m.sources {
+        if a.source.as_ref().is_some_and(|x| x != &s.id) {
+            continue;
+        }
+        found = true;
+        let c = crate::compile::compile_source(m, s, &run_ctx);
+        crate::compile::register_empty_scan(&ctx, &c, s)?;
+        let plan = rt.block_on(crate::compile::logical_plan(&ctx, &c))?;
+        out.push_str(&format!(
+            "== {}/{} → {} ==\n\n-- logical plan\n{}\n\n-- SQL\n{};\n\n",
+            c.provider,
+            c.source,
+            c.entity,
+            plan.display_indent(),
+            c.sql
+        ));
+    }
+    if !found {
+        anyhow::bail!(
+            "no source `{}` in {}",
+            a.source.unwrap_or_default(),
+            a.manifest.display()
+        );
+    }
+    emit(&out)?;
+    Ok(0)
+}
+
+fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
+    use std::io::IsTerminal;
+    let opts = crate::execute::RunOptions {
+        ics: a.ics,
+        landing: a.landing,
+        out: a.out,
+        demo_key: a.demo_key,
+        key_file: a.key_file,
+        reference_date: a.as_of,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let rt = runtime()?;
+    match rt.block_on(crate::execute::run(&opts)) {
+        Ok(p) => {
+            emit(&run_summary(&p))?;
+            Ok(if p.record.status == "succeeded" { 0 } else { 1 })
+        }
+        Err(crate::execute::RunError::Invalid(text)) => {
+            emit(&text)?;
+            eprintln!("error: the manifests have errors; nothing was run");
+            Ok(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+fn run_summary(p: &crate::execute::Published) -> String {
+    let r = &p.record;
+    let mut s = format!(
+        "run {} ({}; reference date {}){}\n\n{:<28} {:<18} {:>10} {:>10} {:>11}  status\n",
+        r.run_id,
+        r.status,
+        r.reference_date,
+        if r.demo_key {
+            "; DEMO KEY: synthetic data only"
+        } else {
+            ""
+        },
+        "provider",
+        "source",
+        "read",
+        "accepted",
+        "quarantined"
+    );
+    for x in &r.sources {
+        s.push_str(&format!(
+            "{:<28} {:<18} {:>10} {:>10} {:>11}  {}{}\n",
+            x.provider,
+            x.source,
+            x.rows_read,
+            x.rows_accepted,
+            x.rows_quarantined,
+            x.status,
+            x.failure
+                .as_ref()
+                .map(|f| format!(": {f}"))
+                .unwrap_or_default()
+        ));
+    }
+    s.push_str(&format!(
+        "\n{} rows read, {} accepted, {} quarantined\noutputs: {}\nrun record: {}\nDQ report: {}\n",
+        r.totals.rows_read,
+        r.totals.rows_accepted,
+        r.totals.rows_quarantined,
+        p.out.display(),
+        p.out.join("run.json").display(),
+        p.out.join("reports").join("dq_report.html").display()
+    ));
+    s
 }
 
 fn validate(a: ValidateArgs) -> anyhow::Result<u8> {

@@ -18,5 +18,48 @@ pub fn planning_context() -> SessionContext {
     for udf in crate::udf::all() {
         ctx.register_udf(udf);
     }
+    // Planning needs the function's signature only; the demo key never hashes data here.
+    ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(
+        crate::pseudonymise::Key::demo(),
+    ));
     ctx
+}
+
+/// A context for running plans: bounded memory (a fair spill pool of the configured
+/// size), spilling to `spill_dir`, our UDFs and the keyed `person_key` function.
+pub fn run_context(
+    settings: &crate::ics::EngineSettings,
+    spill_dir: &std::path::Path,
+    key: &crate::pseudonymise::Key,
+) -> Result<SessionContext, String> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    use std::sync::Arc;
+    let bytes = crate::ics::parse_bytes(&settings.memory_limit).ok_or_else(|| {
+        format!(
+            "engine.memory_limit `{}` is not a size such as 2GiB",
+            settings.memory_limit
+        )
+    })?;
+    std::fs::create_dir_all(spill_dir)
+        .map_err(|e| format!("cannot create spill directory: {e}"))?;
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+        .with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![spill_dir.to_path_buf()])),
+        )
+        .build_arc()
+        .map_err(|e| e.to_string())?;
+    let mut cfg = session_config().with_sort_spill_reservation_bytes(4 * 1024 * 1024);
+    if let Some(p) = settings.target_partitions {
+        cfg = cfg.with_target_partitions(p.max(1));
+    }
+    let ctx = SessionContext::new_with_config_rt(cfg, runtime);
+    for udf in crate::udf::all() {
+        ctx.register_udf(udf);
+    }
+    ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(key.clone()));
+    Ok(ctx)
 }

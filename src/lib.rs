@@ -4,8 +4,8 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► (compile ─► execute ─► link ─► risk)  ─► outputs
-//!   (YAML)    (read+locate) (resolved)     DataFusion plans over real extracts
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report
+//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity, quarantine, run.json)
 //! ```
 //!
 //! * [`diagnostics`]: the one problem model (`file:line:col`, stable code, hint) and its renderers.
@@ -13,15 +13,27 @@
 //! * [`canonical`]: the canonical data model (schemas/canonical/*.yaml) as Arrow schemas.
 //! * [`validate`]: raw → resolved manifests, every problem at once.
 //! * [`udf`]: NHS-specific scalar functions for DataFusion.
-//! * [`engine`]: DataFusion session factory.
+//! * [`pseudonymise`]: the per-ICS key and keyed `person_key`.
+//! * [`engine`]: DataFusion session factory (memory pool, spilling, UDFs).
+//! * [`ics`]: the ICS deployment file.
+//! * [`compile`]: resolved manifests → DataFusion plans (no I/O).
+//! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
+//! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
+//! * [`report`]: the data-quality report (JSON, HTML).
 //! * [`reference`]: reference documentation generated from the registries.
 //! * [`cli`]: the `onboard` command line.
 
-pub mod canonical;
-pub mod cli;
 pub mod diagnostics;
-pub mod engine;
 pub mod manifest;
-pub mod reference;
-pub mod udf;
+pub mod canonical;
 pub mod validate;
+pub mod udf;
+pub mod pseudonymise;
+pub mod engine;
+pub mod ics;
+pub mod compile;
+pub mod scan;
+pub mod execute;
+pub mod report;
+pub mod reference;
+pub mod cli;

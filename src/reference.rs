@@ -72,6 +72,11 @@ fn rules_doc() -> String {
     }
     let _ = writeln!(
         s,
+        "| {} | `unreadable` (automatic) | conformance | | The row could not be read in the declared shape (ragged CSV row, undecodable text, NDJSON line that is not an object). Always quarantined, with the raw text. |",
+        rules::UNREADABLE_CODE
+    );
+    let _ = writeln!(
+        s,
         "| {} | custom (`expr:` + `id:`) | `category:` (default plausibility) | `expr`, `id`, `category`? | A SQL boolean expression over the mapped canonical fields; rows where it is false fail. |",
         rules::CUSTOM_RULE_CODE
     );

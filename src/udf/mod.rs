@@ -117,7 +117,7 @@ pub fn all() -> Vec<ScalarUDF> {
     vec![
         str_to_bool("nhs_number_valid", text::nhs_number_valid),
         str_to_str("nhs_number_clean", text::digits_only),
-        str_to_str("uk_postcode", text::uk_postcode),
+        str_to_str("uk_postcode", text::postcode_normalise),
         str_to_bool("postcode_valid", |s| text::uk_postcode(s).is_some()),
         str_to_str("postcode_sector", text::postcode_sector),
         str_to_str("postcode_district", text::postcode_district),

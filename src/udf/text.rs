@@ -43,8 +43,23 @@ pub fn nhs_number_valid(s: &str) -> bool {
     check == digits[9]
 }
 
-/// Normalise a UK postcode to `OUTWARD INWARD` upper case; `None` when it is not shaped
-/// like one. Pseudo-postcodes starting `ZZ99` are treated as invalid.
+/// Normalise a postcode for storage: well-formed UK postcodes become `OUTWARD INWARD`
+/// upper case; anything else is kept upper-cased with single spaces, so that the rule
+/// `postcode_valid` can still report it. Blank gives `None`.
+pub fn postcode_normalise(s: &str) -> Option<String> {
+    if let Some(p) = uk_postcode(s) {
+        return Some(p);
+    }
+    let t = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_uppercase();
+    if t.is_empty() { None } else { Some(t) }
+}
+
+/// A well-formed UK postcode as `OUTWARD INWARD` upper case; `None` when it is not
+/// shaped like one. Pseudo-postcodes starting `ZZ99` are treated as invalid.
 pub fn uk_postcode(s: &str) -> Option<String> {
     let compact: String = s
         .chars()
@@ -341,6 +356,11 @@ mod tests {
         assert_eq!(uk_postcode("12345"), None);
         assert_eq!(postcode_sector("LS11AB").as_deref(), Some("LS1 1"));
         assert_eq!(postcode_district("SW1A1AA").as_deref(), Some("SW1A"));
+        assert_eq!(
+            postcode_normalise(" zz99  3vz").as_deref(),
+            Some("ZZ99 3VZ")
+        );
+        assert_eq!(postcode_normalise("ls11ab").as_deref(), Some("LS1 1AB"));
     }
 
     #[test]

@@ -48,6 +48,10 @@ pub struct RuleDef {
     pub example: &'static str,
 }
 
+/// Code of rows that could not be read in the declared shape (ragged CSV rows,
+/// undecodable text, NDJSON lines that are not objects). Always quarantined.
+pub const UNREADABLE_CODE: &str = "DQ001";
+
 /// Code of custom SQL-expression rules.
 pub const CUSTOM_RULE_CODE: &str = "DQ900";
 

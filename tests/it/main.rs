@@ -6,5 +6,6 @@ mod drift;
 mod formats;
 mod robustness;
 mod udfs;
+mod run_ics;
 mod util;
 mod validate_cli;

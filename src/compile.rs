@@ -1,0 +1,541 @@
+//! Resolved manifests → DataFusion plans (no I/O).
+//!
+//! Each source becomes one SQL query over its scan table, in three layers:
+//! 1. `mapped`: every canonical field computed from the extract (value source, named
+//!    transforms, value maps, date parsing, cast to the canonical type), identity
+//!    fields (`id__*`), the raw source text where `parseable` needs it (`raw__*`), the
+//!    untouched source columns (`src__*`, kept for quarantine records) and lineage;
+//! 2. `checked`: one boolean column per quality rule (`fail__<n>`, true when the row
+//!    fails; null never fails), required fields getting an automatic `not_null`;
+//! 3. keys: `person_key` candidates (keyed HMAC of a valid NHS number, else of the
+//!    provider-local id) and a keyed `record_key` per row.
+//!
+//! The query text is the "equivalent SQL" that `onboard explain` prints next to the
+//! logical plan DataFusion builds from it.
+
+use std::fmt::Write as _;
+
+use datafusion::common::Result;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+
+use crate::canonical::{FieldType, IDENTITY_ENTITY};
+use crate::manifest::model::{KahnCategory, OnFail};
+use crate::scan::{SOURCE_FILE, SOURCE_ROW};
+use crate::validate::rules::RULES;
+use crate::validate::{
+    ResolvedField, ResolvedManifest, ResolvedRule, ResolvedSource, RuleCheck, ValueSource,
+};
+
+/// Run-level values baked into plans.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub run_id: String,
+    /// Reference date for `not_in_future` (YYYY-MM-DD).
+    pub reference_date: String,
+}
+
+/// A rule as compiled: its column and everything reports need.
+#[derive(Debug, Clone)]
+pub struct CompiledRule {
+    pub column: String,
+    pub rule: ResolvedRule,
+    /// The canonical field(s) the rule looks at (for failing-row samples).
+    pub fields: Vec<String>,
+    /// Added by onboard (required field), not written in the manifest.
+    pub implicit: bool,
+}
+
+/// One source compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledSource {
+    pub provider: String,
+    pub source: String,
+    pub entity: String,
+    pub table: String,
+    pub sql: String,
+    pub rules: Vec<CompiledRule>,
+    /// Canonical fields of `entity` that are mapped (output columns of the same name).
+    pub mapped: Vec<String>,
+    /// person_identity fields mapped in the identity block (columns `id__<name>`).
+    pub identity: Vec<String>,
+    pub manifest_hash: String,
+}
+
+/// The scan table name of a source.
+pub fn table_name(provider: &str, source: &str) -> String {
+    format!("src__{provider}__{source}")
+}
+
+/// Quote an identifier for DataFusion SQL.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quote a string literal.
+pub fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn sql_type(t: FieldType) -> String {
+    match t {
+        FieldType::Utf8 => "VARCHAR".into(),
+        FieldType::Int64 => "BIGINT".into(),
+        FieldType::Float64 => "DOUBLE".into(),
+        FieldType::Boolean => "BOOLEAN".into(),
+        FieldType::Date => "DATE".into(),
+        FieldType::Timestamp => "TIMESTAMP".into(),
+        FieldType::Decimal { precision, scale } => format!("DECIMAL({precision},{scale})"),
+    }
+}
+
+/// The source value before any mapping (what `parseable` compares against).
+fn base_sql(f: &ResolvedField) -> String {
+    match &f.source {
+        ValueSource::Column(c) => ident(c),
+        ValueSource::Const(v) => lit(v),
+        ValueSource::Expr(e) => format!("({e})"),
+    }
+}
+
+/// The full mapping of one field to its canonical type.
+pub fn field_sql(f: &ResolvedField) -> String {
+    let mut x = base_sql(f);
+    for t in &f.transforms {
+        x = t.replace("{}", &x);
+    }
+    if let Some(map) = &f.map {
+        let mut case = format!("CASE CAST({x} AS VARCHAR)");
+        for (k, v) in map {
+            let _ = write!(case, " WHEN {} THEN {}", lit(k), lit(v));
+        }
+        match &f.map_default {
+            // Unlisted values get the default; a missing value stays missing.
+            Some(d) => {
+                let _ = write!(case, " ELSE {} END", lit(d));
+                case = format!("CASE WHEN {x} IS NULL THEN NULL ELSE {case} END");
+            }
+            None => case.push_str(" ELSE NULL END"),
+        }
+        x = case;
+    } else if let Some(d) = &f.map_default {
+        x = format!("coalesce({x}, {})", lit(d));
+    }
+    let fmts = |v: &[String]| v.iter().map(|s| lit(s)).collect::<Vec<_>>().join(", ");
+    match f.field.ty {
+        FieldType::Date => {
+            if !f.date_formats.is_empty() {
+                x = format!(
+                    "parse_date(CAST({x} AS VARCHAR), {})",
+                    fmts(&f.date_formats)
+                );
+            } else if !f.timestamp_formats.is_empty() {
+                x = format!(
+                    "CAST(parse_timestamp(CAST({x} AS VARCHAR), {}) AS DATE)",
+                    fmts(&f.timestamp_formats)
+                );
+            } else if matches!(f.source, ValueSource::Expr(_)) {
+                x = format!("try_cast({x} AS DATE)");
+            } else {
+                x = format!("parse_date(CAST({x} AS VARCHAR), '%Y-%m-%d')");
+            }
+        }
+        FieldType::Timestamp => {
+            if !f.timestamp_formats.is_empty() {
+                x = format!(
+                    "parse_timestamp(CAST({x} AS VARCHAR), {})",
+                    fmts(&f.timestamp_formats)
+                );
+            } else if !f.date_formats.is_empty() {
+                x = format!(
+                    "CAST(parse_date(CAST({x} AS VARCHAR), {}) AS TIMESTAMP)",
+                    fmts(&f.date_formats)
+                );
+            } else if matches!(f.source, ValueSource::Expr(_)) {
+                x = format!("try_cast({x} AS TIMESTAMP)");
+            } else {
+                x = format!(
+                    "parse_timestamp(CAST({x} AS VARCHAR), '%Y-%m-%d %H:%M:%S', '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d')"
+                );
+            }
+        }
+        FieldType::Utf8 => {
+            if matches!(f.source, ValueSource::Expr(_)) {
+                x = format!("CAST({x} AS VARCHAR)");
+            }
+        }
+        FieldType::Boolean => {
+            x = format!(
+                "CASE lower(trim(CAST({x} AS VARCHAR))) WHEN 'true' THEN true WHEN 'yes' THEN true WHEN 'y' THEN true WHEN '1' THEN true WHEN 'false' THEN false WHEN 'no' THEN false WHEN 'n' THEN false WHEN '0' THEN false ELSE NULL END"
+            );
+        }
+        t => {
+            x = format!("try_cast(trim(CAST({x} AS VARCHAR)) AS {})", sql_type(t));
+        }
+    }
+    x
+}
+
+fn typed_literal(t: FieldType, v: &str) -> String {
+    match t {
+        FieldType::Date => format!("DATE {}", lit(v)),
+        FieldType::Timestamp => format!("CAST(DATE {} AS TIMESTAMP)", lit(v)),
+        FieldType::Utf8 => lit(v),
+        _ => v.to_string(),
+    }
+}
+
+/// Column name of a canonical field in the mapped layer.
+fn col_of(src: &ResolvedSource, name: &str) -> String {
+    let is_identity_entity = src.entity.name == IDENTITY_ENTITY;
+    if !is_identity_entity
+        && !src.fields.iter().any(|f| f.field.name == name)
+        && src.identity.iter().any(|f| f.field.name == name)
+    {
+        format!("id__{name}")
+    } else {
+        name.to_string()
+    }
+}
+
+fn field_type(src: &ResolvedSource, name: &str) -> FieldType {
+    src.fields
+        .iter()
+        .chain(src.identity.iter())
+        .find(|f| f.field.name == name)
+        .map(|f| f.field.ty)
+        .unwrap_or(FieldType::Utf8)
+}
+
+fn rule_sql(src: &ResolvedSource, check: &RuleCheck, ctx: &RunContext) -> (String, Vec<String>) {
+    let c = |n: &str| ident(&col_of(src, n));
+    match check {
+        RuleCheck::NhsNumberValid { field } => (
+            format!(
+                "{0} IS NOT NULL AND NOT nhs_number_valid(CAST({0} AS VARCHAR))",
+                c(field)
+            ),
+            vec![field.clone()],
+        ),
+        RuleCheck::PostcodeValid { field } => (
+            format!(
+                "{0} IS NOT NULL AND NOT postcode_valid(CAST({0} AS VARCHAR))",
+                c(field)
+            ),
+            vec![field.clone()],
+        ),
+        RuleCheck::MatchesRegex { field, pattern } => (
+            format!(
+                "{0} IS NOT NULL AND NOT regexp_like(CAST({0} AS VARCHAR), {1})",
+                c(field),
+                lit(pattern)
+            ),
+            vec![field.clone()],
+        ),
+        RuleCheck::InValueSet { field, values } => {
+            let list = if values.is_empty() {
+                "NULL".to_string()
+            } else {
+                values.iter().map(|v| lit(v)).collect::<Vec<_>>().join(", ")
+            };
+            (
+                format!(
+                    "{0} IS NOT NULL AND CAST({0} AS VARCHAR) NOT IN ({list})",
+                    c(field)
+                ),
+                vec![field.clone()],
+            )
+        }
+        RuleCheck::Parseable { field } => (
+            format!(
+                "{} IS NOT NULL AND {} IS NULL",
+                ident(&format!("raw__{}", col_of(src, field))),
+                c(field)
+            ),
+            vec![field.clone()],
+        ),
+        RuleCheck::Length { field, min, max } => {
+            let len = format!("character_length(CAST({} AS VARCHAR))", c(field));
+            let mut parts = Vec::new();
+            if let Some(m) = min {
+                parts.push(format!("{len} < {m}"));
+            }
+            if let Some(m) = max {
+                parts.push(format!("{len} > {m}"));
+            }
+            (
+                format!("{} IS NOT NULL AND ({})", c(field), parts.join(" OR ")),
+                vec![field.clone()],
+            )
+        }
+        RuleCheck::NotNull { field } => {
+            let cond = if field_type(src, field) == FieldType::Utf8 {
+                format!("{0} IS NULL OR trim({0}) = ''", c(field))
+            } else {
+                format!("{} IS NULL", c(field))
+            };
+            (cond, vec![field.clone()])
+        }
+        RuleCheck::InRange { field, min, max } => {
+            let t = field_type(src, field);
+            let mut parts = Vec::new();
+            if let Some(m) = min {
+                parts.push(format!("{} < {}", c(field), typed_literal(t, m)));
+            }
+            if let Some(m) = max {
+                parts.push(format!("{} > {}", c(field), typed_literal(t, m)));
+            }
+            (
+                format!("{} IS NOT NULL AND ({})", c(field), parts.join(" OR ")),
+                vec![field.clone()],
+            )
+        }
+        RuleCheck::NotInFuture { field } => {
+            let cond = match field_type(src, field) {
+                FieldType::Timestamp => format!(
+                    "{} >= CAST(DATE {} AS TIMESTAMP) + INTERVAL '1 day'",
+                    c(field),
+                    lit(&ctx.reference_date)
+                ),
+                _ => format!("{} > DATE {}", c(field), lit(&ctx.reference_date)),
+            };
+            (cond, vec![field.clone()])
+        }
+        RuleCheck::DateOrder { field, after } => (
+            format!(
+                "{0} IS NOT NULL AND {1} IS NOT NULL AND {0} < {1}",
+                c(field),
+                c(after)
+            ),
+            vec![field.clone(), after.clone()],
+        ),
+        RuleCheck::Unique { fields } => {
+            let keys: Vec<String> = fields.iter().map(|f| c(f)).collect();
+            let not_null = keys
+                .iter()
+                .map(|k| format!("{k} IS NOT NULL"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            (
+                format!(
+                    "{not_null} AND count(1) OVER (PARTITION BY {}) > 1",
+                    keys.join(", ")
+                ),
+                fields.clone(),
+            )
+        }
+        RuleCheck::Expr { sql } => (format!("NOT ({sql})"), Vec::new()),
+    }
+}
+
+/// Compile one source of a manifest.
+pub fn compile_source(
+    m: &ResolvedManifest,
+    src: &ResolvedSource,
+    ctx: &RunContext,
+) -> CompiledSource {
+    let provider = &m.provider.id;
+    let table = table_name(provider, &src.id);
+    let is_identity_entity = src.entity.name == IDENTITY_ENTITY;
+
+    // Rules: the manifest's, plus not_null on required fields it does not check.
+    let mut rules: Vec<(ResolvedRule, bool)> =
+        src.quality.iter().cloned().map(|r| (r, false)).collect();
+    for f in src
+        .entity
+        .fields
+        .iter()
+        .filter(|f| f.required && !f.derived)
+    {
+        let covered = src
+            .quality
+            .iter()
+            .any(|r| matches!(&r.check, RuleCheck::NotNull { field } if *field == f.name));
+        if !covered {
+            let def = RULES
+                .iter()
+                .find(|r| r.name == "not_null")
+                .map(|r| r.code)
+                .unwrap_or("DQ201");
+            rules.push((
+                ResolvedRule {
+                    id: format!("required_{}", f.name),
+                    code: def,
+                    category: KahnCategory::Completeness,
+                    on_fail: OnFail::Quarantine,
+                    check: RuleCheck::NotNull {
+                        field: f.name.clone(),
+                    },
+                    description: Some(format!("`{}` is required by the canonical model", f.name)),
+                },
+                true,
+            ));
+        }
+    }
+    let parseable: Vec<String> = rules
+        .iter()
+        .filter_map(|(r, _)| match &r.check {
+            RuleCheck::Parseable { field } => Some(field.clone()),
+            _ => None,
+        })
+        .collect();
+
+    // Layer 1: mapped values.
+    let mut l1: Vec<String> = Vec::new();
+    let mut mapped = Vec::new();
+    for f in &src.fields {
+        l1.push(format!("{} AS {}", field_sql(f), ident(&f.field.name)));
+        mapped.push(f.field.name.clone());
+    }
+    let mut identity = Vec::new();
+    for f in &src.identity {
+        let name = if is_identity_entity {
+            f.field.name.clone()
+        } else {
+            format!("id__{}", f.field.name)
+        };
+        l1.push(format!("{} AS {}", field_sql(f), ident(&name)));
+        identity.push(f.field.name.clone());
+    }
+    for p in &parseable {
+        if let Some(f) = src
+            .fields
+            .iter()
+            .chain(src.identity.iter())
+            .find(|f| &f.field.name == p)
+        {
+            let raw = format!("nullif(trim(CAST({} AS VARCHAR)), '')", base_sql(f));
+            l1.push(format!(
+                "{raw} AS {}",
+                ident(&format!("raw__{}", col_of(src, p)))
+            ));
+        }
+    }
+    for c in &src.columns {
+        l1.push(format!("{} AS {}", ident(c), ident(&format!("src__{c}"))));
+    }
+    l1.push(ident(SOURCE_FILE));
+    l1.push(ident(SOURCE_ROW));
+
+    // Layer 2: rule checks and keys.
+    let mut l2: Vec<String> = vec!["*".into()];
+    let mut compiled_rules = Vec::new();
+    for (i, (r, implicit)) in rules.into_iter().enumerate() {
+        let column = format!("fail__{i}");
+        let (cond, fields) = rule_sql(src, &r.check, ctx);
+        l2.push(format!("coalesce({cond}, false) AS {}", ident(&column)));
+        compiled_rules.push(CompiledRule {
+            column,
+            rule: r,
+            fields,
+            implicit,
+        });
+    }
+    let idc = |n: &str| -> Option<String> {
+        let present = if is_identity_entity {
+            src.fields.iter().any(|f| f.field.name == n)
+        } else {
+            src.identity.iter().any(|f| f.field.name == n)
+        };
+        present.then(|| {
+            ident(&if is_identity_entity {
+                n.to_string()
+            } else {
+                format!("id__{n}")
+            })
+        })
+    };
+    let mut pk = String::from("CASE");
+    if let Some(nhs) = idc("nhs_number") {
+        let _ = write!(
+            pk,
+            " WHEN nhs_number_valid({nhs}) THEN person_key(concat('nhs:', {nhs}))"
+        );
+    }
+    if let Some(local) = idc("local_patient_id") {
+        let issuer = idc("local_id_issuer").unwrap_or_else(|| lit(provider));
+        let _ = write!(
+            pk,
+            " WHEN {local} IS NOT NULL THEN person_key(concat('local:', coalesce({issuer}, {}), ':', {local}))",
+            lit(provider)
+        );
+    }
+    pk.push_str(" ELSE NULL END");
+    if pk == "CASE ELSE NULL END" {
+        pk = "CAST(NULL AS VARCHAR)".into();
+    }
+    l2.push(format!("{pk} AS \"person_key\""));
+    let record_id = if mapped
+        .iter()
+        .chain(identity.iter())
+        .any(|f| f == "source_record_id")
+    {
+        format!(
+            "coalesce(CAST({} AS VARCHAR), concat({}, '#', CAST({} AS VARCHAR)))",
+            ident("source_record_id"),
+            ident(SOURCE_FILE),
+            ident(SOURCE_ROW)
+        )
+    } else {
+        format!(
+            "concat({}, '#', CAST({} AS VARCHAR))",
+            ident(SOURCE_FILE),
+            ident(SOURCE_ROW)
+        )
+    };
+    l2.push(format!(
+        "person_key(concat('record:', {}, ':', {}, ':', {record_id})) AS \"record_key\"",
+        lit(provider),
+        lit(&src.id)
+    ));
+    l2.push(format!("{} AS \"manifest_hash\"", lit(&m.hash)));
+    l2.push(format!("{} AS \"run_id\"", lit(&ctx.run_id)));
+
+    let sql = format!(
+        "SELECT\n  {}\nFROM (\n  SELECT\n    {}\n  FROM {}\n) AS mapped",
+        l2.join(",\n  "),
+        l1.join(",\n    "),
+        ident(&table)
+    );
+    CompiledSource {
+        provider: provider.clone(),
+        source: src.id.clone(),
+        entity: src.entity.name.clone(),
+        table,
+        sql,
+        rules: compiled_rules,
+        mapped,
+        identity,
+        manifest_hash: m.hash.clone(),
+    }
+}
+
+/// The logical plan of a compiled source; its scan table must be registered in `ctx`.
+pub async fn logical_plan(ctx: &SessionContext, c: &CompiledSource) -> Result<LogicalPlan> {
+    ctx.state().create_logical_plan(&c.sql).await
+}
+
+/// Register an empty scan table for planning without data (explain).
+pub fn register_empty_scan(
+    ctx: &SessionContext,
+    c: &CompiledSource,
+    src: &ResolvedSource,
+) -> Result<()> {
+    use datafusion::datasource::MemTable;
+    let schema = crate::scan::scan_schema(&src.columns);
+    let table = MemTable::try_new(schema, vec![vec![]])?;
+    ctx.register_table(c.table.as_str(), std::sync::Arc::new(table))?;
+    Ok(())
+}
+
+/// Whether any rule of the source uses a window (they make the plan repartition).
+pub fn uses_window(c: &CompiledSource) -> bool {
+    c.rules
+        .iter()
+        .any(|r| matches!(r.rule.check, RuleCheck::Unique { .. }))
+}
+
+/// Does the rule send failing rows to quarantine?
+pub fn quarantines(r: &CompiledRule) -> bool {
+    r.rule.on_fail == OnFail::Quarantine
+}

@@ -1,0 +1,1250 @@
+//! Running an ICS: scan, map, check, split and write every source; reconcile; publish
+//! atomically.
+//!
+//! Every row read is accounted for: accepted into silver (analytics) or identity tables,
+//! or quarantined with its rule codes, reasons, file, row number and raw values
+//! (`rows_read = rows_accepted + rows_quarantined` per source, recorded in `run.json`).
+//! A run writes into a staging directory; publishing renames it into `runs/<run_id>`
+//! and swaps the `current` symlink, so a crash at any point leaves the previous outputs
+//! intact. The run id is a hash of the manifests, the input files (path, size, mtime),
+//! the reference date and the key fingerprint: the same inputs give the same run id
+//! and the same rows.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
+    new_null_array,
+};
+use datafusion::arrow::compute::{self, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::util::display::array_value_to_string;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::metadata::KeyValue;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::canonical::{self, Entity, IDENTITY_ENTITY};
+use crate::compile::{self, CompiledSource, RunContext};
+use crate::ics::Ics;
+use crate::manifest::model::OnFail;
+use crate::pseudonymise::Key;
+use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
+use crate::validate::{ResolvedManifest, ResolvedSource, rules};
+
+/// Admission methods that make a spell an emergency admission (NHS Data Dictionary).
+pub const EMERGENCY_ADMISSION_METHODS: &[&str] =
+    &["21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D"];
+/// Failing rows kept per rule for the report.
+const SAMPLES_PER_RULE: usize = 5;
+/// Runs kept under `runs/` after publishing.
+const RUNS_KEPT: usize = 3;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub ics: PathBuf,
+    pub landing: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub demo_key: bool,
+    pub key_file: Option<PathBuf>,
+    pub reference_date: Option<String>,
+    pub progress: bool,
+}
+
+/// Why a run did not publish.
+#[derive(Debug)]
+pub enum RunError {
+    /// The manifests have errors (rendered diagnostics).
+    Invalid(String),
+    /// The run itself failed (threshold breach with fail_run, unreadable extract, …).
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Invalid(s) => write!(f, "manifests are invalid:\n{s}"),
+            RunError::Failed(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+fn fail(e: impl std::fmt::Display) -> RunError {
+    RunError::Failed(e.to_string())
+}
+
+/// One rule's hits in a source.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RuleHits {
+    pub rule: String,
+    pub code: String,
+    pub category: String,
+    pub on_fail: String,
+    pub implicit: bool,
+    pub rows: u64,
+    pub description: String,
+}
+
+/// A failing row, identifiers masked.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    pub rule: String,
+    pub source_file: String,
+    pub source_row: i64,
+    pub values: BTreeMap<String, String>,
+}
+
+/// Per-source record in `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SourceRecord {
+    pub provider: String,
+    pub source: String,
+    pub entity: String,
+    /// `published` or `failed`.
+    pub status: String,
+    pub failure: Option<String>,
+    pub files: Vec<String>,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_quarantined: u64,
+    /// Quarantined because the row could not be read (ragged, undecodable).
+    pub rows_unreadable: u64,
+    /// Accepted with at least one warning.
+    pub rows_warned: u64,
+    pub reconciled: bool,
+    pub quarantine_rate: f64,
+    pub rule_hits: Vec<RuleHits>,
+    /// Field → share of rows read with a value (after mapping).
+    pub completeness: BTreeMap<String, f64>,
+    pub samples: Vec<Sample>,
+    pub manifest_hash: String,
+}
+
+/// `run.json`: the machine-readable record of a run (see docs/run-json.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub onboard_version: String,
+    pub ics: String,
+    pub reference_date: String,
+    /// `succeeded`, or `partial` when some sources failed.
+    pub status: String,
+    pub key_fingerprint: String,
+    pub demo_key: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub sources: Vec<SourceRecord>,
+    pub totals: Totals,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Totals {
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_quarantined: u64,
+    pub sources: usize,
+    pub sources_failed: usize,
+}
+
+/// Result of a published run.
+#[derive(Debug)]
+pub struct Published {
+    pub record: RunRecord,
+    pub out: PathBuf,
+    pub run_dir: PathBuf,
+}
+
+fn today() -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Run an ICS end to end and publish its outputs.
+pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
+    let started_at = now();
+    let ics = Ics::load(&opts.ics).map_err(fail)?;
+    let landing = opts
+        .landing
+        .clone()
+        .unwrap_or_else(|| ics.resolve(&ics.file.landing));
+    let out = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| ics.resolve(&ics.file.output));
+    if !landing.is_dir() {
+        return Err(fail(format!(
+            "landing zone {} is not a directory",
+            landing.display()
+        )));
+    }
+    let provider_paths: Vec<PathBuf> = ics.file.providers.iter().map(|p| ics.resolve(p)).collect();
+    let outcome =
+        crate::validate::validate_paths(&provider_paths, &Default::default()).map_err(fail)?;
+    if outcome.diagnostics.has_errors() {
+        let summary = crate::diagnostics::Summary {
+            files: outcome.files.clone(),
+        };
+        let text = crate::diagnostics::render_human(&outcome.diagnostics.into_sorted(), &summary);
+        return Err(RunError::Invalid(text));
+    }
+    let key_file = opts.key_file.clone().or_else(|| {
+        ics.file
+            .pseudonymisation
+            .key_file
+            .as_ref()
+            .map(|k| ics.resolve(k))
+    });
+    let key = Key::load(key_file.as_deref(), opts.demo_key).map_err(fail)?;
+    let reference_date = opts
+        .reference_date
+        .clone()
+        .or(ics.file.reference_date.clone())
+        .unwrap_or_else(today);
+    if chrono::NaiveDate::parse_from_str(&reference_date, "%Y-%m-%d").is_err() {
+        return Err(fail(format!(
+            "reference date `{reference_date}` is not YYYY-MM-DD"
+        )));
+    }
+
+    // Inputs and run id.
+    let mut work: Vec<(&ResolvedManifest, &ResolvedSource, Vec<PathBuf>)> = Vec::new();
+    let mut h = Sha256::new();
+    h.update(env!("CARGO_PKG_VERSION").as_bytes());
+    h.update(reference_date.as_bytes());
+    h.update(key.fingerprint().as_bytes());
+    for m in &outcome.manifests {
+        h.update(m.hash.as_bytes());
+        for s in &m.sources {
+            let files = scan::source_files(&landing, s).map_err(fail)?;
+            for f in &files {
+                let meta = std::fs::metadata(f).map_err(fail)?;
+                h.update(
+                    f.strip_prefix(&landing)
+                        .unwrap_or(f)
+                        .to_string_lossy()
+                        .as_bytes(),
+                );
+                h.update(meta.len().to_le_bytes());
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                h.update(mtime.to_le_bytes());
+            }
+            work.push((m, s, files));
+        }
+    }
+    let run_id = hex::encode(&h.finalize()[..8]);
+    let staging = out
+        .join(".staging")
+        .join(format!("{run_id}-{}", std::process::id()));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(fail)?;
+    }
+    std::fs::create_dir_all(&staging).map_err(fail)?;
+    tracing::info!(run_id = %run_id, staging = %staging.display(), "run started");
+
+    let ctx =
+        crate::engine::run_context(&ics.file.engine, &staging.join("spill"), &key).map_err(fail)?;
+    let run_ctx = RunContext {
+        run_id: run_id.clone(),
+        reference_date: reference_date.clone(),
+    };
+    let mut records = Vec::new();
+    let previous = read_previous(&out);
+    for (m, s, files) in &work {
+        let rec = process_source(
+            &ctx,
+            &staging,
+            &landing,
+            m,
+            s,
+            files,
+            &run_ctx,
+            opts.progress,
+        )
+        .await?;
+        if rec.status == "failed" && ics.file.fail_run_on_breach {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(fail(format!(
+                "source {}/{} failed ({}); fail_run_on_breach is set, so nothing was published",
+                rec.provider,
+                rec.source,
+                rec.failure.clone().unwrap_or_default()
+            )));
+        }
+        records.push(rec);
+    }
+    let mut totals = Totals::default();
+    for r in &records {
+        totals.rows_read += r.rows_read;
+        totals.rows_accepted += r.rows_accepted;
+        totals.rows_quarantined += r.rows_quarantined;
+        totals.sources += 1;
+        if r.status == "failed" {
+            totals.sources_failed += 1;
+        }
+    }
+    let record = RunRecord {
+        run_id: run_id.clone(),
+        onboard_version: env!("CARGO_PKG_VERSION").into(),
+        ics: ics.file.ics.id.clone(),
+        reference_date,
+        status: if totals.sources_failed > 0 {
+            "partial".into()
+        } else {
+            "succeeded".into()
+        },
+        key_fingerprint: key.fingerprint(),
+        demo_key: key.demo,
+        started_at,
+        finished_at: now(),
+        sources: records,
+        totals,
+    };
+    write_atomic(
+        &staging.join("run.json"),
+        serde_json::to_string_pretty(&record)
+            .map_err(fail)?
+            .as_bytes(),
+    )
+    .map_err(fail)?;
+    let reports = staging.join("reports");
+    std::fs::create_dir_all(&reports).map_err(fail)?;
+    let report = crate::report::build(&record, previous.as_ref());
+    write_atomic(
+        &reports.join("dq_report.json"),
+        serde_json::to_string_pretty(&report)
+            .map_err(fail)?
+            .as_bytes(),
+    )
+    .map_err(fail)?;
+    write_atomic(
+        &reports.join("dq_report.html"),
+        crate::report::html(&report).as_bytes(),
+    )
+    .map_err(fail)?;
+    let _ = std::fs::remove_dir_all(staging.join("spill"));
+    let run_dir = publish(&out, &staging, &run_id).map_err(fail)?;
+    Ok(Published {
+        record,
+        out,
+        run_dir,
+    })
+}
+
+/// The previous published run, for "change since the previous run".
+fn read_previous(out: &Path) -> Option<RunRecord> {
+    let text = std::fs::read_to_string(out.join("current").join("run.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Write a file via a temporary name and rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Move the staged run into place and point `current` (and the top-level links) at it.
+fn publish(out: &Path, staging: &Path, run_id: &str) -> std::io::Result<PathBuf> {
+    let runs = out.join("runs");
+    std::fs::create_dir_all(&runs)?;
+    let target = runs.join(run_id);
+    if target.exists() {
+        // The same inputs ran before: replace that run's files with this identical run.
+        let trash = out
+            .join(".staging")
+            .join(format!("replaced-{run_id}-{}", std::process::id()));
+        std::fs::rename(&target, &trash)?;
+        std::fs::rename(staging, &target)?;
+        let _ = std::fs::remove_dir_all(&trash);
+    } else {
+        std::fs::rename(staging, &target)?;
+    }
+    swap_symlink(&out.join("current"), &Path::new("runs").join(run_id))?;
+    for name in ["run.json", "silver", "identity", "quarantine", "reports"] {
+        let link = out.join(name);
+        if std::fs::symlink_metadata(&link).is_err() {
+            swap_symlink(&link, &Path::new("current").join(name))?;
+        }
+    }
+    prune_runs(&runs, run_id);
+    Ok(target)
+}
+
+#[cfg(unix)]
+fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+    let tmp = link.with_extension(format!("tmp-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    std::fs::rename(&tmp, link)
+}
+
+#[cfg(not(unix))]
+fn swap_symlink(link: &Path, target: &Path) -> std::io::Result<()> {
+    let _ = std::fs::remove_file(link);
+    std::fs::write(link, target.to_string_lossy().as_bytes())
+}
+
+fn prune_runs(runs: &Path, keep: &str) {
+    let mut dirs: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(runs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy() != keep)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    dirs.sort();
+    while dirs.len() >= RUNS_KEPT {
+        let (_, p) = dirs.remove(0);
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
+
+/// Partition directory of one source's outputs.
+fn part_dir(
+    base: &Path,
+    kind: &str,
+    entity: Option<&str>,
+    provider: &str,
+    source: &str,
+) -> PathBuf {
+    let mut p = base.join(kind);
+    if let Some(e) = entity {
+        p = p.join(e);
+    }
+    p.join(format!("provider={provider}"))
+        .join(format!("source={source}"))
+}
+
+/// Schemas of what one source writes.
+struct Outputs {
+    /// Analytics output (None for sources that map to person_identity).
+    silver: Option<(Arc<Entity>, SchemaRef)>,
+    /// Identity output (when the source carries identifiers).
+    identity: Option<SchemaRef>,
+    quarantine: SchemaRef,
+}
+
+fn extras() -> Vec<Field> {
+    vec![
+        Field::new("provider_id", DataType::Utf8, false),
+        Field::new("source_id", DataType::Utf8, false),
+        Field::new("record_key", DataType::Utf8, true),
+        Field::new("manifest_hash", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+    ]
+}
+
+fn entity_schema(e: &Entity, identity: bool) -> SchemaRef {
+    let mut fields: Vec<Field> = e
+        .fields
+        .iter()
+        .map(|f| Field::new(&f.name, f.ty.arrow(), true))
+        .collect();
+    if identity {
+        fields.push(Field::new("person_key", DataType::Utf8, true));
+        fields.push(Field::new("source_file", DataType::Utf8, false));
+        fields.push(Field::new("source_row", DataType::Int64, false));
+    }
+    fields.extend(extras());
+    if !identity {
+        fields.push(Field::new("dq_warnings", DataType::Utf8, true));
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The quarantine table schema (one schema for every source).
+pub fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("provider_id", DataType::Utf8, false),
+        Field::new("source_id", DataType::Utf8, false),
+        Field::new("source_file", DataType::Utf8, false),
+        Field::new("source_row", DataType::Int64, false),
+        Field::new("rule_ids", DataType::Utf8, false),
+        Field::new("rule_codes", DataType::Utf8, false),
+        Field::new("reasons", DataType::Utf8, false),
+        Field::new("raw_row", DataType::Utf8, true),
+        Field::new("manifest_hash", DataType::Utf8, false),
+        Field::new("run_id", DataType::Utf8, false),
+    ]))
+}
+
+fn writer_props(c: &CompiledSource, run_id: &str) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(128 * 1024))
+        .set_key_value_metadata(Some(vec![
+            KeyValue::new("onboard.manifest_hash".into(), c.manifest_hash.clone()),
+            KeyValue::new("onboard.run_id".into(), run_id.to_string()),
+            KeyValue::new("onboard.provider".into(), c.provider.clone()),
+            KeyValue::new("onboard.source".into(), c.source.clone()),
+        ]))
+        .build()
+}
+
+/// Lazily-created Parquet writer.
+struct Sink {
+    path: PathBuf,
+    schema: SchemaRef,
+    props: WriterProperties,
+    writer: Option<ArrowWriter<File>>,
+}
+
+impl Sink {
+    fn new(path: PathBuf, schema: SchemaRef, props: WriterProperties) -> Self {
+        Sink {
+            path,
+            schema,
+            props,
+            writer: None,
+        }
+    }
+    fn write(&mut self, batch: &RecordBatch) -> datafusion::common::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            if let Some(d) = self.path.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let f = File::create(&self.path)?;
+            self.writer = Some(ArrowWriter::try_new(
+                f,
+                self.schema.clone(),
+                Some(self.props.clone()),
+            )?);
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.write(batch)?;
+        }
+        Ok(())
+    }
+    fn close(self) -> datafusion::common::Result<()> {
+        if let Some(w) = self.writer {
+            w.close()?;
+        }
+        Ok(())
+    }
+}
+
+/// Statistics gathered while streaming one source.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    rows: u64,
+    accepted: u64,
+    quarantined: u64,
+    warned: u64,
+    hits: Vec<u64>,
+    non_null: BTreeMap<String, u64>,
+    samples: Vec<Sample>,
+    failed_by_rule: bool,
+}
+
+impl Stats {
+    fn merge(&mut self, o: Stats) {
+        self.rows += o.rows;
+        self.accepted += o.accepted;
+        self.quarantined += o.quarantined;
+        self.warned += o.warned;
+        if self.hits.len() < o.hits.len() {
+            self.hits.resize(o.hits.len(), 0);
+        }
+        for (i, h) in o.hits.iter().enumerate() {
+            self.hits[i] += h;
+        }
+        for (k, v) in o.non_null {
+            *self.non_null.entry(k).or_default() += v;
+        }
+        self.samples.extend(o.samples);
+        self.failed_by_rule |= o.failed_by_rule;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn process_source(
+    ctx: &SessionContext,
+    staging: &Path,
+    landing: &Path,
+    m: &ResolvedManifest,
+    s: &ResolvedSource,
+    files: &[PathBuf],
+    run_ctx: &RunContext,
+    progress: bool,
+) -> Result<SourceRecord, RunError> {
+    let c = compile::compile_source(m, s, run_ctx);
+    let span = tracing::info_span!("source", provider = %c.provider, source = %c.source);
+    let _g = span.enter();
+    let rejected: scan::RejectedRows = Arc::new(Mutex::new(Vec::new()));
+    let table = scan::table(landing, s, files, rejected.clone()).map_err(fail)?;
+    ctx.register_table(c.table.as_str(), Arc::new(table))
+        .map_err(fail)?;
+    let model = canonical::model();
+    let is_identity_entity = s.entity.name == IDENTITY_ENTITY;
+    let outputs = Arc::new(Outputs {
+        silver: (!is_identity_entity).then(|| (s.entity.clone(), entity_schema(&s.entity, false))),
+        identity: (is_identity_entity || !s.identity.is_empty())
+            .then(|| entity_schema(model.identity(), true)),
+        quarantine: quarantine_schema(),
+    });
+    let bar = progress_bar(progress, &format!("{}/{}", c.provider, c.source), files);
+    let df = ctx.sql(&c.sql).await.map_err(fail)?;
+    let streams = df
+        .execute_stream_partitioned()
+        .await
+        .map_err(|e| fail(format!("{}/{}: {e}", c.provider, c.source)))?;
+    let c = Arc::new(c);
+    let mut handles = Vec::new();
+    for (i, mut stream) in streams.into_iter().enumerate() {
+        let c = c.clone();
+        let outputs = outputs.clone();
+        let staging = staging.to_path_buf();
+        let bar = bar.clone();
+        let run_id = run_ctx.run_id.clone();
+        handles.push(tokio::spawn(async move {
+            let props = writer_props(&c, &run_id);
+            let name = format!("part-{i:03}.parquet");
+            let mut silver = outputs.silver.as_ref().map(|(e, sc)| {
+                Sink::new(
+                    part_dir(&staging, "silver", Some(&e.name), &c.provider, &c.source).join(&name),
+                    sc.clone(),
+                    props.clone(),
+                )
+            });
+            let mut identity = outputs.identity.as_ref().map(|sc| {
+                Sink::new(
+                    part_dir(
+                        &staging,
+                        "identity",
+                        Some(IDENTITY_ENTITY),
+                        &c.provider,
+                        &c.source,
+                    )
+                    .join(&name),
+                    sc.clone(),
+                    props.clone(),
+                )
+            });
+            let mut quarantine = Sink::new(
+                part_dir(&staging, "quarantine", None, &c.provider, &c.source).join(&name),
+                outputs.quarantine.clone(),
+                props.clone(),
+            );
+            let mut stats = Stats {
+                hits: vec![0; c.rules.len()],
+                ..Default::default()
+            };
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let n = batch.num_rows() as u64;
+                split_batch(
+                    &c,
+                    &outputs,
+                    &batch,
+                    &mut stats,
+                    silver.as_mut(),
+                    identity.as_mut(),
+                    &mut quarantine,
+                )?;
+                if let Some(b) = &bar {
+                    b.inc(n);
+                }
+            }
+            if let Some(s) = silver {
+                s.close()?;
+            }
+            if let Some(s) = identity {
+                s.close()?;
+            }
+            quarantine.close()?;
+            Ok::<Stats, datafusion::common::DataFusionError>(stats)
+        }));
+    }
+    let mut stats = Stats {
+        hits: vec![0; c.rules.len()],
+        ..Default::default()
+    };
+    let mut error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(s)) => stats.merge(s),
+            Ok(Err(e)) => error = Some(e.to_string()),
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    let _ = ctx.deregister_table(c.table.as_str());
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = error {
+        return Err(fail(format!("{}/{}: {e}", c.provider, c.source)));
+    }
+
+    // Unreadable rows go to quarantine too.
+    let rejected: Vec<Rejected> = rejected.lock().map(|r| r.clone()).unwrap_or_default();
+    if !rejected.is_empty() {
+        let mut sink = Sink::new(
+            part_dir(staging, "quarantine", None, &c.provider, &c.source)
+                .join("part-unreadable.parquet"),
+            outputs.quarantine.clone(),
+            writer_props(&c, &run_ctx.run_id),
+        );
+        let batch =
+            rejected_batch(&c, &rejected, &outputs.quarantine, &run_ctx.run_id).map_err(fail)?;
+        sink.write(&batch).map_err(fail)?;
+        sink.close().map_err(fail)?;
+    }
+    let unreadable = rejected.len() as u64;
+    let rows_read = stats.rows + unreadable;
+    let rows_quarantined = stats.quarantined + unreadable;
+    let rate = if rows_read == 0 {
+        0.0
+    } else {
+        rows_quarantined as f64 / rows_read as f64
+    };
+    let mut failure = None;
+    if let Some(max) = s.max_quarantine_rate
+        && rate > max
+    {
+        failure = Some(format!(
+            "quarantine rate {:.2}% exceeds max_quarantine_rate {:.2}% ({} of {} rows)",
+            rate * 100.0,
+            max * 100.0,
+            rows_quarantined,
+            rows_read
+        ));
+    }
+    if let Some(min) = s.min_rows
+        && rows_read < min
+    {
+        failure = Some(format!("{rows_read} rows read; min_rows is {min}"));
+    }
+    if stats.failed_by_rule {
+        let ids: Vec<String> = c
+            .rules
+            .iter()
+            .zip(&stats.hits)
+            .filter(|(r, h)| r.rule.on_fail == OnFail::Fail && **h > 0)
+            .map(|(r, h)| format!("{} ({} rows)", r.rule.id, h))
+            .collect();
+        failure = Some(format!(
+            "rule(s) with on_fail: fail were broken: {}",
+            ids.join(", ")
+        ));
+    }
+    if failure.is_some() {
+        // Nothing of a failed source is published except its quarantine.
+        for kind in ["silver", "identity"] {
+            let entity = if kind == "identity" {
+                IDENTITY_ENTITY
+            } else {
+                &c.entity
+            };
+            let _ = std::fs::remove_dir_all(part_dir(
+                staging,
+                kind,
+                Some(entity),
+                &c.provider,
+                &c.source,
+            ));
+        }
+        tracing::warn!(provider = %c.provider, source = %c.source, "source failed: {}", failure.clone().unwrap_or_default());
+    }
+    let rule_hits = c
+        .rules
+        .iter()
+        .zip(&stats.hits)
+        .map(|(r, h)| RuleHits {
+            rule: r.rule.id.clone(),
+            code: r.rule.code.to_string(),
+            category: rules::category_name(r.rule.category).to_string(),
+            on_fail: match r.rule.on_fail {
+                OnFail::Quarantine => "quarantine",
+                OnFail::Warn => "warn",
+                OnFail::Fail => "fail",
+            }
+            .to_string(),
+            implicit: r.implicit,
+            rows: *h,
+            description: rule_reason(r),
+        })
+        .collect();
+    let completeness = stats
+        .non_null
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if rows_read == 0 {
+                    0.0
+                } else {
+                    *v as f64 / rows_read as f64
+                },
+            )
+        })
+        .collect();
+    Ok(SourceRecord {
+        provider: c.provider.clone(),
+        source: c.source.clone(),
+        entity: c.entity.clone(),
+        status: if failure.is_some() {
+            "failed".into()
+        } else {
+            "published".into()
+        },
+        failure,
+        files: files
+            .iter()
+            .map(|f| {
+                f.strip_prefix(landing)
+                    .unwrap_or(f)
+                    .to_string_lossy()
+                    .replace('\\', "/")
+            })
+            .collect(),
+        rows_read,
+        rows_accepted: stats.accepted,
+        rows_quarantined,
+        rows_unreadable: unreadable,
+        rows_warned: stats.warned,
+        reconciled: rows_read == stats.accepted + rows_quarantined,
+        quarantine_rate: rate,
+        rule_hits,
+        completeness,
+        samples: stats.samples,
+        manifest_hash: c.manifest_hash.clone(),
+    })
+}
+
+fn progress_bar(enabled: bool, name: &str, files: &[PathBuf]) -> Option<indicatif::ProgressBar> {
+    if !enabled {
+        return None;
+    }
+    let bytes: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} {human_pos} rows ({per_sec}) {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.set_message(format!("{name} ({:.1} MB)", bytes as f64 / 1e6));
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
+fn rule_reason(r: &compile::CompiledRule) -> String {
+    if let Some(d) = &r.rule.description {
+        return d.clone();
+    }
+    match &r.rule.check {
+        crate::validate::RuleCheck::Expr { sql } => format!("expected: {sql}"),
+        _ => rules::RULES
+            .iter()
+            .find(|d| d.code == r.rule.code)
+            .map(|d| d.summary.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+fn col<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef> {
+    batch.schema().index_of(name).ok().map(|i| batch.column(i))
+}
+
+fn const_array(v: &str, n: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![v; n]))
+}
+
+/// Mask an identifier for display: keep two characters.
+pub fn mask(v: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in v.chars().enumerate() {
+        out.push(if i < 2 || ch == ' ' || ch == '-' {
+            ch
+        } else {
+            '*'
+        });
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn split_batch(
+    c: &CompiledSource,
+    outputs: &Outputs,
+    batch: &RecordBatch,
+    stats: &mut Stats,
+    silver: Option<&mut Sink>,
+    identity: Option<&mut Sink>,
+    quarantine: &mut Sink,
+) -> datafusion::common::Result<()> {
+    let n = batch.num_rows();
+    stats.rows += n as u64;
+    let model = canonical::model();
+    let is_identity_entity = c.entity == IDENTITY_ENTITY;
+    // Rule outcomes.
+    let mut q_mask = BooleanArray::from(vec![false; n]);
+    let mut fails: Vec<BooleanArray> = Vec::with_capacity(c.rules.len());
+    for (i, r) in c.rules.iter().enumerate() {
+        let a = col(batch, &r.column)
+            .and_then(|a| a.as_any().downcast_ref::<BooleanArray>())
+            .cloned()
+            .unwrap_or_else(|| BooleanArray::from(vec![false; n]));
+        let hits = a.true_count() as u64;
+        stats.hits[i] += hits;
+        if hits > 0 {
+            if r.rule.on_fail == OnFail::Fail {
+                stats.failed_by_rule = true;
+            }
+            if r.rule.on_fail != OnFail::Warn {
+                q_mask = compute::or(&q_mask, &a)?;
+            }
+            let have = stats.samples.iter().filter(|s| s.rule == r.rule.id).count();
+            if have < SAMPLES_PER_RULE {
+                for row in (0..n).filter(|j| a.value(*j)).take(SAMPLES_PER_RULE - have) {
+                    stats
+                        .samples
+                        .push(sample(c, batch, r, row, is_identity_entity));
+                }
+            }
+        }
+        fails.push(a);
+    }
+    // Completeness (of mapped values, over every row read).
+    for f in &c.mapped {
+        if let Some(a) = col(batch, f) {
+            *stats.non_null.entry(f.clone()).or_default() += (n - a.null_count()) as u64;
+        }
+    }
+    for f in &c.identity {
+        let name = if is_identity_entity {
+            f.clone()
+        } else {
+            format!("id__{f}")
+        };
+        if let Some(a) = col(batch, &name) {
+            *stats.non_null.entry(format!("identity.{f}")).or_default() +=
+                (n - a.null_count()) as u64;
+        }
+    }
+    let keep = compute::not(&q_mask)?;
+    let quarantined = q_mask.true_count();
+    stats.quarantined += quarantined as u64;
+    stats.accepted += (n - quarantined) as u64;
+
+    // Warnings on accepted rows.
+    let mut warn_text = StringBuilder::with_capacity(n, n * 8);
+    for row in 0..n {
+        let ids: Vec<&str> = c
+            .rules
+            .iter()
+            .zip(&fails)
+            .filter(|(r, a)| r.rule.on_fail == OnFail::Warn && a.value(row))
+            .map(|(r, _)| r.rule.id.as_str())
+            .collect();
+        if ids.is_empty() {
+            warn_text.append_null();
+        } else {
+            warn_text.append_value(ids.join(","));
+            if keep.value(row) {
+                stats.warned += 1;
+            }
+        }
+    }
+    let warn_array: ArrayRef = Arc::new(warn_text.finish());
+
+    if n > quarantined {
+        let acc = filter_record_batch(batch, &keep)?;
+        let warn_acc = compute::filter(&warn_array, &keep)?;
+        if let (Some((entity, schema)), Some(sink)) = (&outputs.silver, silver) {
+            let out = project_entity(c, &acc, entity, schema, false, Some(warn_acc))?;
+            sink.write(&out)?;
+        }
+        if let (Some(schema), Some(sink)) = (&outputs.identity, identity) {
+            let out = project_entity(c, &acc, model.identity(), schema, !is_identity_entity, None)?;
+            sink.write(&out)?;
+        }
+    }
+    if quarantined > 0 {
+        let qb = filter_record_batch(batch, &q_mask)?;
+        let qfails: Vec<ArrayRef> = fails
+            .iter()
+            .map(|a| compute::filter(a, &q_mask))
+            .collect::<Result<_, _>>()?;
+        let out = quarantine_batch(c, &qb, &qfails, &outputs.quarantine)?;
+        quarantine.write(&out)?;
+    }
+    Ok(())
+}
+
+fn sample(
+    c: &CompiledSource,
+    batch: &RecordBatch,
+    r: &compile::CompiledRule,
+    row: usize,
+    is_identity_entity: bool,
+) -> Sample {
+    let model = canonical::model();
+    let mut values = BTreeMap::new();
+    for f in &r.fields {
+        let in_identity = !c.mapped.contains(f) && c.identity.contains(f);
+        let name = if in_identity && !is_identity_entity {
+            format!("id__{f}")
+        } else {
+            f.clone()
+        };
+        let identifier = model.identity().field(f).is_some_and(|cf| cf.identifier)
+            && (in_identity || is_identity_entity);
+        let raw = batch
+            .schema()
+            .index_of(&format!("raw__{name}"))
+            .ok()
+            .and_then(|i| array_value_to_string(batch.column(i), row).ok());
+        if let Some(a) = col(batch, &name) {
+            let v = array_value_to_string(a, row).unwrap_or_default();
+            values.insert(f.clone(), if identifier { mask(&v) } else { v });
+        }
+        if let Some(rv) = raw.filter(|s| !s.is_empty()) {
+            values.insert(
+                format!("{f} (source)"),
+                if identifier { mask(&rv) } else { rv },
+            );
+        }
+    }
+    let file = col(batch, SOURCE_FILE)
+        .and_then(|a| array_value_to_string(a, row).ok())
+        .unwrap_or_default();
+    let src_row = col(batch, SOURCE_ROW)
+        .and_then(|a| {
+            a.as_any()
+                .downcast_ref::<Int64Array>()
+                .map(|x| x.value(row))
+        })
+        .unwrap_or(0);
+    Sample {
+        rule: r.rule.id.clone(),
+        source_file: file,
+        source_row: src_row,
+        values,
+    }
+}
+
+/// Build an output batch in the canonical schema of `entity` (plus lineage).
+fn project_entity(
+    c: &CompiledSource,
+    batch: &RecordBatch,
+    entity: &Entity,
+    schema: &SchemaRef,
+    from_identity_block: bool,
+    warnings: Option<ArrayRef>,
+) -> datafusion::common::Result<RecordBatch> {
+    let n = batch.num_rows();
+    let own_id = entity
+        .fields
+        .first()
+        .filter(|f| f.derived && f.name.ends_with("_id"))
+        .map(|f| f.name.clone());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let name = field.name().as_str();
+        let mapped_name = if from_identity_block {
+            format!("id__{name}")
+        } else {
+            name.to_string()
+        };
+        let source = match name {
+            "provider_id" => Some(const_array(&c.provider, n)),
+            "source_id" => Some(const_array(&c.source, n)),
+            "manifest_hash" | "run_id" | "record_key" | "person_key" => col(batch, name).cloned(),
+            "source_file" => col(batch, SOURCE_FILE).cloned(),
+            "source_row" => col(batch, SOURCE_ROW).cloned(),
+            "dq_warnings" => warnings.clone(),
+            _ if Some(name.to_string()) == own_id => col(batch, "record_key").cloned(),
+            "is_emergency_admission" => col(batch, "admission_method").map(|a| emergency(a)),
+            "nhs_number_status" if col(batch, &mapped_name).is_none() => col(
+                batch,
+                &if from_identity_block {
+                    "id__nhs_number".to_string()
+                } else {
+                    "nhs_number".to_string()
+                },
+            )
+            .map(|a| nhs_status(a)),
+            _ => col(batch, &mapped_name).cloned(),
+        };
+        let array = match source {
+            Some(a) if a.data_type() == field.data_type() => a,
+            Some(a) => compute::cast(&a, field.data_type())?,
+            None => new_null_array(field.data_type(), n),
+        };
+        arrays.push(array);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+fn emergency(a: &ArrayRef) -> ArrayRef {
+    let s = compute::cast(a, &DataType::Utf8).ok();
+    let s = s
+        .as_ref()
+        .and_then(|s| s.as_any().downcast_ref::<StringArray>());
+    let out: BooleanArray = match s {
+        Some(s) => s
+            .iter()
+            .map(|v| v.map(|v| EMERGENCY_ADMISSION_METHODS.contains(&v.trim())))
+            .collect(),
+        None => BooleanArray::from(vec![None; a.len()]),
+    };
+    Arc::new(out)
+}
+
+fn nhs_status(a: &ArrayRef) -> ArrayRef {
+    let s = compute::cast(a, &DataType::Utf8).ok();
+    let s = s
+        .as_ref()
+        .and_then(|s| s.as_any().downcast_ref::<StringArray>());
+    let out: StringArray = match s {
+        Some(s) => s
+            .iter()
+            .map(|v| {
+                Some(match v {
+                    None => "missing",
+                    Some(v) if crate::udf::text::nhs_number_valid(v) => "unverified",
+                    Some(_) => "invalid",
+                })
+            })
+            .collect(),
+        None => StringArray::from(vec![Some("missing"); a.len()]),
+    };
+    Arc::new(out)
+}
+
+fn quarantine_batch(
+    c: &CompiledSource,
+    qb: &RecordBatch,
+    fails: &[ArrayRef],
+    schema: &SchemaRef,
+) -> datafusion::common::Result<RecordBatch> {
+    let n = qb.num_rows();
+    let mut ids = StringBuilder::new();
+    let mut codes = StringBuilder::new();
+    let mut reasons = StringBuilder::new();
+    let mut raw = StringBuilder::new();
+    let src_cols: Vec<(String, ArrayRef)> = qb
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| {
+            f.name()
+                .strip_prefix("src__")
+                .map(|n| (n.to_string(), qb.column(i).clone()))
+        })
+        .collect();
+    for row in 0..n {
+        let mut r_ids = Vec::new();
+        let mut r_codes = Vec::new();
+        let mut r_reasons = Vec::new();
+        for (r, a) in c.rules.iter().zip(fails) {
+            let hit = a
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .is_some_and(|b| b.value(row));
+            if hit && r.rule.on_fail != OnFail::Warn {
+                r_ids.push(r.rule.id.clone());
+                r_codes.push(r.rule.code.to_string());
+                r_reasons.push(format!("{} {}: {}", r.rule.code, r.rule.id, rule_reason(r)));
+            }
+        }
+        ids.append_value(r_ids.join(","));
+        codes.append_value(r_codes.join(","));
+        reasons.append_value(r_reasons.join("; "));
+        let mut obj = serde_json::Map::new();
+        for (name, a) in &src_cols {
+            let v = if a.is_null(row) {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(array_value_to_string(a, row).unwrap_or_default())
+            };
+            obj.insert(name.clone(), v);
+        }
+        raw.append_value(serde_json::Value::Object(obj).to_string());
+    }
+    let arrays: Vec<ArrayRef> = vec![
+        const_array(&c.provider, n),
+        const_array(&c.source, n),
+        col(qb, SOURCE_FILE)
+            .cloned()
+            .unwrap_or_else(|| const_array("", n)),
+        col(qb, SOURCE_ROW)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(Int64Array::from(vec![0; n]))),
+        Arc::new(ids.finish()),
+        Arc::new(codes.finish()),
+        Arc::new(reasons.finish()),
+        Arc::new(raw.finish()),
+        col(qb, "manifest_hash")
+            .cloned()
+            .unwrap_or_else(|| const_array(&c.manifest_hash, n)),
+        col(qb, "run_id")
+            .cloned()
+            .unwrap_or_else(|| const_array("", n)),
+    ];
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+use crate::validate::rules::UNREADABLE_CODE;
+
+fn rejected_batch(
+    c: &CompiledSource,
+    rows: &[Rejected],
+    schema: &SchemaRef,
+    run_id: &str,
+) -> datafusion::common::Result<RecordBatch> {
+    let n = rows.len();
+    let arrays: Vec<ArrayRef> = vec![
+        const_array(&c.provider, n),
+        const_array(&c.source, n),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.file.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.row).collect::<Vec<_>>(),
+        )),
+        const_array("unreadable", n),
+        const_array(UNREADABLE_CODE, n),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| format!("{UNREADABLE_CODE} unreadable: {}", r.reason))
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| Some(r.raw.as_str()))
+                .collect::<Vec<_>>(),
+        )),
+        const_array(&c.manifest_hash, n),
+        const_array(run_id, n),
+    ];
+    Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}

@@ -1,0 +1,545 @@
+//! Reading extracts into Arrow, every row accounted for.
+//!
+//! A source's path glob is expanded under the landing zone into files. Each file is one
+//! DataFusion partition (a `StreamingTable`), read on a blocking thread and streamed in
+//! batches, so memory stays bounded whatever the extract size. Every batch has the
+//! declared columns as text, plus `_source_file` and `_source_row` (1-based data row;
+//! the header is row 0). Rows that cannot be read as the declared shape (ragged CSV
+//! rows, undecodable text, NDJSON lines that are not objects) never reach the plan:
+//! they are recorded as [`Rejected`] rows with the reason and the raw text, and counted
+//! in the reconciliation.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+
+use crate::manifest::model::{Encoding, SourceFormat};
+use crate::validate::{CsvSettings, ResolvedSource};
+
+/// Lineage column: path of the file (relative to the landing zone).
+pub const SOURCE_FILE: &str = "_source_file";
+/// Lineage column: 1-based data row number within the file.
+pub const SOURCE_ROW: &str = "_source_row";
+/// Rows per batch.
+pub const BATCH_ROWS: usize = 16 * 1024;
+/// Raw text kept per rejected row.
+const RAW_LIMIT: usize = 4096;
+
+/// A row that could not be read in the declared shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub file: String,
+    pub row: i64,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// Rejected rows of one source, filled while scanning.
+pub type RejectedRows = Arc<Mutex<Vec<Rejected>>>;
+
+/// The Arrow schema a source is scanned with.
+pub fn scan_schema(columns: &[String]) -> SchemaRef {
+    let mut fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(c, DataType::Utf8, true))
+        .collect();
+    fields.push(Field::new(SOURCE_FILE, DataType::Utf8, false));
+    fields.push(Field::new(SOURCE_ROW, DataType::Int64, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// The files of a source under `landing`, sorted (deterministic row order and run ids).
+pub fn source_files(landing: &Path, src: &ResolvedSource) -> Result<Vec<PathBuf>> {
+    let pattern = landing.join(&src.path);
+    let mut files: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+        .map_err(|e| DataFusionError::Plan(format!("bad path glob {}: {e}", src.path)))?
+        .flatten()
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// A table over the given files of `src`, one partition per file.
+pub fn table(
+    landing: &Path,
+    src: &ResolvedSource,
+    files: &[PathBuf],
+    rejected: RejectedRows,
+) -> Result<StreamingTable> {
+    let schema = scan_schema(&src.columns);
+    let parts: Vec<Arc<dyn PartitionStream>> = files
+        .iter()
+        .map(|f| {
+            Arc::new(FileStream {
+                schema: schema.clone(),
+                path: f.clone(),
+                display: f
+                    .strip_prefix(landing)
+                    .unwrap_or(f)
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                format: src.format,
+                csv: src.csv.clone(),
+                columns: src.columns.clone(),
+                rejected: rejected.clone(),
+            }) as Arc<dyn PartitionStream>
+        })
+        .collect();
+    if parts.is_empty() {
+        // An empty extract is still a table (zero rows), so plans stay valid.
+        return StreamingTable::try_new(schema.clone(), vec![Arc::new(Empty { schema })]);
+    }
+    StreamingTable::try_new(schema, parts)
+}
+
+#[derive(Debug)]
+struct Empty {
+    schema: SchemaRef,
+}
+
+impl PartitionStream for Empty {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::empty(),
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct FileStream {
+    schema: SchemaRef,
+    path: PathBuf,
+    display: String,
+    format: SourceFormat,
+    csv: CsvSettings,
+    columns: Vec<String>,
+    rejected: RejectedRows,
+}
+
+impl PartitionStream for FileStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let batch_rows = ctx.session_config().batch_size().max(1024);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let job = Reader {
+            schema: self.schema.clone(),
+            path: self.path.clone(),
+            display: self.display.clone(),
+            format: self.format,
+            csv: self.csv.clone(),
+            columns: self.columns.clone(),
+            rejected: self.rejected.clone(),
+            batch_rows,
+        };
+        tokio::task::spawn_blocking(move || {
+            let tx2 = tx.clone();
+            let r = job.run(&mut |b| tx2.blocking_send(Ok(b)).is_ok());
+            if let Err(e) = r {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+    }
+}
+
+struct Reader {
+    schema: SchemaRef,
+    path: PathBuf,
+    display: String,
+    format: SourceFormat,
+    csv: CsvSettings,
+    columns: Vec<String>,
+    rejected: RejectedRows,
+    batch_rows: usize,
+}
+
+/// Accumulates rows into a batch of text columns plus lineage.
+struct Builder {
+    cols: Vec<StringBuilder>,
+    rows: Int64Builder,
+    n: usize,
+}
+
+impl Builder {
+    fn new(ncols: usize, cap: usize) -> Self {
+        Builder {
+            cols: (0..ncols)
+                .map(|_| StringBuilder::with_capacity(cap, cap * 16))
+                .collect(),
+            rows: Int64Builder::with_capacity(cap),
+            n: 0,
+        }
+    }
+    fn finish(&mut self, schema: &SchemaRef, file: &str) -> Result<RecordBatch> {
+        let n = self.n;
+        let mut arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|b| Arc::new(b.finish()) as ArrayRef)
+            .collect();
+        let mut fb = StringBuilder::with_capacity(n, n * file.len());
+        for _ in 0..n {
+            fb.append_value(file);
+        }
+        arrays.push(Arc::new(fb.finish()));
+        arrays.push(Arc::new(self.rows.finish()));
+        self.n = 0;
+        RecordBatch::try_new(schema.clone(), arrays).map_err(DataFusionError::from)
+    }
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> DataFusionError {
+    DataFusionError::Execution(format!("{}: {e}", path.display()))
+}
+
+/// Open a file, transparently decompressing `.gz`.
+fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
+    let f = File::open(path).map_err(|e| io_err(path, e))?;
+    Ok(if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+            1 << 20,
+            f,
+        )))
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, f))
+    })
+}
+
+impl Reader {
+    fn reject(&self, row: i64, reason: impl Into<String>, raw: &[u8]) {
+        let mut raw = String::from_utf8_lossy(raw).into_owned();
+        if raw.len() > RAW_LIMIT {
+            let mut cut = RAW_LIMIT;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+        }
+        if let Ok(mut r) = self.rejected.lock() {
+            r.push(Rejected {
+                file: self.display.clone(),
+                row,
+                reason: reason.into(),
+                raw,
+            });
+        }
+    }
+
+    fn run(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        match self.format {
+            SourceFormat::Csv => self.run_csv(emit),
+            SourceFormat::Ndjson => self.run_ndjson(emit),
+            SourceFormat::Parquet => self.run_parquet(emit),
+        }
+    }
+
+    fn run_csv(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        let mut input = open(&self.path)?;
+        // Skip a UTF-8 byte-order mark.
+        let mut head = [0u8; 3];
+        let mut got = 0;
+        while got < 3 {
+            let n = input
+                .read(&mut head[got..])
+                .map_err(|e| io_err(&self.path, e))?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        let prefix: Vec<u8> = if got == 3 && head == [0xEF, 0xBB, 0xBF] {
+            Vec::new()
+        } else {
+            head[..got].to_vec()
+        };
+        let input = std::io::Cursor::new(prefix).chain(input);
+        let mut rdr = csv::ReaderBuilder::new()
+            .delimiter(self.csv.delimiter)
+            .quote(self.csv.quote)
+            .escape(self.csv.escape)
+            .double_quote(self.csv.escape.is_none())
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 20)
+            .from_reader(input);
+        let ncols = self.columns.len();
+        // Column order: map header positions to declared columns (names normalised by
+        // trimming); without a header, declared order.
+        let mut positions: Vec<Option<usize>> = (0..ncols).map(Some).collect();
+        let mut expected_width = ncols;
+        let mut record = csv::ByteRecord::new();
+        let mut row: i64 = 0;
+        if self.csv.header {
+            match rdr.read_byte_record(&mut record) {
+                Ok(true) => {
+                    let header: Vec<String> = record
+                        .iter()
+                        .map(|h| {
+                            decode(h, self.csv.encoding)
+                                .unwrap_or_default()
+                                .trim()
+                                .to_string()
+                        })
+                        .collect();
+                    expected_width = header.len();
+                    positions = self
+                        .columns
+                        .iter()
+                        .map(|c| header.iter().position(|h| h == c))
+                        .collect();
+                    let missing: Vec<&String> = self
+                        .columns
+                        .iter()
+                        .zip(&positions)
+                        .filter(|(_, p)| p.is_none())
+                        .map(|(c, _)| c)
+                        .collect();
+                    if !missing.is_empty() {
+                        return Err(DataFusionError::Execution(format!(
+                            "{}: header lacks declared column(s) {} (run `onboard validate --data` to check extracts)",
+                            self.display,
+                            missing
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                }
+                Ok(false) => return Ok(()),
+                Err(e) => return Err(io_err(&self.path, e)),
+            }
+        }
+        let nulls = &self.csv.null_values;
+        let mut b = Builder::new(ncols, self.batch_rows);
+        let mut values: Vec<Option<String>> = vec![None; ncols];
+        loop {
+            match rdr.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    // The csv reader cannot resynchronise after an I/O error; a parse
+                    // error on one row is recorded and reading goes on.
+                    row += 1;
+                    if e.is_io_error() {
+                        return Err(io_err(&self.path, e));
+                    }
+                    self.reject(row, format!("unreadable CSV row: {e}"), b"");
+                    continue;
+                }
+            }
+            row += 1;
+            if record.len() == 1 && record.get(0).is_some_and(|f| f.is_empty()) {
+                // A blank line is not a row.
+                row -= 1;
+                continue;
+            }
+            if record.len() != expected_width {
+                let raw = join_raw(&record, self.csv.delimiter);
+                self.reject(
+                    row,
+                    format!(
+                        "ragged row: {} fields, header has {}",
+                        record.len(),
+                        expected_width
+                    ),
+                    &raw,
+                );
+                continue;
+            }
+            let mut ok = true;
+            for (i, p) in positions.iter().enumerate() {
+                let field = p.and_then(|p| record.get(p)).unwrap_or(b"");
+                match decode(field, self.csv.encoding) {
+                    Some(s) => {
+                        let t = s.trim();
+                        values[i] = if t.is_empty() || nulls.iter().any(|n| n == t) {
+                            None
+                        } else {
+                            Some(s.into_owned())
+                        };
+                    }
+                    None => {
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            if !ok {
+                let raw = join_raw(&record, self.csv.delimiter);
+                self.reject(
+                    row,
+                    "text is not valid UTF-8 (set `csv.encoding: latin-1`?)",
+                    &raw,
+                );
+                continue;
+            }
+            for (i, v) in values.iter_mut().enumerate() {
+                match v.take() {
+                    Some(s) => b.cols[i].append_value(s),
+                    None => b.cols[i].append_null(),
+                }
+            }
+            b.rows.append_value(row);
+            b.n += 1;
+            if b.n >= self.batch_rows && !emit(b.finish(&self.schema, &self.display)?) {
+                return Ok(());
+            }
+        }
+        if b.n > 0 {
+            emit(b.finish(&self.schema, &self.display)?);
+        }
+        Ok(())
+    }
+
+    fn run_ndjson(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        use std::io::BufRead;
+        let input = std::io::BufReader::new(open(&self.path)?);
+        let ncols = self.columns.len();
+        let mut b = Builder::new(ncols, self.batch_rows);
+        let mut row: i64 = 0;
+        for line in input.split(b'\n') {
+            let line = line.map_err(|e| io_err(&self.path, e))?;
+            let text = String::from_utf8_lossy(&line);
+            if text.trim().is_empty() {
+                continue;
+            }
+            row += 1;
+            let obj = match serde_json::from_str::<serde_json::Value>(text.trim()) {
+                Ok(serde_json::Value::Object(o)) => o,
+                Ok(_) => {
+                    self.reject(row, "NDJSON line is not an object", &line);
+                    continue;
+                }
+                Err(e) => {
+                    self.reject(row, format!("NDJSON line is not valid JSON: {e}"), &line);
+                    continue;
+                }
+            };
+            if std::str::from_utf8(&line).is_err() {
+                self.reject(row, "text is not valid UTF-8", &line);
+                continue;
+            }
+            for (i, c) in self.columns.iter().enumerate() {
+                match obj.get(c) {
+                    None | Some(serde_json::Value::Null) => b.cols[i].append_null(),
+                    Some(serde_json::Value::String(s)) if s.trim().is_empty() => {
+                        b.cols[i].append_null()
+                    }
+                    Some(serde_json::Value::String(s)) => b.cols[i].append_value(s),
+                    Some(other) => b.cols[i].append_value(other.to_string()),
+                }
+            }
+            b.rows.append_value(row);
+            b.n += 1;
+            if b.n >= self.batch_rows && !emit(b.finish(&self.schema, &self.display)?) {
+                return Ok(());
+            }
+        }
+        if b.n > 0 {
+            emit(b.finish(&self.schema, &self.display)?);
+        }
+        Ok(())
+    }
+
+    fn run_parquet(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        use datafusion::arrow::compute::cast;
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let f = File::open(&self.path).map_err(|e| io_err(&self.path, e))?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| io_err(&self.path, e))?;
+        let file_schema = builder.schema().clone();
+        let positions: Vec<Option<usize>> = self
+            .columns
+            .iter()
+            .map(|c| file_schema.index_of(c).ok())
+            .collect();
+        if let Some((c, _)) = self
+            .columns
+            .iter()
+            .zip(&positions)
+            .find(|(_, p)| p.is_none())
+        {
+            return Err(DataFusionError::Execution(format!(
+                "{}: no column `{c}` in the Parquet file",
+                self.display
+            )));
+        }
+        let reader = builder
+            .with_batch_size(self.batch_rows)
+            .build()
+            .map_err(|e| io_err(&self.path, e))?;
+        let mut row: i64 = 0;
+        for batch in reader {
+            let batch = batch.map_err(|e| io_err(&self.path, e))?;
+            let n = batch.num_rows();
+            let mut arrays: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
+            for p in positions.iter().flatten() {
+                arrays.push(cast(batch.column(*p), &DataType::Utf8)?);
+            }
+            let mut fb = StringBuilder::with_capacity(n, n * self.display.len());
+            let mut rb = Int64Builder::with_capacity(n);
+            for _ in 0..n {
+                row += 1;
+                fb.append_value(&self.display);
+                rb.append_value(row);
+            }
+            arrays.push(Arc::new(fb.finish()));
+            arrays.push(Arc::new(rb.finish()));
+            if !emit(RecordBatch::try_new(self.schema.clone(), arrays)?) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn decode(bytes: &[u8], enc: Encoding) -> Option<std::borrow::Cow<'_, str>> {
+    match enc {
+        Encoding::Utf8 => std::str::from_utf8(bytes)
+            .ok()
+            .map(std::borrow::Cow::Borrowed),
+        Encoding::Latin1 => {
+            if bytes.is_ascii() {
+                std::str::from_utf8(bytes)
+                    .ok()
+                    .map(std::borrow::Cow::Borrowed)
+            } else {
+                Some(std::borrow::Cow::Owned(
+                    bytes.iter().map(|b| *b as char).collect(),
+                ))
+            }
+        }
+    }
+}
+
+fn join_raw(record: &csv::ByteRecord, delim: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, f) in record.iter().enumerate() {
+        if i > 0 {
+            out.push(delim);
+        }
+        out.extend_from_slice(f);
+    }
+    out
+}

@@ -1,0 +1,401 @@
+//! `onboard run` on the fixture ICS (three providers, known faults): reconciliation,
+//! quarantine codes, identity separation, idempotent reruns, atomic publishing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::display::array_value_to_string;
+
+use crate::util::{code, root, stdout};
+
+fn run_into(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "run",
+        "--ics",
+        "tests/fixtures/ics/ics.yaml",
+        "--out",
+        out.to_str().unwrap(),
+        "--demo-key",
+    ];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .args(&args)
+        .current_dir(root())
+        .env_remove("ONBOARD_PSEUDONYMISATION_KEY")
+        .output()
+        .unwrap()
+}
+
+fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut files = Vec::new();
+    collect(dir, &mut files);
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        let r = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for b in r {
+            out.push(b.unwrap());
+        }
+    }
+    out
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect(&p, files);
+        } else if p.extension().is_some_and(|x| x == "parquet") {
+            files.push(p);
+        }
+    }
+}
+
+/// All rows of a table as sorted text lines (column=value pairs), minus run-specific columns.
+fn rows(dir: &Path) -> Vec<String> {
+    let mut lines = Vec::new();
+    for b in read_parquet_dir(dir) {
+        for r in 0..b.num_rows() {
+            let mut cells = Vec::new();
+            for (i, f) in b.schema().fields().iter().enumerate() {
+                cells.push(format!(
+                    "{}={}",
+                    f.name(),
+                    array_value_to_string(b.column(i), r).unwrap()
+                ));
+            }
+            lines.push(cells.join("|"));
+        }
+    }
+    lines.sort();
+    lines
+}
+
+fn source<'a>(run: &'a serde_json::Value, provider: &str, source: &str) -> &'a serde_json::Value {
+    run["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["provider"] == provider && s["source"] == source)
+        .unwrap()
+}
+
+fn quarantined(out: &Path, provider: &str, source: &str) -> Vec<(i64, String)> {
+    let dir = out
+        .join("quarantine")
+        .join(format!("provider={provider}"))
+        .join(format!("source={source}"));
+    let mut v = Vec::new();
+    for b in read_parquet_dir(&dir) {
+        let s = b.schema();
+        let row = b.column(s.index_of("source_row").unwrap());
+        let codes = b.column(s.index_of("rule_codes").unwrap());
+        for r in 0..b.num_rows() {
+            v.push((
+                array_value_to_string(row, r).unwrap().parse().unwrap(),
+                array_value_to_string(codes, r).unwrap(),
+            ));
+        }
+    }
+    v.sort();
+    v
+}
+
+#[test]
+fn fixture_ics_runs_end_to_end_with_reconciliation_and_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = run_into(&out, &[]);
+    assert_eq!(
+        code(&o),
+        0,
+        "{}\n{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["demo_key"], true);
+    let sources = run["sources"].as_array().unwrap();
+    assert_eq!(sources.len(), 7);
+    for s in sources {
+        let (r, a, q) = (
+            s["rows_read"].as_u64().unwrap(),
+            s["rows_accepted"].as_u64().unwrap(),
+            s["rows_quarantined"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            r,
+            a + q,
+            "reconciliation for {}/{}",
+            s["provider"],
+            s["source"]
+        );
+        assert_eq!(s["reconciled"], true);
+        for key in [
+            "provider",
+            "source",
+            "rows_read",
+            "rows_accepted",
+            "rows_quarantined",
+            "rule_hits",
+        ] {
+            assert!(s.get(key).is_some(), "run.json source lacks {key}");
+        }
+    }
+    // EMIS patients: 28 data rows; ragged row 27 unreadable; 23 (bad DOB), 24 (future),
+    // 25 (no DOB), and rows 1 and 26 (duplicate PatientGuid) quarantined.
+    let p = source(&run, "emis-f81001", "patients");
+    assert_eq!(p["rows_read"], 28);
+    assert_eq!(p["rows_unreadable"], 1);
+    assert_eq!(p["rows_quarantined"], 6);
+    let q = quarantined(&out, "emis-f81001", "patients");
+    let rows: Vec<i64> = q.iter().map(|x| x.0).collect();
+    assert_eq!(rows, vec![1, 23, 24, 25, 26, 27]);
+    assert!(
+        q.iter().any(|(r, c)| *r == 23 && c.contains("DQ105")),
+        "{q:?}"
+    );
+    assert!(
+        q.iter().any(|(r, c)| *r == 24 && c.contains("DQ302")),
+        "{q:?}"
+    );
+    assert!(
+        q.iter().any(|(r, c)| *r == 25 && c.contains("DQ201")),
+        "{q:?}"
+    );
+    assert!(
+        q.iter().any(|(r, c)| *r == 26 && c.contains("DQ304")),
+        "{q:?}"
+    );
+    assert!(q.iter().any(|(r, c)| *r == 27 && c == "DQ001"), "{q:?}");
+    // Warnings do not quarantine: invalid/missing NHS number, pseudo-postcode.
+    let hits = |s: &serde_json::Value, rule: &str| {
+        s["rule_hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["rule"] == rule)
+            .unwrap()["rows"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(hits(p, "nhs_number_valid_nhs_number"), 1);
+    assert_eq!(hits(p, "not_null_nhs_number"), 1);
+    assert_eq!(hits(p, "postcode_valid_postcode"), 1);
+    // Acute spells: discharge before admission (16) and unknown admission method (17).
+    let q = quarantined(&out, "acute-rxx", "spells");
+    assert_eq!(
+        q,
+        vec![(16, "DQ303".to_string()), (17, "DQ104".to_string())]
+    );
+    assert_eq!(
+        hits(source(&run, "acute-rxx", "spells"), "cost_not_negative"),
+        1
+    );
+    let q = quarantined(&out, "acute-rxx", "diagnoses");
+    assert_eq!(q.iter().map(|x| x.0).collect::<Vec<_>>(), vec![13, 14]);
+    let q = quarantined(&out, "systmone-f81010", "patients");
+    assert_eq!(q, vec![(12, "DQ201,DQ105".to_string())]);
+    // Reports exist.
+    assert!(out.join("reports/dq_report.html").is_file());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("reports/dq_report.json")).unwrap())
+            .unwrap();
+    assert!(report["ethnicity_completeness"].as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn identifiers_stay_in_the_identity_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert_eq!(code(&run_into(&out, &[])), 0);
+    let silver = read_parquet_dir(&out.join("silver"));
+    assert!(!silver.is_empty());
+    for b in &silver {
+        for f in b.schema().fields() {
+            assert!(
+                ![
+                    "nhs_number",
+                    "given_name",
+                    "family_name",
+                    "date_of_birth",
+                    "postcode",
+                    "local_patient_id"
+                ]
+                .contains(&f.name().as_str()),
+                "{} in silver",
+                f.name()
+            );
+        }
+        let pk = b.column(b.schema().index_of("person_key").unwrap());
+        assert!(pk.null_count() < b.num_rows());
+    }
+    // The same person has the same person_key in the identity zone and in silver.
+    let ident = rows(&out.join("identity/person_identity/provider=acute-rxx"));
+    assert!(
+        ident
+            .iter()
+            .all(|l| l.contains("person_key=") && !l.contains("person_key=|"))
+    );
+    // Keys are HMACs: no NHS number appears in silver.
+    let all = rows(&out.join("silver"));
+    let nhs = regex::Regex::new(r"=\d{10}\|").unwrap();
+    assert!(!all.iter().any(|l| nhs.is_match(l)));
+}
+
+#[test]
+fn refuses_to_run_without_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .args([
+            "run",
+            "--ics",
+            "tests/fixtures/ics/ics.yaml",
+            "--out",
+            dir.path().to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env_remove("ONBOARD_PSEUDONYMISATION_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no pseudonymisation key"));
+    // A real key from the environment works, and never appears in any output.
+    let secret = "correct horse battery staple, a key long enough to use";
+    let out = dir.path().join("keyed");
+    let o = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .args([
+            "run",
+            "--ics",
+            "tests/fixtures/ics/ics.yaml",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .current_dir(root())
+        .env("ONBOARD_PSEUDONYMISATION_KEY", secret)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stdout(&o).contains("horse") && !String::from_utf8_lossy(&o.stderr).contains("horse"));
+    let mut files = Vec::new();
+    collect_all(&out.join("current/"), &mut files);
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(5).any(|w| w == b"horse"),
+            "key material in {}",
+            f.display()
+        );
+    }
+}
+
+fn collect_all(dir: &Path, files: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_all(&p, files);
+        } else {
+            files.push(p);
+        }
+    }
+}
+
+#[test]
+fn rerun_gives_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    assert_eq!(code(&run_into(&a, &[])), 0);
+    assert_eq!(code(&run_into(&b, &[])), 0);
+    assert_eq!(code(&run_into(&b, &[])), 0, "rerun into the same output");
+    for t in ["silver", "identity", "quarantine"] {
+        assert_eq!(rows(&a.join(t)), rows(&b.join(t)), "{t} differs");
+    }
+    let ra: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("run.json")).unwrap()).unwrap();
+    let rb: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("run.json")).unwrap()).unwrap();
+    assert_eq!(ra["run_id"], rb["run_id"]);
+    // The second run into `b` compared itself with the first: everything persists.
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("reports/dq_report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["changes"]["previous_run_id"], rb["run_id"]);
+    assert!(report["changes"]["new"].as_array().unwrap().is_empty());
+    assert!(
+        !report["changes"]["persisting"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn explain_prints_plan_and_sql() {
+    let o = crate::util::onboard(&["explain", "providers/acute-rxx.yaml", "--source", "spells"]);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let s = stdout(&o);
+    assert!(
+        s.contains("-- logical plan")
+            && s.contains("Projection:")
+            && s.contains("TableScan: src__acute-rxx__spells"),
+        "{s}"
+    );
+    assert!(
+        s.contains("-- SQL") && s.contains("parse_timestamp(CAST(\"AdmissionDate\" AS VARCHAR)"),
+        "{s}"
+    );
+}
+
+#[test]
+fn threshold_breach_fails_only_that_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .args([
+            "run",
+            "--ics",
+            "tests/fixtures/ics/ics-strict.yaml",
+            "--out",
+            out.to_str().unwrap(),
+            "--demo-key",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "a partial run exits 1");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exceeds max_quarantine_rate"));
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["status"], "partial");
+    let spells = source(&run, "acute-rxx", "spells");
+    assert_eq!(spells["status"], "failed");
+    assert!(
+        spells["failure"]
+            .as_str()
+            .unwrap()
+            .contains("quarantine rate 11.11%")
+    );
+    assert!(
+        !out.join("silver/care_event/provider=acute-rxx/source=spells")
+            .exists(),
+        "failed source not published"
+    );
+    assert!(
+        out.join("silver/diagnosis/provider=acute-rxx/source=diagnoses")
+            .exists(),
+        "other sources are"
+    );
+    assert!(
+        out.join("quarantine/provider=acute-rxx/source=spells")
+            .exists(),
+        "its quarantine is kept"
+    );
+}

@@ -690,6 +690,17 @@ async fn process_source(
         }
     }
     let _ = ctx.deregister_table(c.table.as_str());
+    // Partitions each keep their first failing rows; the smallest row numbers overall
+    // are among them, so sorting and keeping the first few per rule is deterministic.
+    stats.samples.sort_by(|a, b| {
+        (&a.rule, &a.source_file, a.source_row).cmp(&(&b.rule, &b.source_file, b.source_row))
+    });
+    let mut per_rule: BTreeMap<String, usize> = BTreeMap::new();
+    stats.samples.retain(|x| {
+        let n = per_rule.entry(x.rule.clone()).or_default();
+        *n += 1;
+        *n <= SAMPLES_PER_RULE
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }

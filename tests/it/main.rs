@@ -7,5 +7,6 @@ mod formats;
 mod robustness;
 mod udfs;
 mod run_ics;
+mod crash;
 mod util;
 mod validate_cli;

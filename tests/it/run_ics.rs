@@ -57,6 +57,10 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
 }
 
 /// All rows of a table as sorted text lines (column=value pairs), minus run-specific columns.
+pub fn rows_of(dir: &Path) -> Vec<String> {
+    rows(dir)
+}
+
 fn rows(dir: &Path) -> Vec<String> {
     let mut lines = Vec::new();
     for b in read_parquet_dir(dir) {

@@ -445,25 +445,21 @@ pub fn compile_source(
             })
         })
     };
-    let mut pk = String::from("CASE");
-    if let Some(nhs) = idc("nhs_number") {
-        let _ = write!(
-            pk,
-            " WHEN nhs_number_valid({nhs}) THEN person_key(concat('nhs:', {nhs}))"
-        );
-    }
-    if let Some(local) = idc("local_patient_id") {
-        let issuer = idc("local_id_issuer").unwrap_or_else(|| lit(provider));
-        let _ = write!(
-            pk,
-            " WHEN {local} IS NOT NULL THEN person_key(concat('local:', coalesce({issuer}, {}), ':', {local}))",
-            lit(provider)
-        );
-    }
-    pk.push_str(" ELSE NULL END");
-    if pk == "CASE ELSE NULL END" {
-        pk = "CAST(NULL AS VARCHAR)".into();
-    }
+    let null = "CAST(NULL AS VARCHAR)".to_string();
+    let nhs = idc("nhs_number");
+    let local = idc("local_patient_id");
+    let pk = if nhs.is_none() && local.is_none() {
+        null.clone()
+    } else {
+        let issuer = idc("local_id_issuer")
+            .map(|i| format!("coalesce({i}, {})", lit(provider)))
+            .unwrap_or_else(|| lit(provider));
+        format!(
+            "person_key_of(CAST({} AS VARCHAR), {issuer}, CAST({} AS VARCHAR))",
+            nhs.unwrap_or_else(|| null.clone()),
+            local.unwrap_or_else(|| null.clone())
+        )
+    };
     l2.push(format!("{pk} AS \"person_key\""));
     let record_id = if mapped
         .iter()
@@ -484,9 +480,8 @@ pub fn compile_source(
         )
     };
     l2.push(format!(
-        "person_key(concat('record:', {}, ':', {}, ':', {record_id})) AS \"record_key\"",
-        lit(provider),
-        lit(&src.id)
+        "record_key({}, {record_id}) AS \"record_key\"",
+        lit(&format!("{provider}:{}", src.id))
     ));
     l2.push(format!("{} AS \"manifest_hash\"", lit(&m.hash)));
     l2.push(format!("{} AS \"run_id\"", lit(&ctx.run_id)));

@@ -9,6 +9,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 pub fn session_config() -> SessionConfig {
     let mut cfg = SessionConfig::new().with_information_schema(false);
     cfg.options_mut().sql_parser.enable_ident_normalization = false;
+    // VARCHAR means Utf8 (our scans and UDFs produce Utf8; views would mean copies).
+    cfg.options_mut().sql_parser.map_string_types_to_utf8view = false;
     cfg
 }
 
@@ -19,9 +21,10 @@ pub fn planning_context() -> SessionContext {
         ctx.register_udf(udf);
     }
     // Planning needs the function's signature only; the demo key never hashes data here.
-    ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(
-        crate::pseudonymise::Key::demo(),
-    ));
+    let demo = crate::pseudonymise::Key::demo();
+    ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(demo.clone()));
+    ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(demo.clone()));
+    ctx.register_udf(crate::pseudonymise::RecordKey::udf(demo));
     ctx
 }
 
@@ -61,5 +64,7 @@ pub fn run_context(
         ctx.register_udf(udf);
     }
     ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(key.clone()));
+    ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
+    ctx.register_udf(crate::pseudonymise::RecordKey::udf(key.clone()));
     Ok(ctx)
 }

@@ -436,6 +436,9 @@ fn part_dir(
 
 /// Schemas of what one source writes.
 struct Outputs {
+    /// Identity tuples already written (analytics sources write each distinct tuple
+    /// once: one person has many events).
+    seen_identities: Option<Mutex<IdentitySet>>,
     /// Analytics output (None for sources that map to person_identity).
     silver: Option<(Arc<Entity>, SchemaRef)>,
     /// Identity output (when the source carries identifiers).
@@ -461,10 +464,19 @@ fn entity_schema(e: &Entity, identity: bool) -> SchemaRef {
         .collect();
     if identity {
         fields.push(Field::new("person_key", DataType::Utf8, true));
-        fields.push(Field::new("source_file", DataType::Utf8, false));
-        fields.push(Field::new("source_row", DataType::Int64, false));
+        fields.push(Field::new("source_file", DataType::Utf8, true));
+        fields.push(Field::new("source_row", DataType::Int64, true));
     }
-    fields.extend(extras());
+    // An entity whose first field is its own id (event_id, …) holds the record key there.
+    let own_id = e
+        .fields
+        .first()
+        .is_some_and(|f| f.derived && f.name.ends_with("_id"));
+    fields.extend(
+        extras()
+            .into_iter()
+            .filter(|f| !(own_id && f.name() == "record_key")),
+    );
     if !identity {
         fields.push(Field::new("dq_warnings", DataType::Utf8, true));
     }
@@ -487,9 +499,39 @@ pub fn quarantine_schema() -> SchemaRef {
     ]))
 }
 
+/// Columns that are (nearly) unique per row: dictionary encoding only costs time there.
+const HIGH_CARDINALITY: &[&str] = &[
+    "record_key",
+    "person_key",
+    "source_record_id",
+    "source_row",
+    "raw_row",
+    "reasons",
+    "nhs_number",
+    "local_patient_id",
+    "given_name",
+    "family_name",
+    "value_numeric",
+    "event_id",
+    "diagnosis_id",
+    "procedure_id",
+    "medication_id",
+    "observation_id",
+    "service_id",
+    "start_ts",
+    "end_ts",
+    "cost_amount",
+];
+
 fn writer_props(c: &CompiledSource, run_id: &str) -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+    let mut b = WriterProperties::builder();
+    for col in HIGH_CARDINALITY {
+        b = b.set_column_dictionary_enabled(
+            datafusion::parquet::schema::types::ColumnPath::from(*col),
+            false,
+        );
+    }
+    b.set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_max_row_group_row_count(Some(128 * 1024))
         .set_key_value_metadata(Some(vec![
             KeyValue::new("onboard.manifest_hash".into(), c.manifest_hash.clone()),
@@ -599,6 +641,8 @@ async fn process_source(
     let model = canonical::model();
     let is_identity_entity = s.entity.name == IDENTITY_ENTITY;
     let outputs = Arc::new(Outputs {
+        seen_identities: (!is_identity_entity && !s.identity.is_empty())
+            .then(|| Mutex::new(Default::default())),
         silver: (!is_identity_entity).then(|| (s.entity.clone(), entity_schema(&s.entity, false))),
         identity: (is_identity_entity || !s.identity.is_empty())
             .then(|| entity_schema(model.identity(), true)),
@@ -986,15 +1030,31 @@ fn split_batch(
     let warn_array: ArrayRef = Arc::new(warn_text.finish());
 
     if n > quarantined {
-        let acc = filter_record_batch(batch, &keep)?;
-        let warn_acc = compute::filter(&warn_array, &keep)?;
+        // Project first (no copies), then filter only the output columns.
+        let accept = |b: RecordBatch| -> datafusion::common::Result<RecordBatch> {
+            if quarantined == 0 {
+                Ok(b)
+            } else {
+                Ok(filter_record_batch(&b, &keep)?)
+            }
+        };
         if let (Some((entity, schema)), Some(sink)) = (&outputs.silver, silver) {
-            let out = project_entity(c, &acc, entity, schema, false, Some(warn_acc))?;
-            sink.write(&out)?;
+            let out = project_entity(c, batch, entity, schema, false, Some(warn_array.clone()))?;
+            sink.write(&accept(out)?)?;
         }
         if let (Some(schema), Some(sink)) = (&outputs.identity, identity) {
-            let out = project_entity(c, &acc, model.identity(), schema, !is_identity_entity, None)?;
-            sink.write(&out)?;
+            let out = accept(project_entity(
+                c,
+                batch,
+                model.identity(),
+                schema,
+                !is_identity_entity,
+                None,
+            )?)?;
+            match &outputs.seen_identities {
+                Some(seen) => sink.write(&first_seen(&out, &c.identity, seen)?)?,
+                None => sink.write(&out)?,
+            }
         }
     }
     if quarantined > 0 {
@@ -1007,6 +1067,114 @@ fn split_batch(
         quarantine.write(&out)?;
     }
     Ok(())
+}
+
+/// Two 64-bit FNV-1a lanes: a 128-bit fingerprint of an identity tuple (collisions
+/// are negligible at ICS scale, and the set only decides what is written once).
+struct Fnv128 {
+    a: u64,
+    b: u64,
+}
+
+impl Default for Fnv128 {
+    fn default() -> Self {
+        Fnv128 {
+            a: 0xcbf2_9ce4_8422_2325,
+            b: 0x6c62_272e_07bb_0142,
+        }
+    }
+}
+
+impl Fnv128 {
+    fn write(&mut self, bytes: &[u8]) {
+        for &x in bytes {
+            self.a = (self.a ^ x as u64).wrapping_mul(0x0000_0100_0000_01b3);
+            self.b = (self.b ^ x as u64)
+                .wrapping_mul(0x0000_0100_0000_0193)
+                .rotate_left(5);
+        }
+    }
+    fn finish(&self) -> u128 {
+        ((self.a as u128) << 64) | self.b as u128
+    }
+}
+
+/// The fingerprints are already hashes: use their low bits directly.
+#[derive(Default, Clone, Copy)]
+struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64 ^ (v >> 64) as u64;
+    }
+}
+
+type IdentitySet = std::collections::HashSet<u128, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// Keep the rows whose identity tuple has not been written yet (per source), without
+/// per-record lineage, so the result does not depend on which record came first.
+fn first_seen(
+    out: &RecordBatch,
+    identity_fields: &[String],
+    seen: &Mutex<IdentitySet>,
+) -> datafusion::common::Result<RecordBatch> {
+    let n = out.num_rows();
+    let cols: Vec<ArrayRef> = identity_fields
+        .iter()
+        .chain(std::iter::once(&"person_key".to_string()))
+        .filter_map(|f| col(out, f).cloned())
+        .map(|a| compute::cast(&a, &DataType::Utf8))
+        .collect::<Result<_, _>>()?;
+    let texts: Vec<&StringArray> = cols
+        .iter()
+        .filter_map(|a| a.as_any().downcast_ref::<StringArray>())
+        .collect();
+    let mut hashes = Vec::with_capacity(n);
+    for row in 0..n {
+        let mut h = Fnv128::default();
+        for t in &texts {
+            if t.is_null(row) {
+                h.write(&[0xff]);
+            } else {
+                h.write(t.value(row).as_bytes());
+                h.write(&[0]);
+            }
+        }
+        hashes.push(h.finish());
+    }
+    let keep: BooleanArray = {
+        let mut set = seen.lock().map_err(|_| {
+            datafusion::common::DataFusionError::Execution("identity set poisoned".into())
+        })?;
+        hashes.iter().map(|h| Some(set.insert(*h))).collect()
+    };
+    let kept = filter_record_batch(out, &keep)?;
+    // Drop per-record lineage: the row stands for every record carrying the tuple.
+    let schema = kept.schema();
+    let arrays: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if matches!(
+                f.name().as_str(),
+                "source_file" | "source_row" | "record_key"
+            ) {
+                new_null_array(f.data_type(), kept.num_rows())
+            } else {
+                kept.column(i).clone()
+            }
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema, arrays)?)
 }
 
 fn sample(

@@ -332,7 +332,7 @@ impl Reader {
         }
         let nulls = &self.csv.null_values;
         let mut b = Builder::new(ncols, self.batch_rows);
-        let mut values: Vec<Option<String>> = vec![None; ncols];
+        let latin1 = self.csv.encoding == Encoding::Latin1;
         loop {
             match rdr.read_byte_record(&mut record) {
                 Ok(false) => break,
@@ -367,37 +367,38 @@ impl Reader {
                 );
                 continue;
             }
-            let mut ok = true;
-            for (i, p) in positions.iter().enumerate() {
-                let field = p.and_then(|p| record.get(p)).unwrap_or(b"");
-                match decode(field, self.csv.encoding) {
-                    Some(s) => {
-                        let t = s.trim();
-                        values[i] = if t.is_empty() || nulls.iter().any(|n| n == t) {
-                            None
-                        } else {
-                            Some(s.into_owned())
-                        };
-                    }
-                    None => {
-                        ok = false;
-                        break;
+            // UTF-8 extracts are validated once per row (all fields at once), so a row
+            // is either fully in the batch or fully rejected.
+            let whole: Option<&str> = if latin1 {
+                None
+            } else {
+                match std::str::from_utf8(record.as_slice()) {
+                    Ok(t) => Some(t),
+                    Err(_) => {
+                        let raw = join_raw(&record, self.csv.delimiter);
+                        self.reject(
+                            row,
+                            "text is not valid UTF-8 (set `csv.encoding: latin-1`?)",
+                            &raw,
+                        );
+                        continue;
                     }
                 }
-            }
-            if !ok {
-                let raw = join_raw(&record, self.csv.delimiter);
-                self.reject(
-                    row,
-                    "text is not valid UTF-8 (set `csv.encoding: latin-1`?)",
-                    &raw,
-                );
-                continue;
-            }
-            for (i, v) in values.iter_mut().enumerate() {
-                match v.take() {
-                    Some(s) => b.cols[i].append_value(s),
-                    None => b.cols[i].append_null(),
+            };
+            for (i, p) in positions.iter().enumerate() {
+                let range = p.and_then(|p| record.range(p));
+                let text: std::borrow::Cow<'_, str> = match (whole, range) {
+                    (Some(t), Some(r)) => std::borrow::Cow::Borrowed(t.get(r).unwrap_or("")),
+                    (None, Some(r)) => {
+                        decode(&record.as_slice()[r], self.csv.encoding).unwrap_or_default()
+                    }
+                    (_, None) => std::borrow::Cow::Borrowed(""),
+                };
+                if is_blank(&text) || (!nulls.is_empty() && nulls.iter().any(|n| n == text.trim()))
+                {
+                    b.cols[i].append_null();
+                } else {
+                    b.cols[i].append_value(&text);
                 }
             }
             b.rows.append_value(row);
@@ -511,6 +512,15 @@ impl Reader {
             }
         }
         Ok(())
+    }
+}
+
+/// Empty or only whitespace (checked from the ends first: most fields are neither).
+fn is_blank(s: &str) -> bool {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (None, _) => true,
+        (Some(a), Some(z)) if !a.is_ascii_whitespace() && !z.is_ascii_whitespace() => false,
+        _ => s.trim().is_empty(),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The plain-Rust logic behind the UDFs: NHS number, postcode, clinical code and name
 //! normalisation, and lenient date parsing. Kept free of Arrow so it is easy to test.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 /// The digits of `s`, or `None` when there are none.
 pub fn digits_only(s: &str) -> Option<String> {
@@ -252,20 +252,82 @@ pub fn soundex(s: &str) -> Option<String> {
     Some(out)
 }
 
+/// Days since 1970-01-01 of a valid calendar date.
+fn days(y: i32, m: u32, d: u32) -> Option<i32> {
+    let date = NaiveDate::from_ymd_opt(y, m, d)?;
+    Some(date.num_days_from_ce() - 719_163)
+}
+
+fn digits(b: &[u8]) -> Option<u32> {
+    let mut v = 0u32;
+    for c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + (c - b'0') as u32;
+    }
+    Some(v)
+}
+
+/// Fast paths for the two formats almost every extract uses.
+fn parse_common(t: &str, f: &str) -> Option<Option<i32>> {
+    let b = t.as_bytes();
+    match f {
+        "%d/%m/%Y" => {
+            // d/m/Y with 1–2 digit day and month, 4-digit year (chrono accepts both).
+            let mut parts = b.split(|c| *c == b'/');
+            let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+            if parts.next().is_some()
+                || d.is_empty()
+                || d.len() > 2
+                || m.is_empty()
+                || m.len() > 2
+                || y.len() != 4
+            {
+                return Some(None);
+            }
+            Some(days(digits(y)? as i32, digits(m)?, digits(d)?))
+        }
+        "%Y-%m-%d" => {
+            if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+                return None;
+            }
+            Some(days(
+                digits(&b[..4])? as i32,
+                digits(&b[5..7])?,
+                digits(&b[8..])?,
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// Parse a date with the first fitting format; days since 1970-01-01.
 pub fn parse_date_days(s: &str, formats: &[String]) -> Option<i32> {
     let t = s.trim();
     if t.is_empty() {
         return None;
     }
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
     for f in formats {
-        if let Ok(d) = NaiveDate::parse_from_str(t, f) {
-            return i32::try_from((d - epoch).num_days()).ok();
+        match parse_common(t, f) {
+            Some(Some(d)) => return Some(d),
+            Some(None) => continue,
+            None => {}
         }
-        if let Ok(dt) = NaiveDateTime::parse_from_str(t, f) {
-            return i32::try_from((dt.date() - epoch).num_days()).ok();
+        if let Some(d) = parse_date_chrono(t, f) {
+            return Some(d);
         }
+    }
+    None
+}
+
+fn parse_date_chrono(t: &str, f: &str) -> Option<i32> {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1)?;
+    if let Ok(d) = NaiveDate::parse_from_str(t, f) {
+        return i32::try_from((d - epoch).num_days()).ok();
+    }
+    if let Ok(dt) = NaiveDateTime::parse_from_str(t, f) {
+        return i32::try_from((dt.date() - epoch).num_days()).ok();
     }
     None
 }
@@ -400,6 +462,18 @@ mod tests {
         assert_eq!(
             parse_timestamp_micros("1970-01-01", &["%Y-%m-%d".to_string()]),
             Some(0)
+        );
+        let dmy = vec!["%d/%m/%Y".to_string()];
+        assert_eq!(parse_date_days("1/2/1970", &dmy), Some(31));
+        assert_eq!(parse_date_days("29/02/2023", &dmy), None);
+        assert_eq!(
+            parse_date_days("29/02/2024", &dmy),
+            parse_date_chrono("29/02/2024", "%d/%m/%Y")
+        );
+        assert_eq!(parse_date_days("01/01/20245", &dmy), None);
+        assert_eq!(
+            parse_date_days("2024-02-29", &["%Y-%m-%d".to_string()]),
+            parse_date_chrono("2024-02-29", "%Y-%m-%d")
         );
         assert!(check_date_format("%d/%m/%Y").is_ok());
         assert!(check_date_format("%d/%m").is_err());

@@ -29,6 +29,10 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Run an ICS: ingest every provider's extracts, check quality, write outputs.
     Run(RunArgs),
+    /// Generate a synthetic ICS landing zone with ground truth.
+    Synth(SynthArgs),
+    /// The whole product on synthetic data: synth → validate → run → reports.
+    Demo(DemoArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
 }
@@ -91,6 +95,35 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Number of people.
+    #[arg(long, default_value_t = 20_000)]
+    pub patients: usize,
+    /// Random seed (the same seed gives the same files).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory (landing/, truth/, reference/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// As-of date: extracts end here; outcomes are the 90 days after (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-10-31")]
+    pub as_of: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output directory.
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// Number of synthetic people.
+    #[arg(long, default_value_t = 20_000)]
+    pub patients: usize,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
 pub struct DocsArgs {
     /// Directory to write into.
     #[arg(long, default_value = "docs")]
@@ -137,7 +170,133 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Docs(a) => docs(a),
         Command::Explain(a) => explain(a),
         Command::Run(a) => run_ics(a),
+        Command::Synth(a) => synth(a),
+        Command::Demo(a) => demo(a),
     }
+}
+
+fn synth_options(
+    patients: usize,
+    seed: u64,
+    out: PathBuf,
+    as_of: &str,
+) -> anyhow::Result<crate::synth::SynthOptions> {
+    let as_of = chrono::NaiveDate::parse_from_str(as_of, "%Y-%m-%d")
+        .map_err(|_| anyhow::anyhow!("--as-of {as_of}: not YYYY-MM-DD"))?;
+    Ok(crate::synth::SynthOptions {
+        patients,
+        seed,
+        out,
+        as_of,
+        ..Default::default()
+    })
+}
+
+fn synth(a: SynthArgs) -> anyhow::Result<u8> {
+    let opts = synth_options(a.patients, a.seed, a.out.clone(), &a.as_of)?;
+    let t = std::time::Instant::now();
+    let s = crate::synth::generate(&opts).map_err(|e| anyhow::anyhow!(e))?;
+    emit(&format!(
+        "synthetic ICS: {} people, {} records in {:.1} s\nlanding zone: {}\nground truth: {}\n",
+        s.people,
+        s.records,
+        t.elapsed().as_secs_f64(),
+        a.out.join("landing").display(),
+        a.out.join("truth").display()
+    ))?;
+    Ok(0)
+}
+
+fn demo(a: DemoArgs) -> anyhow::Result<u8> {
+    use std::time::Instant;
+    let cwd = std::env::current_dir()?;
+    let root = cwd
+        .ancestors()
+        .find(|d| d.join("providers").is_dir() && d.join("templates/providers").is_dir())
+        .map(std::path::Path::to_path_buf)
+        .ok_or_else(|| anyhow::anyhow!("run the demo from the onboard repository (no providers/ and templates/ found above {})", cwd.display()))?;
+    let out = if a.out.is_absolute() {
+        a.out.clone()
+    } else {
+        cwd.join(&a.out)
+    };
+    std::fs::create_dir_all(&out)?;
+    let as_of = "2026-10-31";
+    let mut report = String::new();
+
+    let t = Instant::now();
+    let opts = synth_options(a.patients, a.seed, out.clone(), as_of)?;
+    let s = crate::synth::generate(&opts).map_err(|e| anyhow::anyhow!(e))?;
+    report.push_str(&format!(
+        "1. synth     {} people, {} records from 10 source systems ({:.1} s)\n",
+        s.people,
+        s.records,
+        t.elapsed().as_secs_f64()
+    ));
+    eprint!("{report}");
+
+    let t = Instant::now();
+    let providers = root.join("providers");
+    let outcome =
+        crate::validate::validate_paths(std::slice::from_ref(&providers), &Default::default())?;
+    let line = format!(
+        "2. validate  {} manifests: {} errors, {} warnings ({:.1} s)\n",
+        outcome.files.len(),
+        outcome.diagnostics.errors(),
+        outcome.diagnostics.warnings(),
+        t.elapsed().as_secs_f64()
+    );
+    eprint!("{line}");
+    report.push_str(&line);
+    if outcome.diagnostics.has_errors() {
+        let summary = Summary {
+            files: outcome.files,
+        };
+        emit(&diagnostics::render_human(
+            &outcome.diagnostics.into_sorted(),
+            &summary,
+        ))?;
+        return Ok(1);
+    }
+
+    let ics = out.join("ics.yaml");
+    std::fs::write(
+        &ics,
+        format!(
+            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: 2GiB }}\n",
+            providers.display(),
+            out.display()
+        ),
+    )?;
+    let t = Instant::now();
+    let run = crate::execute::RunOptions {
+        ics,
+        demo_key: true,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ..Default::default()
+    };
+    let rt = runtime()?;
+    let published = match rt.block_on(crate::execute::run(&run)) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(1);
+        }
+    };
+    let line = format!(
+        "3. run       {} sources, {} rows read ({:.1} s)\n\n",
+        published.record.sources.len(),
+        published.record.totals.rows_read,
+        t.elapsed().as_secs_f64()
+    );
+    eprint!("{line}");
+    emit(&run_summary(&published))?;
+    emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
+    Ok(if published.record.status == "succeeded" {
+        0
+    } else {
+        1
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

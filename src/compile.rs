@@ -301,14 +301,27 @@ fn rule_sql(src: &ResolvedSource, check: &RuleCheck, ctx: &RunContext) -> (Strin
             };
             (cond, vec![field.clone()])
         }
-        RuleCheck::DateOrder { field, after } => (
-            format!(
-                "{0} IS NOT NULL AND {1} IS NOT NULL AND {0} < {1}",
-                c(field),
-                c(after)
-            ),
-            vec![field.clone(), after.clone()],
-        ),
+        RuleCheck::DateOrder { field, after } => {
+            // Compared at day precision: extracts often carry a time on one side only
+            // (admission date-time, discharge date), and a same-day discharge is fine.
+            let day = |n: &str| {
+                if field_type(src, n) == FieldType::Timestamp {
+                    format!("CAST({} AS DATE)", c(n))
+                } else {
+                    c(n)
+                }
+            };
+            (
+                format!(
+                    "{} IS NOT NULL AND {} IS NOT NULL AND {} < {}",
+                    c(field),
+                    c(after),
+                    day(field),
+                    day(after)
+                ),
+                vec![field.clone(), after.clone()],
+            )
+        }
         RuleCheck::Unique { fields } => {
             let keys: Vec<String> = fields.iter().map(|f| c(f)).collect();
             let not_null = keys

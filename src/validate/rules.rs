@@ -144,7 +144,7 @@ pub const RULES: &[RuleDef] = &[
         category: KahnCategory::Plausibility,
         required: &[Param::Field, Param::After],
         optional: &[],
-        summary: "`field` is not earlier than the field named by `after` (e.g. discharge not before admission).",
+        summary: "`field` is not earlier than the field named by `after` (e.g. discharge not before admission), compared by day.",
         example: "{ rule: date_order, field: end_ts, after: start_ts }",
     },
     RuleDef {

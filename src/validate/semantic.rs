@@ -1017,9 +1017,12 @@ pub fn read_map_file(
     let text = std::fs::read_to_string(&full)
         .map_err(|e| ("ONB0207", format!("cannot read map file `{file}`: {e}")))?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or("");
-    if header.split(',').count() != 2 {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let header_len = rdr.headers().map(|h| h.len()).unwrap_or(0);
+    if header_len != 2 {
         return Err((
             "ONB0207",
             format!("map file `{file}` must start with a two-column header (source,target)"),
@@ -1027,22 +1030,22 @@ pub fn read_map_file(
     }
     let mut out = Vec::new();
     let mut seen = HashSet::new();
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| ("ONB0207", format!("map file `{file}` line {}: {e}", i + 2)))?;
+        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
             continue;
         }
-        let parts: Vec<&str> = line.split(',').collect();
-        if parts.len() != 2 {
+        if rec.len() != 2 {
             return Err((
                 "ONB0207",
                 format!(
                     "map file `{file}` line {}: expected 2 columns, found {}",
                     i + 2,
-                    parts.len()
+                    rec.len()
                 ),
             ));
         }
-        let k = parts[0].trim().trim_matches('"').to_string();
+        let k = rec.get(0).unwrap_or("").trim().to_string();
         if !seen.insert(k.clone()) {
             return Err((
                 "ONB0207",
@@ -1052,7 +1055,7 @@ pub fn read_map_file(
                 ),
             ));
         }
-        out.push((k, parts[1].trim().trim_matches('"').to_string()));
+        out.push((k, rec.get(1).unwrap_or("").trim().to_string()));
     }
     Ok(out)
 }

@@ -8,5 +8,6 @@ mod robustness;
 mod udfs;
 mod run_ics;
 mod crash;
+mod synth_demo;
 mod util;
 mod validate_cli;

@@ -152,3 +152,18 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     );
     assert!(acute > 0.85, "acute ethnicity mostly recorded, got {acute}");
 }
+
+#[test]
+fn example_ics_file_loads() {
+    let ics = onboard::ics::Ics::load(&root().join("examples/northshire/ics.yaml")).unwrap();
+    assert_eq!(ics.file.ics.id, "northshire");
+    assert!(
+        ics.resolve(&ics.file.providers[0])
+            .join("emis-f81001.yaml")
+            .is_file()
+    );
+    assert_eq!(
+        onboard::ics::parse_bytes(&ics.file.engine.memory_limit),
+        Some(2 << 30)
+    );
+}

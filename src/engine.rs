@@ -22,7 +22,6 @@ pub fn planning_context() -> SessionContext {
     }
     // Planning needs the function's signature only; the demo key never hashes data here.
     let demo = crate::pseudonymise::Key::demo();
-    ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(demo.clone()));
     ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(demo.clone()));
     ctx.register_udf(crate::pseudonymise::RecordKey::udf(demo));
     ctx
@@ -63,7 +62,6 @@ pub fn run_context(
     for udf in crate::udf::all() {
         ctx.register_udf(udf);
     }
-    ctx.register_udf(crate::pseudonymise::PersonKeyUdf::udf(key.clone()));
     ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
     ctx.register_udf(crate::pseudonymise::RecordKey::udf(key.clone()));
     Ok(ctx)

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, StringArray, StringBuilder};
+use datafusion::arrow::array::{Array, StringBuilder};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::cast::as_string_array;
 use datafusion::common::{DataFusionError, Result};
@@ -159,56 +159,6 @@ fn hex_into(bytes: &[u8], out: &mut [u8; 32]) {
     for (i, b) in bytes.iter().take(16).enumerate() {
         out[2 * i] = HEX[(b >> 4) as usize];
         out[2 * i + 1] = HEX[(b & 15) as usize];
-    }
-}
-
-/// `person_key(text) -> text`: the keyed pseudonym of an identifier string.
-#[derive(Debug, PartialEq, Eq, Hash)]
-pub struct PersonKeyUdf {
-    key: Key,
-    signature: Signature,
-}
-
-impl PersonKeyUdf {
-    pub fn new(key: Key) -> Self {
-        PersonKeyUdf {
-            key,
-            signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable),
-        }
-    }
-    pub fn udf(key: Key) -> ScalarUDF {
-        ScalarUDF::from(PersonKeyUdf::new(key))
-    }
-}
-
-impl ScalarUDFImpl for PersonKeyUdf {
-    fn name(&self) -> &str {
-        "person_key"
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let input =
-            as_string_array(&arrays[0]).map_err(|e| DataFusionError::Execution(e.to_string()))?;
-        let mut b = StringBuilder::with_capacity(input.len(), input.len() * 32);
-        let mut buf = [0u8; 32];
-        for v in input.iter() {
-            match v {
-                Some(s) => {
-                    self.key.person_key_into(s, &mut buf);
-                    // The buffer holds ASCII hex digits only.
-                    b.append_value(std::str::from_utf8(&buf).unwrap_or_default());
-                }
-                None => b.append_null(),
-            }
-        }
-        let out: StringArray = b.finish();
-        Ok(ColumnarValue::Array(Arc::new(out) as Arc<dyn Array>))
     }
 }
 

@@ -110,6 +110,16 @@ pub const FUNCTIONS: &[FunctionDoc] = &[
         signature: "parse_timestamp(text, format, ...) -> timestamp",
         summary: "Like parse_date for date-times; a plain date gets midnight.",
     },
+    FunctionDoc {
+        name: "person_key_of",
+        signature: "person_key_of(nhs_number, issuer, local_id) -> text",
+        summary: "Keyed pseudonym candidate (HMAC-SHA-256 under the ICS key, 32 hex): of the NHS number when valid, else of issuer and local id, else null. Registered by the engine with the run's key.",
+    },
+    FunctionDoc {
+        name: "record_key",
+        signature: "record_key(scope, id) -> text",
+        summary: "Keyed 128-bit SipHash (32 hex) of a record's scope and id: the own ids of canonical tables.",
+    },
 ];
 
 /// All onboard UDFs, ready to register.

@@ -63,6 +63,14 @@ pub fn check(
     // Whole-manifest deserialisation succeeds when the schema check passed; otherwise
     // check what can be read, part by part.
     let raw: Option<RawManifest> = serde_json::from_value(value.clone()).ok();
+    // The `validator` constraints on the model (the same ones the JSON Schema carries):
+    // a backstop that reports anything the schema check let through.
+    if let Some(r) = &raw
+        && let Err(errors) = validator::Validate::validate(r)
+        && diags.errors() == 0
+    {
+        report_validator_errors(&errors, "", spans, diags);
+    }
     let provider: Option<Provider> = value
         .get("provider")
         .and_then(|p| serde_json::from_value(p.clone()).ok());
@@ -105,6 +113,53 @@ pub fn check(
         provider: resolved_provider?,
         sources: resolved_sources,
     })
+}
+
+fn report_validator_errors(
+    errors: &validator::ValidationErrors,
+    pointer: &str,
+    spans: &SpanIndex,
+    diags: &mut Diagnostics,
+) {
+    use validator::ValidationErrorsKind;
+    for (field, kind) in errors.errors() {
+        let p = child(pointer, field);
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                for e in list {
+                    let what = match e.code.as_ref() {
+                        "length" => "has the wrong length",
+                        "range" => "is out of range",
+                        _ => "is not valid",
+                    };
+                    let bounds: Vec<String> = e
+                        .params
+                        .iter()
+                        .filter(|(k, _)| *k != "value")
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect();
+                    diags.push(
+                        Diagnostic::new(
+                            "ONB0104",
+                            format!(
+                                "`{}` {what} ({})",
+                                p.trim_start_matches('/').replace('/', "."),
+                                bounds.join(", ")
+                            ),
+                        )
+                        .at_opt(spans.value(&p))
+                        .label("invalid"),
+                    );
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => report_validator_errors(inner, &p, spans, diags),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    report_validator_errors(inner, &format!("{p}/{i}"), spans, diags);
+                }
+            }
+        }
+    }
 }
 
 fn check_provider(

@@ -403,3 +403,109 @@ fn threshold_breach_fails_only_that_source() {
         "its quarantine is kept"
     );
 }
+
+/// Gzip and latin-1 extracts, a BOM, a ragged row and an undecodable row.
+#[test]
+fn gzip_latin1_and_unreadable_rows() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing/x");
+    std::fs::create_dir_all(&landing).unwrap();
+    // latin-1 file: "Zoë" is 0xEB; gzip-compressed.
+    let mut text: Vec<u8> =
+        b"\xef\xbb\xbfID,Name,DOB\n1,Zo\xeb,01/02/1990\n2,Ann,03/04/1991\n3,Bob\n".to_vec();
+    text.extend_from_slice(b"4,Cy,05/06/1992\n");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(landing.join("people_1.csv.gz")).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(&text).unwrap();
+    gz.finish().unwrap();
+    // A UTF-8 file with one invalid byte sequence.
+    std::fs::write(
+        landing.join("people_2.csv"),
+        b"ID,Name,DOB\n5,Ed\xff,01/01/1980\n6,Flo,02/02/1982\n",
+    )
+    .unwrap();
+    let manifest = dir.path().join("m.yaml");
+    let m = |enc: &str, glob: &str, id: &str| {
+        format!(
+            "manifest_version: 1\nprovider: {{ id: {id}, name: T, setting: other, system: t }}\nsources:\n  people:\n    path: \"x/{glob}\"\n    format: csv\n    csv: {{ encoding: {enc} }}\n    columns: [ID, Name, DOB]\n    maps_to: person_identity\n    fields:\n      local_patient_id: {{ from: ID }}\n      given_name: {{ from: Name, transform: name }}\n      date_of_birth: {{ from: DOB, parse_date: \"%d/%m/%Y\" }}\n"
+        )
+    };
+    std::fs::write(&manifest, m("latin-1", "people_*.csv.gz", "gz-latin1")).unwrap();
+    let manifest2 = dir.path().join("m2.yaml");
+    std::fs::write(&manifest2, m("utf-8", "people_*.csv", "utf8")).unwrap();
+    let ics = dir.path().join("ics.yaml");
+    std::fs::write(&ics, format!("ics: {{ id: t, name: T }}\nproviders: [\"{}\", \"{}\"]\nlanding: landing\noutput: out\nreference_date: 2026-10-31\n", manifest.display(), manifest2.display())).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .args(["run", "--ics", ics.to_str().unwrap(), "--demo-key"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        code(&o),
+        0,
+        "{}{}",
+        stdout(&o),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = dir.path().join("out");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let gz = source(&run, "gz-latin1", "people");
+    assert_eq!(
+        (
+            gz["rows_read"].as_u64(),
+            gz["rows_accepted"].as_u64(),
+            gz["rows_unreadable"].as_u64()
+        ),
+        (Some(4), Some(3), Some(1))
+    );
+    let names = rows(&out.join("identity/person_identity/provider=gz-latin1"));
+    assert!(
+        names.iter().any(|l| l.contains("given_name=ZOE")),
+        "latin-1 decoded and standardised: {names:?}"
+    );
+    let u = source(&run, "utf8", "people");
+    assert_eq!(
+        (
+            u["rows_read"].as_u64(),
+            u["rows_accepted"].as_u64(),
+            u["rows_unreadable"].as_u64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    let q = quarantined(&out, "utf8", "people");
+    assert_eq!(q, vec![(1, "DQ001".to_string())]);
+}
+
+#[test]
+fn validate_sample_checks_one_extract() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("SRPatient_2026.csv");
+    std::fs::write(
+        &f,
+        "Patient ID|NHS Number|First Name|Surname|Date Of Birth|Gender|Post Code|Ethnicity\n",
+    )
+    .unwrap();
+    let o = crate::util::onboard(&[
+        "validate",
+        "--format",
+        "json",
+        "--sample",
+        f.to_str().unwrap(),
+        "providers/systmone-f81010.yaml",
+    ]);
+    assert_eq!(code(&o), 1);
+    let d: Vec<serde_json::Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let missing: Vec<&serde_json::Value> = d.iter().filter(|x| x["code"] == "ONB0801").collect();
+    assert_eq!(missing.len(), 1, "{d:?}");
+    assert!(
+        missing[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Postcode`")
+    );
+    assert_eq!(missing[0]["help"], "did you mean `Post Code`?");
+}

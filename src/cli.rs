@@ -67,6 +67,9 @@ pub struct ExplainArgs {
     /// Only this source.
     #[arg(long)]
     pub source: Option<String>,
+    /// Reference date baked into date rules (YYYY-MM-DD; default today).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<String>,
     /// Project root (holds templates/providers/).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
@@ -326,10 +329,12 @@ fn explain(a: ExplainArgs) -> anyhow::Result<u8> {
     };
     let run_ctx = crate::compile::RunContext {
         run_id: "explain".into(),
-        reference_date: chrono::Utc::now()
-            .date_naive()
-            .format("%Y-%m-%d")
-            .to_string(),
+        reference_date: a.as_of.clone().unwrap_or_else(|| {
+            chrono::Utc::now()
+                .date_naive()
+                .format("%Y-%m-%d")
+                .to_string()
+        }),
     };
     let ctx = crate::engine::planning_context();
     let rt = runtime()?;

@@ -356,6 +356,30 @@ fn explain_prints_plan_and_sql() {
         s.contains("-- SQL") && s.contains("parse_timestamp(CAST(\"AdmissionDate\" AS VARCHAR)"),
         "{s}"
     );
+    // The whole plan and SQL of one source, pinned.
+    let o = crate::util::onboard(&[
+        "explain",
+        "providers/emis-f81001.yaml",
+        "--source",
+        "patients",
+        "--as-of",
+        "2026-10-31",
+    ]);
+    let text = stdout(&o).replace(
+        &onboard_hash("providers/emis-f81001.yaml"),
+        "<manifest-hash>",
+    );
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../snapshots");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!("explain__emis_patients", text));
+}
+
+/// The manifest hash of a repository manifest (it changes whenever the template does).
+fn onboard_hash(path: &str) -> String {
+    let opts = onboard::validate::Options::default();
+    let out = onboard::validate::validate_paths(&[root().join(path)], &opts).unwrap();
+    out.manifests[0].hash.clone()
 }
 
 #[test]

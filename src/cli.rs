@@ -33,6 +33,8 @@ pub enum Command {
     Synth(SynthArgs),
     /// The whole product on synthetic data: synth → validate → run → reports.
     Demo(DemoArgs),
+    /// Score the person keys of a published run against a truth file.
+    EvaluateLinkage(EvaluateArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
 }
@@ -127,6 +129,19 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Output directory of a run (holds silver/ and identity/).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// CSV with provider_id, source, source_record_id, true_person_id.
+    #[arg(long, value_name = "FILE")]
+    pub truth: PathBuf,
+    /// `human` or `json`.
+    #[arg(long, default_value = "human")]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
 pub struct DocsArgs {
     /// Directory to write into.
     #[arg(long, default_value = "docs")]
@@ -175,7 +190,38 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Run(a) => run_ics(a),
         Command::Synth(a) => synth(a),
         Command::Demo(a) => demo(a),
+        Command::EvaluateLinkage(a) => evaluate_linkage(a),
     }
+}
+
+fn evaluate_linkage(a: EvaluateArgs) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let s = rt
+        .block_on(crate::evaluate::score(&a.out, &a.truth))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if a.format == "json" {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
+    } else {
+        emit(&format!(
+            "records {} ({} with a person key), true persons {}, predicted clusters {}\n\
+             pairwise: precision {:.4}, recall {:.4}, F1 {:.4} ({} true pairs, {} predicted, {} correct)\n\
+             clusters: {:.2}% of persons exact, {} persons split, {} clusters merging persons\n",
+            s.records,
+            s.records_with_key,
+            s.true_persons,
+            s.predicted_clusters,
+            s.precision,
+            s.recall,
+            s.f1,
+            s.true_pairs,
+            s.predicted_pairs,
+            s.true_positive_pairs,
+            s.exact_persons * 100.0,
+            s.split_persons,
+            s.merged_clusters
+        ))?;
+    }
+    Ok(0)
 }
 
 fn synth_options(

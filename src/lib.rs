@@ -20,6 +20,7 @@
 //! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
 //! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
+//! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
 //! * [`synth`]: a synthetic ICS with ground truth (for the demo, tests and benchmarks).
 //! * [`reference`]: reference documentation generated from the registries.
@@ -37,6 +38,7 @@ pub mod compile;
 pub mod scan;
 pub mod execute;
 pub mod report;
+pub mod evaluate;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

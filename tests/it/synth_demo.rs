@@ -151,6 +151,29 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
         "GP ethnicity about 70% recorded, got {gp}"
     );
     assert!(acute > 0.85, "acute ethnicity mostly recorded, got {acute}");
+
+    // Linkage scored against the truth: the per-record keys (NHS number, else local id)
+    // never merge two people, but split each person across systems.
+    let o = onboard_in(
+        &root(),
+        &[
+            "evaluate-linkage",
+            "--out",
+            out.to_str().unwrap(),
+            "--truth",
+            out.join("truth/person_records.csv").to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let score: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(score["records"].as_u64().unwrap(), read);
+    assert_eq!(score["true_persons"], 3000);
+    assert!(score["precision"].as_f64().unwrap() > 0.999, "{score}");
+    let recall = score["recall"].as_f64().unwrap();
+    assert!(recall > 0.2 && recall < 0.9, "{score}");
+    assert_eq!(score["true_positive_pairs"], score["predicted_pairs"]);
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Score the person keys of a published run against a truth file.
     EvaluateLinkage(EvaluateArgs),
+    /// Link a published run's person-key candidates into persons (writes linkage/link_map.parquet).
+    Link(LinkArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
 }
@@ -139,6 +141,23 @@ pub struct EvaluateArgs {
     /// `human` or `json`.
     #[arg(long, default_value = "human")]
     pub format: String,
+    /// A link map from `onboard link` (candidate key → person key) to score instead of
+    /// the raw candidate keys.
+    #[arg(long, value_name = "FILE")]
+    pub link_map: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LinkArgs {
+    /// Output directory of a published run.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Use the public demo key. Synthetic data only.
+    #[arg(long)]
+    pub demo_key: bool,
 }
 
 #[derive(Debug, Args)]
@@ -191,13 +210,46 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Synth(a) => synth(a),
         Command::Demo(a) => demo(a),
         Command::EvaluateLinkage(a) => evaluate_linkage(a),
+        Command::Link(a) => link(a),
     }
+}
+
+fn link(a: LinkArgs) -> anyhow::Result<u8> {
+    let key = crate::pseudonymise::Key::load(a.key_file.as_deref(), a.demo_key)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let rt = runtime()?;
+    let t = std::time::Instant::now();
+    let (map, summary) = rt
+        .block_on(crate::link::link(&a.out, &key))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let path = a.out.join("linkage").join("link_map.parquet");
+    crate::link::write_link_map(&map, &path).map_err(|e| anyhow::anyhow!(e))?;
+    crate::execute::write_atomic(
+        &a.out.join("linkage").join("summary.json"),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    emit(&format!(
+        "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} probabilistic links, {} NHS-number conflicts refused) in {:.1} s\nlink map: {}\n",
+        summary.identity_rows,
+        summary.candidate_keys,
+        summary.persons,
+        summary.same_record_links,
+        summary.probabilistic_links,
+        summary.nhs_conflicts_refused,
+        t.elapsed().as_secs_f64(),
+        path.display()
+    ))?;
+    Ok(0)
 }
 
 fn evaluate_linkage(a: EvaluateArgs) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let s = rt
-        .block_on(crate::evaluate::score(&a.out, &a.truth))
+        .block_on(crate::evaluate::score(
+            &a.out,
+            &a.truth,
+            a.link_map.as_deref(),
+        ))
         .map_err(|e| anyhow::anyhow!(e))?;
     if a.format == "json" {
         emit(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;

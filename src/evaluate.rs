@@ -57,7 +57,11 @@ async fn scalar(ctx: &SessionContext, sql: &str) -> Result<i64, String> {
 }
 
 /// Score the published outputs under `out` against `truth`.
-pub async fn score(out: &Path, truth: &Path) -> Result<LinkageScore, String> {
+pub async fn score(
+    out: &Path,
+    truth: &Path,
+    link_map: Option<&Path>,
+) -> Result<LinkageScore, String> {
     let ctx = crate::engine::planning_context();
     let truth_schema = datafusion::arrow::datatypes::Schema::new(
         [
@@ -123,12 +127,27 @@ pub async fn score(out: &Path, truth: &Path) -> Result<LinkageScore, String> {
     if parts.is_empty() {
         return Err(format!("no published tables under {}", out.display()));
     }
-    ctx.sql(&format!(
-        "CREATE VIEW pred AS {}",
-        parts.join(" UNION ALL ")
-    ))
-    .await
-    .map_err(|e| e.to_string())?;
+    let keys = format!("SELECT * FROM ({}) AS keyed", parts.join(" UNION ALL "));
+    let pred = match link_map {
+        // Linked: candidate keys mapped to persons.
+        Some(m) => {
+            ctx.register_parquet(
+                "link_map",
+                m.to_string_lossy().as_ref(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            format!(
+                "SELECT k.provider_id, k.source_id, k.source_record_id, coalesce(m.person_key, k.person_key) AS person_key \
+                 FROM ({keys}) AS k LEFT JOIN link_map m ON m.candidate_key = k.person_key"
+            )
+        }
+        None => keys,
+    };
+    ctx.sql(&format!("CREATE VIEW pred AS {pred}"))
+        .await
+        .map_err(|e| e.to_string())?;
     ctx.sql(
         "CREATE VIEW j AS SELECT t.true_person_id AS truth, \
          coalesce(p.person_key, concat('single:', t.provider_id, ':', t.source, ':', t.source_record_id)) AS pred, \

@@ -20,6 +20,7 @@
 //! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
 //! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
+//! * [`link`]: person-key candidates joined into persons (first slice of linkage).
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
 //! * [`synth`]: a synthetic ICS with ground truth (for the demo, tests and benchmarks).
@@ -38,6 +39,7 @@ pub mod compile;
 pub mod scan;
 pub mod execute;
 pub mod report;
+pub mod link;
 pub mod evaluate;
 pub mod refdata;
 pub mod synth;

@@ -174,6 +174,36 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     let recall = score["recall"].as_f64().unwrap();
     assert!(recall > 0.2 && recall < 0.9, "{score}");
     assert_eq!(score["true_positive_pairs"], score["predicted_pairs"]);
+
+    // Linking the candidates (same-record evidence plus Fellegi–Sunter on the rest)
+    // joins most of each person's records without merging people.
+    let o = onboard_in(
+        &root(),
+        &["link", "--out", out.to_str().unwrap(), "--demo-key"],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let map = out.join("linkage/link_map.parquet");
+    let o = onboard_in(
+        &root(),
+        &[
+            "evaluate-linkage",
+            "--out",
+            out.to_str().unwrap(),
+            "--truth",
+            out.join("truth/person_records.csv").to_str().unwrap(),
+            "--link-map",
+            map.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let linked: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(linked["precision"].as_f64().unwrap() > 0.99, "{linked}");
+    assert!(linked["recall"].as_f64().unwrap() > 0.95, "{linked}");
+    assert!(
+        linked["recall"].as_f64().unwrap() > recall + 0.3,
+        "linkage adds recall: {linked}"
+    );
 }
 
 #[test]

@@ -1,0 +1,344 @@
+//! Record linkage (first slice): person-key candidates of a published run joined into
+//! persons.
+//!
+//! 1. Same-record evidence: a record carrying a valid NHS number and a provider-local
+//!    id links the two keys (GP events keyed by practice id join the patient's NHS key).
+//! 2. Probabilistic (Fellegi–Sunter with fixed m/u): clusters without a valid NHS number
+//!    are compared, within blocks (date of birth, day/month-swapped date of birth,
+//!    surname Soundex + birth year), to the other clusters on given name, family name,
+//!    date of birth, postcode and sex; links at or above the threshold are taken.
+//! 3. A guard: two clusters holding different valid NHS numbers never merge.
+//!
+//! The result is a link map `candidate key → person_key` (stable: derived from the
+//! smallest NHS number in the cluster, else the smallest candidate key).
+//! Not yet here: EM estimation of m, term-frequency adjustment, clerical review output,
+//! survivorship and the spine tables.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::prelude::ParquetReadOptions;
+
+use crate::pseudonymise::Key;
+use crate::udf::text;
+
+/// One identity row of the identity zone.
+#[derive(Debug, Clone, Default)]
+struct Row {
+    key: Option<String>,
+    nhs: Option<String>,
+    given: Option<String>,
+    family: Option<String>,
+    dob: Option<i32>,
+    sex: Option<String>,
+    postcode: Option<String>,
+    local: Option<String>,
+    issuer: Option<String>,
+}
+
+/// What linkage did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LinkSummary {
+    pub identity_rows: usize,
+    pub candidate_keys: usize,
+    pub persons: usize,
+    pub same_record_links: usize,
+    pub probabilistic_links: usize,
+    pub nhs_conflicts_refused: usize,
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+    nhs: Vec<Option<String>>,
+}
+
+impl UnionFind {
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+    /// Merge unless the two sides hold different valid NHS numbers.
+    fn union(&mut self, a: usize, b: usize) -> Option<bool> {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return Some(false);
+        }
+        match (&self.nhs[ra], &self.nhs[rb]) {
+            (Some(x), Some(y)) if x != y => None,
+            _ => {
+                let n = self.nhs[ra].clone().or_else(|| self.nhs[rb].clone());
+                self.parent[rb] = ra;
+                self.nhs[ra] = n;
+                Some(true)
+            }
+        }
+    }
+}
+
+/// Fellegi–Sunter weight of one comparison: log2(m/u).
+fn w(m: f64, u: f64) -> f64 {
+    (m / u).log2()
+}
+
+/// Match weight between two identity rows (fixed m/u per comparison level).
+fn match_weight(a: &Row, b: &Row) -> f64 {
+    let mut total = 0.0;
+    let std = |s: &Option<String>| s.as_deref().and_then(text::name_standardise);
+    match (std(&a.given), std(&b.given)) {
+        (Some(x), Some(y)) if x == y => total += w(0.90, 0.02),
+        (Some(x), Some(y)) if strsim::jaro_winkler(&x, &y) >= 0.92 => total += w(0.05, 0.005),
+        (Some(x), Some(y)) if text::soundex(&x) == text::soundex(&y) => total += w(0.02, 0.01),
+        (Some(_), Some(_)) => total += w(0.03, 0.97),
+        _ => {}
+    }
+    match (std(&a.family), std(&b.family)) {
+        (Some(x), Some(y)) if x == y => total += w(0.92, 0.01),
+        (Some(x), Some(y)) if strsim::jaro_winkler(&x, &y) >= 0.92 => total += w(0.05, 0.003),
+        (Some(_), Some(_)) => total += w(0.03, 0.98),
+        _ => {}
+    }
+    match (a.dob, b.dob) {
+        (Some(x), Some(y)) if x == y => total += w(0.97, 0.0003),
+        (Some(x), Some(y)) if swapped(x) == Some(y) => total += w(0.01, 0.00005),
+        (Some(x), Some(y)) if year(x) == year(y) => total += w(0.01, 0.012),
+        (Some(_), Some(_)) => total += w(0.01, 0.99),
+        _ => {}
+    }
+    match (&a.postcode, &b.postcode) {
+        (Some(x), Some(y)) if x == y => total += w(0.85, 0.002),
+        (Some(x), Some(y))
+            if text::postcode_sector(x).is_some()
+                && text::postcode_sector(x) == text::postcode_sector(y) =>
+        {
+            total += w(0.05, 0.02)
+        }
+        (Some(x), Some(y))
+            if text::postcode_district(x).is_some()
+                && text::postcode_district(x) == text::postcode_district(y) =>
+        {
+            total += w(0.03, 0.05)
+        }
+        (Some(_), Some(_)) => total += w(0.07, 0.93),
+        _ => {}
+    }
+    match (&a.sex, &b.sex) {
+        (Some(x), Some(y)) if x == y => total += w(0.98, 0.5),
+        (Some(x), Some(y)) if x != "0" && y != "0" => total += w(0.02, 0.5),
+        _ => {}
+    }
+    total
+}
+
+fn date(days: i32) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::Duration::days(days as i64))
+}
+fn year(days: i32) -> Option<i32> {
+    use chrono::Datelike;
+    date(days).map(|d| d.year())
+}
+fn swapped(days: i32) -> Option<i32> {
+    use chrono::Datelike;
+    let d = date(days)?;
+    let s = chrono::NaiveDate::from_ymd_opt(d.year(), d.day(), d.month())?;
+    Some((s - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
+}
+
+/// Match weight at or above which two clusters are linked.
+pub const LINK_THRESHOLD: f64 = 14.0;
+
+/// Link the identity zone of a published run; returns the link map (candidate key →
+/// person key) and a summary.
+pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, LinkSummary), String> {
+    let ctx = crate::engine::planning_context();
+    let dir = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
+    let opts = ParquetReadOptions::default().table_partition_cols(vec![
+        ("provider".into(), DataType::Utf8),
+        ("source".into(), DataType::Utf8),
+    ]);
+    ctx.register_parquet("ident", dir.to_string_lossy().as_ref(), opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let batches = ctx
+        .sql("SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, local_patient_id, local_id_issuer FROM ident")
+        .await
+        .map_err(|e| e.to_string())?
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+    for b in &batches {
+        let text_cols: Vec<Option<datafusion::arrow::array::ArrayRef>> = (0..b.num_columns())
+            .map(|i| datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).ok())
+            .collect();
+        let s = |i: usize, r: usize| -> Option<String> {
+            let a = text_cols[i].as_ref()?.as_string::<i32>();
+            (!a.is_null(r)).then(|| a.value(r).to_string())
+        };
+        let dob = b.column(4).as_primitive_opt::<Date32Type>();
+        for r in 0..b.num_rows() {
+            rows.push(Row {
+                key: s(0, r),
+                nhs: s(1, r).filter(|n| text::nhs_number_valid(n)),
+                given: s(2, r),
+                family: s(3, r),
+                dob: dob.and_then(|d| (!d.is_null(r)).then(|| d.value(r))),
+                sex: s(5, r),
+                postcode: s(6, r),
+                local: s(7, r),
+                issuer: s(8, r),
+            });
+        }
+    }
+    let mut summary = LinkSummary {
+        identity_rows: rows.len(),
+        ..Default::default()
+    };
+    // Nodes: every candidate key (and the keys a row's other identifiers imply).
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut uf = UnionFind {
+        parent: Vec::new(),
+        nhs: Vec::new(),
+    };
+    let mut node = |k: &str, nhs: Option<String>, uf: &mut UnionFind| -> usize {
+        if let Some(i) = index.get(k) {
+            let r = uf.find(*i);
+            if uf.nhs[r].is_none() {
+                uf.nhs[r] = nhs;
+            }
+            return *i;
+        }
+        let i = uf.parent.len();
+        uf.parent.push(i);
+        uf.nhs.push(nhs);
+        index.insert(k.to_string(), i);
+        i
+    };
+    let mut row_node = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let Some(k) = &r.key else {
+            row_node.push(None);
+            continue;
+        };
+        let n = node(k, r.nhs.clone(), &mut uf);
+        row_node.push(Some(n));
+        // Same-record evidence: the row's NHS key and local-id key are one person.
+        if let (Some(nhs), Some(local)) = (&r.nhs, &r.local) {
+            let nk = key.person_key(&format!("nhs:{nhs}"));
+            let lk = key.person_key(&format!(
+                "local:{}:{local}",
+                r.issuer.clone().unwrap_or_default()
+            ));
+            let a = node(&nk, Some(nhs.clone()), &mut uf);
+            let b = node(&lk, None, &mut uf);
+            match uf.union(a, b) {
+                Some(true) => summary.same_record_links += 1,
+                Some(false) => {}
+                None => summary.nhs_conflicts_refused += 1,
+            }
+        }
+    }
+    // Probabilistic: rows of clusters without an NHS number against rows in their blocks.
+    let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        if let Some(d) = r.dob {
+            blocks.entry(format!("d:{d}")).or_default().push(i);
+            if let (Some(f), Some(y)) = (r.family.as_deref().and_then(text::soundex), year(d)) {
+                blocks.entry(format!("s:{f}:{y}")).or_default().push(i);
+            }
+        }
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let Some(ni) = row_node[i] else { continue };
+        let root = uf.find(ni);
+        if uf.nhs[root].is_some() {
+            continue;
+        }
+        let Some(d) = r.dob else { continue };
+        let mut keys = vec![format!("d:{d}")];
+        if let Some(s) = swapped(d) {
+            keys.push(format!("d:{s}"));
+        }
+        if let (Some(f), Some(y)) = (r.family.as_deref().and_then(text::soundex), year(d)) {
+            keys.push(format!("s:{f}:{y}"));
+        }
+        let mut best: Option<(f64, usize)> = None;
+        for k in &keys {
+            for &j in blocks.get(k).map(Vec::as_slice).unwrap_or(&[]) {
+                let Some(nj) = row_node[j] else { continue };
+                if uf.find(nj) == uf.find(ni) {
+                    continue;
+                }
+                let wgt = match_weight(r, &rows[j]);
+                if wgt >= LINK_THRESHOLD && best.is_none_or(|(bw, _)| wgt > bw) {
+                    best = Some((wgt, nj));
+                }
+            }
+        }
+        if let Some((_, nj)) = best {
+            match uf.union(ni, nj) {
+                Some(true) => summary.probabilistic_links += 1,
+                Some(false) => {}
+                None => summary.nhs_conflicts_refused += 1,
+            }
+        }
+    }
+    // Stable person keys: from the cluster's NHS number, else its smallest candidate key.
+    let mut smallest: HashMap<usize, String> = HashMap::new();
+    for (k, i) in &index {
+        let r = uf.find(*i);
+        let e = smallest.entry(r).or_insert_with(|| k.clone());
+        if k < e {
+            *e = k.clone();
+        }
+    }
+    let mut map = HashMap::new();
+    let mut persons = std::collections::HashSet::new();
+    for (k, i) in &index {
+        let r = uf.find(*i);
+        let pk = match &uf.nhs[r] {
+            Some(nhs) => key.person_key(&format!("person:nhs:{nhs}")),
+            None => key.person_key(&format!("person:key:{}", smallest[&r])),
+        };
+        persons.insert(pk.clone());
+        map.insert(k.clone(), pk);
+    }
+    summary.candidate_keys = index.len();
+    summary.persons = persons.len();
+    Ok((map, summary))
+}
+
+/// Write the link map as Parquet (`candidate_key, person_key`) via a temporary file.
+pub fn write_link_map(map: &HashMap<String, String>, path: &Path) -> Result<(), String> {
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    let mut pairs: Vec<(&String, &String)> = map.iter().collect();
+    pairs.sort();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("candidate_key", DataType::Utf8, false),
+        Field::new("person_key", DataType::Utf8, false),
+    ]));
+    let a: ArrayRef = Arc::new(StringArray::from(
+        pairs.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(),
+    ));
+    let b: ArrayRef = Arc::new(StringArray::from(
+        pairs.iter().map(|p| p.1.as_str()).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(schema.clone(), vec![a, b]).map_err(|e| e.to_string())?;
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("parquet.tmp");
+    let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
+        .map_err(|e| e.to_string())?;
+    w.write(&batch).map_err(|e| e.to_string())?;
+    w.close().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}

@@ -229,7 +229,8 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     emit(&format!(
-        "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} probabilistic links, {} NHS-number conflicts refused) in {:.1} s\nlink map: {}\n",
+        "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} probabilistic links, {} NHS-number conflicts refused) in {:.1} s\n\
+         ethnicity recorded for registered persons: {:.1}% on the GP record, {:.1}% after linkage ({} persons)\nlink map: {}\n",
         summary.identity_rows,
         summary.candidate_keys,
         summary.persons,
@@ -237,6 +238,9 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
         summary.probabilistic_links,
         summary.nhs_conflicts_refused,
         t.elapsed().as_secs_f64(),
+        summary.ethnicity_recorded_before * 100.0,
+        summary.ethnicity_recorded_after * 100.0,
+        summary.registered_persons,
         path.display()
     ))?;
     Ok(0)

@@ -36,6 +36,10 @@ struct Row {
     postcode: Option<String>,
     local: Option<String>,
     issuer: Option<String>,
+    /// A recorded ethnic category (A–S; not Z, 99 or missing).
+    ethnicity: bool,
+    /// From a registered list (a source that maps to person_identity).
+    registered: bool,
 }
 
 /// What linkage did.
@@ -47,6 +51,12 @@ pub struct LinkSummary {
     pub same_record_links: usize,
     pub probabilistic_links: usize,
     pub nhs_conflicts_refused: usize,
+    /// Registered persons (clusters holding a GP-list record).
+    pub registered_persons: usize,
+    /// Share of registered persons whose GP record has a recorded ethnic category.
+    pub ethnicity_recorded_before: f64,
+    /// Share with a recorded ethnic category in any linked record.
+    pub ethnicity_recorded_after: f64,
 }
 
 struct UnionFind {
@@ -165,7 +175,7 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
         .await
         .map_err(|e| e.to_string())?;
     let batches = ctx
-        .sql("SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, local_patient_id, local_id_issuer FROM ident")
+        .sql("SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, local_patient_id, local_id_issuer, ethnic_category, source_row IS NOT NULL AS registered FROM ident")
         .await
         .map_err(|e| e.to_string())?
         .collect()
@@ -192,6 +202,9 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
                 postcode: s(6, r),
                 local: s(7, r),
                 issuer: s(8, r),
+                ethnicity: s(9, r)
+                    .is_some_and(|e| e.len() == 1 && e.as_str() < "T" && e.as_str() != "Z"),
+                registered: s(10, r).as_deref() == Some("true"),
             });
         }
     }
@@ -308,6 +321,25 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
         persons.insert(pk.clone());
         map.insert(k.clone(), pk);
     }
+    // Ethnicity, the showcase of linkage: recorded on the GP list versus anywhere.
+    let mut before: HashMap<usize, bool> = HashMap::new();
+    let mut after: HashMap<usize, bool> = HashMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        let Some(n) = row_node[i] else { continue };
+        let root = uf.find(n);
+        if r.registered {
+            *before.entry(root).or_default() |= r.ethnicity;
+        }
+        *after.entry(root).or_default() |= r.ethnicity;
+    }
+    let registered = before.len().max(1) as f64;
+    summary.registered_persons = before.len();
+    summary.ethnicity_recorded_before = before.values().filter(|v| **v).count() as f64 / registered;
+    summary.ethnicity_recorded_after = before
+        .keys()
+        .filter(|k| after.get(k).copied().unwrap_or(false))
+        .count() as f64
+        / registered;
     summary.candidate_keys = index.len();
     summary.persons = persons.len();
     Ok((map, summary))

@@ -37,6 +37,8 @@ pub enum Command {
     EvaluateLinkage(EvaluateArgs),
     /// Link a published run's person-key candidates into persons (writes linkage/link_map.parquet).
     Link(LinkArgs),
+    /// Show, comparison by comparison, how two person-key candidates score as a match.
+    ExplainMatch(ExplainMatchArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
 }
@@ -148,6 +150,25 @@ pub struct EvaluateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ExplainMatchArgs {
+    /// Output directory of a published run.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The two candidate person keys.
+    #[arg(num_args = 2, value_names = ["KEY_A", "KEY_B"])]
+    pub keys: Vec<String>,
+    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Use the public demo key. Synthetic data only.
+    #[arg(long)]
+    pub demo_key: bool,
+    /// `human` or `json`.
+    #[arg(long, default_value = "human")]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
 pub struct LinkArgs {
     /// Output directory of a published run.
     #[arg(long, value_name = "DIR")]
@@ -211,7 +232,42 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo(a) => demo(a),
         Command::EvaluateLinkage(a) => evaluate_linkage(a),
         Command::Link(a) => link(a),
+        Command::ExplainMatch(a) => explain_match(a),
     }
+}
+
+fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let e = rt
+        .block_on(crate::link::explain_match(
+            &a.out,
+            &crate::pseudonymise::Key::load(a.key_file.as_deref(), a.demo_key)
+                .map_err(|e| anyhow::anyhow!(e))?,
+            &a.keys[0],
+            &a.keys[1],
+        ))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if a.format == "json" {
+        emit(&format!("{}\n", serde_json::to_string_pretty(&e)?))?;
+        return Ok(0);
+    }
+    let mut s = format!("match weight of {} and {}\n\n", e.key_a, e.key_b);
+    let mut running = 0.0;
+    for c in &e.contributions {
+        running += c.weight;
+        s.push_str(&format!(
+            "{:<14} {:<22} m={:<7} u={:<8} {:>+7.2}  (running {:>+7.2})\n",
+            c.comparison, c.level, c.m, c.u, c.weight, running
+        ));
+    }
+    s.push_str(&format!(
+        "\ntotal {:+.2} against threshold {:.2}: {}\n",
+        e.total,
+        e.threshold,
+        if e.linked { "linked" } else { "not linked" }
+    ));
+    emit(&s)?;
+    Ok(0)
 }
 
 fn link(a: LinkArgs) -> anyhow::Result<u8> {

@@ -95,53 +95,86 @@ fn w(m: f64, u: f64) -> f64 {
     (m / u).log2()
 }
 
-/// Match weight between two identity rows (fixed m/u per comparison level).
-fn match_weight(a: &Row, b: &Row) -> f64 {
-    let mut total = 0.0;
+/// One comparison's contribution to a match weight.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Contribution {
+    pub comparison: &'static str,
+    pub level: &'static str,
+    pub m: f64,
+    pub u: f64,
+    pub weight: f64,
+}
+
+/// Compare two identity rows: the level reached on each comparison, with its fixed
+/// m and u and the weight log2(m/u). Missing values contribute nothing.
+fn compare(a: &Row, b: &Row) -> Vec<Contribution> {
+    let mut out = Vec::new();
+    let mut add = |comparison, level, m: f64, u: f64| {
+        out.push(Contribution {
+            comparison,
+            level,
+            m,
+            u,
+            weight: w(m, u),
+        })
+    };
     let std = |s: &Option<String>| s.as_deref().and_then(text::name_standardise);
     match (std(&a.given), std(&b.given)) {
-        (Some(x), Some(y)) if x == y => total += w(0.90, 0.02),
-        (Some(x), Some(y)) if strsim::jaro_winkler(&x, &y) >= 0.92 => total += w(0.05, 0.005),
-        (Some(x), Some(y)) if text::soundex(&x) == text::soundex(&y) => total += w(0.02, 0.01),
-        (Some(_), Some(_)) => total += w(0.03, 0.97),
+        (Some(x), Some(y)) if x == y => add("given_name", "exact", 0.90, 0.02),
+        (Some(x), Some(y)) if strsim::jaro_winkler(&x, &y) >= 0.92 => {
+            add("given_name", "jaro_winkler >= 0.92", 0.05, 0.005)
+        }
+        (Some(x), Some(y)) if text::soundex(&x) == text::soundex(&y) => {
+            add("given_name", "soundex", 0.02, 0.01)
+        }
+        (Some(_), Some(_)) => add("given_name", "different", 0.03, 0.97),
         _ => {}
     }
     match (std(&a.family), std(&b.family)) {
-        (Some(x), Some(y)) if x == y => total += w(0.92, 0.01),
-        (Some(x), Some(y)) if strsim::jaro_winkler(&x, &y) >= 0.92 => total += w(0.05, 0.003),
-        (Some(_), Some(_)) => total += w(0.03, 0.98),
+        (Some(x), Some(y)) if x == y => add("family_name", "exact", 0.92, 0.01),
+        (Some(x), Some(y)) if strsim::jaro_winkler(&x, &y) >= 0.92 => {
+            add("family_name", "jaro_winkler >= 0.92", 0.05, 0.003)
+        }
+        (Some(_), Some(_)) => add("family_name", "different", 0.03, 0.98),
         _ => {}
     }
     match (a.dob, b.dob) {
-        (Some(x), Some(y)) if x == y => total += w(0.97, 0.0003),
-        (Some(x), Some(y)) if swapped(x) == Some(y) => total += w(0.01, 0.00005),
-        (Some(x), Some(y)) if year(x) == year(y) => total += w(0.01, 0.012),
-        (Some(_), Some(_)) => total += w(0.01, 0.99),
+        (Some(x), Some(y)) if x == y => add("date_of_birth", "exact", 0.97, 0.0003),
+        (Some(x), Some(y)) if swapped(x) == Some(y) => {
+            add("date_of_birth", "day/month swapped", 0.01, 0.00005)
+        }
+        (Some(x), Some(y)) if year(x) == year(y) => add("date_of_birth", "same year", 0.01, 0.012),
+        (Some(_), Some(_)) => add("date_of_birth", "different", 0.01, 0.99),
         _ => {}
     }
     match (&a.postcode, &b.postcode) {
-        (Some(x), Some(y)) if x == y => total += w(0.85, 0.002),
+        (Some(x), Some(y)) if x == y => add("postcode", "exact", 0.85, 0.002),
         (Some(x), Some(y))
             if text::postcode_sector(x).is_some()
                 && text::postcode_sector(x) == text::postcode_sector(y) =>
         {
-            total += w(0.05, 0.02)
+            add("postcode", "same sector", 0.05, 0.02)
         }
         (Some(x), Some(y))
             if text::postcode_district(x).is_some()
                 && text::postcode_district(x) == text::postcode_district(y) =>
         {
-            total += w(0.03, 0.05)
+            add("postcode", "same district", 0.03, 0.05)
         }
-        (Some(_), Some(_)) => total += w(0.07, 0.93),
+        (Some(_), Some(_)) => add("postcode", "different", 0.07, 0.93),
         _ => {}
     }
     match (&a.sex, &b.sex) {
-        (Some(x), Some(y)) if x == y => total += w(0.98, 0.5),
-        (Some(x), Some(y)) if x != "0" && y != "0" => total += w(0.02, 0.5),
+        (Some(x), Some(y)) if x == y => add("sex", "same", 0.98, 0.5),
+        (Some(x), Some(y)) if x != "0" && y != "0" => add("sex", "different", 0.02, 0.5),
         _ => {}
     }
-    total
+    out
+}
+
+/// Match weight between two identity rows.
+fn match_weight(a: &Row, b: &Row) -> f64 {
+    compare(a, b).iter().map(|c| c.weight).sum()
 }
 
 fn date(days: i32) -> Option<chrono::NaiveDate> {
@@ -162,9 +195,7 @@ fn swapped(days: i32) -> Option<i32> {
 /// Match weight at or above which two clusters are linked.
 pub const LINK_THRESHOLD: f64 = 14.0;
 
-/// Link the identity zone of a published run; returns the link map (candidate key →
-/// person key) and a summary.
-pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, LinkSummary), String> {
+async fn load_rows(out: &Path) -> Result<Vec<Row>, String> {
     let ctx = crate::engine::planning_context();
     let dir = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
     let opts = ParquetReadOptions::default().table_partition_cols(vec![
@@ -208,6 +239,74 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
             });
         }
     }
+    Ok(rows)
+}
+
+/// The explanation of a match between two candidate keys: the best-scoring pair of
+/// their identity rows, comparison by comparison (a waterfall), and the decision.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MatchExplanation {
+    pub key_a: String,
+    pub key_b: String,
+    pub contributions: Vec<Contribution>,
+    pub total: f64,
+    pub threshold: f64,
+    pub linked: bool,
+}
+
+pub async fn explain_match(
+    out: &Path,
+    key: &Key,
+    a: &str,
+    b: &str,
+) -> Result<MatchExplanation, String> {
+    let rows = load_rows(out).await?;
+    // A row answers to its own candidate key and to the keys its identifiers imply.
+    let carries = |r: &Row, k: &str| -> bool {
+        r.key.as_deref() == Some(k)
+            || r.nhs
+                .as_ref()
+                .is_some_and(|n| key.person_key(&format!("nhs:{n}")) == k)
+            || r.local.as_ref().is_some_and(|l| {
+                key.person_key(&format!(
+                    "local:{}:{l}",
+                    r.issuer.clone().unwrap_or_default()
+                )) == k
+            })
+    };
+    let ra: Vec<&Row> = rows.iter().filter(|r| carries(r, a)).collect();
+    let rb: Vec<&Row> = rows.iter().filter(|r| carries(r, b)).collect();
+    if ra.is_empty() || rb.is_empty() {
+        return Err(format!(
+            "no identity rows for {}",
+            if ra.is_empty() { a } else { b }
+        ));
+    }
+    let mut best: Option<(f64, Vec<Contribution>)> = None;
+    for x in &ra {
+        for y in &rb {
+            let c = compare(x, y);
+            let t: f64 = c.iter().map(|c| c.weight).sum();
+            if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+                best = Some((t, c));
+            }
+        }
+    }
+    let (total, contributions) = best.unwrap_or_default();
+    Ok(MatchExplanation {
+        key_a: a.into(),
+        key_b: b.into(),
+        contributions,
+        total,
+        threshold: LINK_THRESHOLD,
+        linked: total >= LINK_THRESHOLD,
+    })
+}
+
+/// Link the identity zone of a published run; returns the link map (candidate key →
+/// person key) and a summary.
+pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, LinkSummary), String> {
+    let rows = load_rows(out).await?;
     let mut summary = LinkSummary {
         identity_rows: rows.len(),
         ..Default::default()

@@ -173,6 +173,9 @@ pub struct LinkArgs {
     /// Output directory of a published run.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// ICS file whose `linkage:` section sets the thresholds (default: 14 link, 8 review).
+    #[arg(long, value_name = "FILE")]
+    pub ics: Option<PathBuf>,
     /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
     #[arg(long, value_name = "FILE")]
     pub key_file: Option<PathBuf>,
@@ -243,6 +246,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
             &a.out,
             &crate::pseudonymise::Key::load(a.key_file.as_deref(), a.demo_key)
                 .map_err(|e| anyhow::anyhow!(e))?,
+            crate::ics::LinkageSettings::default().link_threshold,
             &a.keys[0],
             &a.keys[1],
         ))
@@ -275,9 +279,27 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
         .map_err(|e| anyhow::anyhow!(e))?;
     let rt = runtime()?;
     let t = std::time::Instant::now();
-    let (map, summary) = rt
-        .block_on(crate::link::link(&a.out, &key))
+    let settings = match &a.ics {
+        Some(f) => {
+            crate::ics::Ics::load(f)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .file
+                .linkage
+        }
+        None => Default::default(),
+    };
+    let (map, summary, review) = rt
+        .block_on(crate::link::link(&a.out, &key, &settings))
         .map_err(|e| anyhow::anyhow!(e))?;
+    let queue: String = review
+        .iter()
+        .filter_map(|r| serde_json::to_string(r).ok())
+        .map(|l| l + "\n")
+        .collect();
+    crate::execute::write_atomic(
+        &a.out.join("linkage").join("clerical_review.ndjson"),
+        queue.as_bytes(),
+    )?;
     let path = a.out.join("linkage").join("link_map.parquet");
     crate::link::write_link_map(&map, &path).map_err(|e| anyhow::anyhow!(e))?;
     crate::execute::write_atomic(

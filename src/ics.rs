@@ -28,6 +28,36 @@ pub struct IcsFile {
     /// A threshold breach in any source fails the whole run (default: only that source).
     #[serde(default)]
     pub fail_run_on_breach: bool,
+    #[serde(default)]
+    pub linkage: LinkageSettings,
+}
+
+/// Linkage decisions (`onboard link --ics`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkageSettings {
+    /// Match weight (log2 Bayes factor) at or above which two clusters are linked.
+    #[serde(default = "default_link_threshold")]
+    pub link_threshold: f64,
+    /// Pairs at or above this weight but below `link_threshold` go to clerical review.
+    #[serde(default = "default_review_threshold")]
+    pub review_threshold: f64,
+}
+
+impl Default for LinkageSettings {
+    fn default() -> Self {
+        LinkageSettings {
+            link_threshold: default_link_threshold(),
+            review_threshold: default_review_threshold(),
+        }
+    }
+}
+
+fn default_link_threshold() -> f64 {
+    14.0
+}
+fn default_review_threshold() -> f64 {
+    8.0
 }
 
 #[derive(Debug, Clone, Deserialize)]

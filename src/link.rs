@@ -3,16 +3,18 @@
 //!
 //! 1. Same-record evidence: a record carrying a valid NHS number and a provider-local
 //!    id links the two keys (GP events keyed by practice id join the patient's NHS key).
-//! 2. Probabilistic (Fellegi–Sunter with fixed m/u): clusters without a valid NHS number
+//! 2. Probabilistic (Fellegi–Sunter with fixed m/u; thresholds from the ICS file's
+//!    `linkage:` section): clusters without a valid NHS number
 //!    are compared, within blocks (date of birth, day/month-swapped date of birth,
 //!    surname Soundex + birth year), to the other clusters on given name, family name,
-//!    date of birth, postcode and sex; links at or above the threshold are taken.
+//!    date of birth, postcode and sex; links at or above the link threshold are taken,
+//!    pairs in the band below it go to a clerical-review queue with their explanation.
 //! 3. A guard: two clusters holding different valid NHS numbers never merge.
 //!
 //! The result is a link map `candidate key → person_key` (stable: derived from the
 //! smallest NHS number in the cluster, else the smallest candidate key).
-//! Not yet here: EM estimation of m, term-frequency adjustment, clerical review output,
-//! survivorship and the spine tables.
+//! Not yet here: EM estimation of m, term-frequency adjustment, survivorship and the
+//! spine tables.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -51,6 +53,8 @@ pub struct LinkSummary {
     pub same_record_links: usize,
     pub probabilistic_links: usize,
     pub nhs_conflicts_refused: usize,
+    /// Pairs between the review and link thresholds (written to clerical_review.ndjson).
+    pub clerical_review_pairs: usize,
     /// Registered persons (clusters holding a GP-list record).
     pub registered_persons: usize,
     /// Share of registered persons whose GP record has a recorded ethnic category.
@@ -192,8 +196,17 @@ fn swapped(days: i32) -> Option<i32> {
     Some((s - chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
 }
 
-/// Match weight at or above which two clusters are linked.
-pub const LINK_THRESHOLD: f64 = 14.0;
+/// A pair sent to clerical review, with its explanation.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReviewItem {
+    pub key_a: String,
+    pub key_b: String,
+    pub total: f64,
+    pub contributions: Vec<Contribution>,
+}
+
+/// Most pairs kept in the clerical-review queue of one run.
+const REVIEW_LIMIT: usize = 100_000;
 
 async fn load_rows(out: &Path) -> Result<Vec<Row>, String> {
     let ctx = crate::engine::planning_context();
@@ -257,6 +270,7 @@ pub struct MatchExplanation {
 pub async fn explain_match(
     out: &Path,
     key: &Key,
+    threshold: f64,
     a: &str,
     b: &str,
 ) -> Result<MatchExplanation, String> {
@@ -298,14 +312,18 @@ pub async fn explain_match(
         key_b: b.into(),
         contributions,
         total,
-        threshold: LINK_THRESHOLD,
-        linked: total >= LINK_THRESHOLD,
+        threshold,
+        linked: total >= threshold,
     })
 }
 
 /// Link the identity zone of a published run; returns the link map (candidate key →
 /// person key) and a summary.
-pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, LinkSummary), String> {
+pub async fn link(
+    out: &Path,
+    key: &Key,
+    settings: &crate::ics::LinkageSettings,
+) -> Result<(HashMap<String, String>, LinkSummary, Vec<ReviewItem>), String> {
     let rows = load_rows(out).await?;
     let mut summary = LinkSummary {
         identity_rows: rows.len(),
@@ -356,6 +374,7 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
         }
     }
     // Probabilistic: rows of clusters without an NHS number against rows in their blocks.
+    let mut review: Vec<ReviewItem> = Vec::new();
     let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, r) in rows.iter().enumerate() {
         if let Some(d) = r.dob {
@@ -379,7 +398,7 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
         if let (Some(f), Some(y)) = (r.family.as_deref().and_then(text::soundex), year(d)) {
             keys.push(format!("s:{f}:{y}"));
         }
-        let mut best: Option<(f64, usize)> = None;
+        let mut best: Option<(f64, usize, usize)> = None;
         for k in &keys {
             for &j in blocks.get(k).map(Vec::as_slice).unwrap_or(&[]) {
                 let Some(nj) = row_node[j] else { continue };
@@ -387,12 +406,25 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
                     continue;
                 }
                 let wgt = match_weight(r, &rows[j]);
-                if wgt >= LINK_THRESHOLD && best.is_none_or(|(bw, _)| wgt > bw) {
-                    best = Some((wgt, nj));
+                if wgt >= settings.review_threshold && best.is_none_or(|(bw, _, _)| wgt > bw) {
+                    best = Some((wgt, nj, j));
                 }
             }
         }
-        if let Some((_, nj)) = best {
+        if let Some((wgt, _, j)) = best
+            && wgt < settings.link_threshold
+        {
+            if review.len() < REVIEW_LIMIT {
+                review.push(ReviewItem {
+                    key_a: r.key.clone().unwrap_or_default(),
+                    key_b: rows[j].key.clone().unwrap_or_default(),
+                    total: wgt,
+                    contributions: compare(r, &rows[j]),
+                });
+            }
+            continue;
+        }
+        if let Some((_, nj, _)) = best {
             match uf.union(ni, nj) {
                 Some(true) => summary.probabilistic_links += 1,
                 Some(false) => {}
@@ -441,7 +473,8 @@ pub async fn link(out: &Path, key: &Key) -> Result<(HashMap<String, String>, Lin
         / registered;
     summary.candidate_keys = index.len();
     summary.persons = persons.len();
-    Ok((map, summary))
+    summary.clerical_review_pairs = review.len();
+    Ok((map, summary, review))
 }
 
 /// Write the link map as Parquet (`candidate_key, person_key`) via a temporary file.

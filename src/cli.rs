@@ -291,6 +291,7 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
     let (map, summary, review) = rt
         .block_on(crate::link::link(&a.out, &key, &settings))
         .map_err(|e| anyhow::anyhow!(e))?;
+    std::fs::create_dir_all(a.out.join("linkage"))?;
     let queue: String = review
         .iter()
         .filter_map(|r| serde_json::to_string(r).ok())

@@ -179,7 +179,14 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     // joins most of each person's records without merging people.
     let o = onboard_in(
         &root(),
-        &["link", "--out", out.to_str().unwrap(), "--demo-key"],
+        &[
+            "link",
+            "--out",
+            out.to_str().unwrap(),
+            "--demo-key",
+            "--ics",
+            "examples/northshire/ics.yaml",
+        ],
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let map = out.join("linkage/link_map.parquet");

@@ -303,13 +303,17 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
     )?;
     let path = a.out.join("linkage").join("link_map.parquet");
     crate::link::write_link_map(&map, &path).map_err(|e| anyhow::anyhow!(e))?;
+    let spine = rt
+        .block_on(crate::link::build_spine(&a.out, &path))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let spine_text: Vec<String> = spine.iter().map(|(t, n)| format!("{t} {n}")).collect();
     crate::execute::write_atomic(
         &a.out.join("linkage").join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     emit(&format!(
         "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} probabilistic links, {} NHS-number conflicts refused) in {:.1} s\n\
-         ethnicity recorded for registered persons: {:.1}% on the GP record, {:.1}% after linkage ({} persons)\nlink map: {}\n",
+         ethnicity recorded for registered persons: {:.1}% on the GP record, {:.1}% after linkage ({} persons)\nlink map: {}\nspine ({}): {}\n",
         summary.identity_rows,
         summary.candidate_keys,
         summary.persons,
@@ -320,7 +324,9 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
         summary.ethnicity_recorded_before * 100.0,
         summary.ethnicity_recorded_after * 100.0,
         summary.registered_persons,
-        path.display()
+        path.display(),
+        a.out.join("linkage").join("spine").display(),
+        spine_text.join(", ")
     ))?;
     Ok(0)
 }

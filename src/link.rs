@@ -13,8 +13,11 @@
 //!
 //! The result is a link map `candidate key → person_key` (stable: derived from the
 //! smallest NHS number in the cluster, else the smallest candidate key).
-//! Not yet here: EM estimation of m, term-frequency adjustment, survivorship and the
-//! spine tables.
+//! 4. The spine: silver tables re-keyed to the linked person, and a `person` table by
+//!    survivorship.
+//!
+//! Not yet here: EM estimation of m, term-frequency adjustment, registration and
+//! address-period survivorship, a linkage report.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -505,4 +508,133 @@ pub fn write_link_map(map: &HashMap<String, String>, path: &Path) -> Result<(), 
     w.write(&batch).map_err(|e| e.to_string())?;
     w.close().map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+/// Build the spine from a published run and its link map, under `OUT/linkage/spine/`:
+/// every silver table with `person_key` replaced by the linked person's key, and a
+/// `person` table by survivorship (ethnic category: first recorded code, GP-list records
+/// first; sex and date of birth: most frequent; only the year and month of birth leave
+/// the identity zone). Written into a temporary directory, then renamed.
+pub async fn build_spine(out: &Path, link_map: &Path) -> Result<Vec<(String, usize)>, String> {
+    use datafusion::dataframe::DataFrameWriteOptions;
+    let ctx = crate::engine::planning_context();
+    let err = |e: datafusion::error::DataFusionError| e.to_string();
+    ctx.register_parquet(
+        "link_map",
+        link_map.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .map_err(err)?;
+    let part = || {
+        ParquetReadOptions::default().table_partition_cols(vec![
+            ("provider".into(), DataType::Utf8),
+            ("source".into(), DataType::Utf8),
+        ])
+    };
+    let tmp = out
+        .join("linkage")
+        .join(format!(".spine-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    let mut written = Vec::new();
+    let mut entities: Vec<std::path::PathBuf> = std::fs::read_dir(out.join("silver"))
+        .map_err(|e| e.to_string())?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    entities.sort();
+    for (i, dir) in entities.iter().enumerate() {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let t = format!("silver_{i}");
+        ctx.register_parquet(&t, dir.to_string_lossy().as_ref(), part())
+            .await
+            .map_err(err)?;
+        let df = ctx
+            .sql(&format!(
+                "SELECT s.* EXCLUDE (person_key, provider, source), coalesce(m.person_key, s.person_key) AS person_key \
+                 FROM {t} s LEFT JOIN link_map m ON m.candidate_key = s.person_key"
+            ))
+            .await
+            .map_err(err)?;
+        let target = tmp.join(&name);
+        std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+        let res = df
+            .write_parquet(
+                &target.to_string_lossy(),
+                DataFrameWriteOptions::new(),
+                None,
+            )
+            .await
+            .map_err(err)?;
+        written.push((name, count_of(&res)));
+    }
+    ctx.register_parquet(
+        "ident",
+        out.join("identity")
+            .join(crate::canonical::IDENTITY_ENTITY)
+            .to_string_lossy()
+            .as_ref(),
+        part(),
+    )
+    .await
+    .map_err(err)?;
+    let person = ctx
+        .sql(
+            "WITH i AS ( \
+               SELECT coalesce(m.person_key, x.person_key) AS pk, x.ethnic_category, x.sex, x.date_of_birth, \
+                      x.source_row IS NOT NULL AS registered, x.provider_id \
+               FROM ident x LEFT JOIN link_map m ON m.candidate_key = x.person_key WHERE x.person_key IS NOT NULL), \
+             eth AS (SELECT pk, ethnic_category, provider_id, \
+                       row_number() OVER (PARTITION BY pk ORDER BY registered DESC, provider_id, ethnic_category) AS rn \
+                     FROM i WHERE ethnic_category IS NOT NULL AND ethnic_category NOT IN ('Z', '99')), \
+             sx AS (SELECT pk, sex, row_number() OVER (PARTITION BY pk ORDER BY n DESC, sex) AS rn \
+                    FROM (SELECT pk, sex, count(*) AS n FROM i WHERE sex IS NOT NULL AND sex <> '0' GROUP BY pk, sex) g), \
+             dob AS (SELECT pk, date_of_birth, row_number() OVER (PARTITION BY pk ORDER BY n DESC, date_of_birth) AS rn \
+                     FROM (SELECT pk, date_of_birth, count(*) AS n FROM i WHERE date_of_birth IS NOT NULL GROUP BY pk, date_of_birth) g) \
+             SELECT p.pk AS person_key, CAST(date_trunc('month', d.date_of_birth) AS DATE) AS birth_year_month, s.sex, \
+                    e.ethnic_category, e.provider_id AS ethnic_source_provider \
+             FROM (SELECT DISTINCT pk FROM i) p \
+             LEFT JOIN eth e ON e.pk = p.pk AND e.rn = 1 \
+             LEFT JOIN sx s ON s.pk = p.pk AND s.rn = 1 \
+             LEFT JOIN dob d ON d.pk = p.pk AND d.rn = 1",
+        )
+        .await
+        .map_err(err)?;
+    let target = tmp.join("person");
+    std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+    let res = person
+        .write_parquet(
+            &target.to_string_lossy(),
+            DataFrameWriteOptions::new(),
+            None,
+        )
+        .await
+        .map_err(err)?;
+    written.push(("person".into(), count_of(&res)));
+    let spine = out.join("linkage").join("spine");
+    let old = out
+        .join("linkage")
+        .join(format!(".spine-old-{}", std::process::id()));
+    if spine.exists() {
+        std::fs::rename(&spine, &old).map_err(|e| e.to_string())?;
+    }
+    std::fs::rename(&tmp, &spine).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(written)
+}
+
+fn count_of(batches: &[datafusion::arrow::array::RecordBatch]) -> usize {
+    batches
+        .iter()
+        .filter_map(|b| {
+            b.column(0)
+                .as_primitive_opt::<datafusion::arrow::datatypes::UInt64Type>()
+        })
+        .map(|a| a.iter().flatten().sum::<u64>() as usize)
+        .sum()
 }

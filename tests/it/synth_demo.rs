@@ -211,6 +211,93 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
         linked["recall"].as_f64().unwrap() > recall + 0.3,
         "linkage adds recall: {linked}"
     );
+
+    // Ethnicity before and after linkage, and the clerical-review queue.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("linkage/summary.json")).unwrap()).unwrap();
+    let before = summary["ethnicity_recorded_before"].as_f64().unwrap();
+    let after = summary["ethnicity_recorded_after"].as_f64().unwrap();
+    assert!(
+        after > before + 0.05,
+        "linkage raises recorded ethnicity: {summary}"
+    );
+    let queue = std::fs::read_to_string(out.join("linkage/clerical_review.ndjson")).unwrap();
+    assert_eq!(
+        queue.lines().count() as u64,
+        summary["clerical_review_pairs"].as_u64().unwrap()
+    );
+    for line in queue.lines() {
+        let item: serde_json::Value = serde_json::from_str(line).unwrap();
+        let t = item["total"].as_f64().unwrap();
+        assert!((8.0..14.0).contains(&t), "review band: {item}");
+    }
+
+    // The spine: one person row per linked person, events re-keyed to it.
+    let persons = super::run_ics::rows_of(&out.join("linkage/spine/person"));
+    assert_eq!(persons.len() as u64, summary["persons"].as_u64().unwrap());
+    assert!(
+        persons
+            .iter()
+            .all(|l| !l.contains("nhs_number") && l.contains("birth_year_month="))
+    );
+    let with_ethnicity = persons
+        .iter()
+        .filter(|l| !l.contains("ethnic_category=|"))
+        .count() as f64
+        / persons.len() as f64;
+    assert!(
+        with_ethnicity > before,
+        "survivorship fills ethnicity: {with_ethnicity} vs {before}"
+    );
+    let events = super::run_ics::rows_of(&out.join("linkage/spine/care_event"));
+    assert!(!events.is_empty());
+
+    // Explain a link: two candidate keys of one person, comparison by comparison.
+    let mut by_person: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in super::run_ics::rows_of(&out.join("linkage")) {
+        let (mut cand, mut person) = (String::new(), String::new());
+        for cell in line.split('|') {
+            if let Some(v) = cell.strip_prefix("candidate_key=") {
+                cand = v.to_string();
+            }
+            if let Some(v) = cell.strip_prefix("person_key=") {
+                person = v.to_string();
+            }
+        }
+        if !cand.is_empty() {
+            by_person.entry(person).or_default().push(cand);
+        }
+    }
+    let pair = by_person
+        .values()
+        .find(|v| v.len() >= 2)
+        .expect("a person with two candidate keys");
+    let o = onboard_in(
+        &root(),
+        &[
+            "explain-match",
+            "--out",
+            out.to_str().unwrap(),
+            "--demo-key",
+            "--format",
+            "json",
+            &pair[0],
+            &pair[1],
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let total: f64 = e["contributions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["weight"].as_f64().unwrap())
+        .sum();
+    assert!((total - e["total"].as_f64().unwrap()).abs() < 1e-9);
+    assert_eq!(
+        e["linked"].as_bool().unwrap(),
+        total >= e["threshold"].as_f64().unwrap()
+    );
 }
 
 #[test]

@@ -303,6 +303,10 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
     )?;
     let path = a.out.join("linkage").join("link_map.parquet");
     crate::link::write_link_map(&map, &path).map_err(|e| anyhow::anyhow!(e))?;
+    crate::execute::write_atomic(
+        &a.out.join("linkage").join("report.html"),
+        crate::link::report_html(&summary).as_bytes(),
+    )?;
     let spine = rt
         .block_on(crate::link::build_spine(&a.out, &path))
         .map_err(|e| anyhow::anyhow!(e))?;

@@ -45,6 +45,7 @@ struct Row {
     ethnicity: bool,
     /// From a registered list (a source that maps to person_identity).
     registered: bool,
+    provider: String,
 }
 
 /// What linkage did.
@@ -58,6 +59,14 @@ pub struct LinkSummary {
     pub nhs_conflicts_refused: usize,
     /// Pairs between the review and link thresholds (written to clerical_review.ndjson).
     pub clerical_review_pairs: usize,
+    /// Identity rows by provider and how they were linked: `nhs_number` (valid NHS
+    /// number), `same_record` (local id joined through a record carrying both),
+    /// `probabilistic` (joined to a cluster with an NHS number), `unlinked`.
+    pub rows_by_provider_and_tier:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, usize>>,
+    /// Best match weight of each cluster without an NHS number, in bins of 2 (`"-4"` is
+    /// [-4, -2)); clusters with no candidate in any block are not counted.
+    pub match_weight_histogram: std::collections::BTreeMap<i32, usize>,
     /// Registered persons (clusters holding a GP-list record).
     pub registered_persons: usize,
     /// Share of registered persons whose GP record has a recorded ethnic category.
@@ -222,7 +231,7 @@ async fn load_rows(out: &Path) -> Result<Vec<Row>, String> {
         .await
         .map_err(|e| e.to_string())?;
     let batches = ctx
-        .sql("SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, local_patient_id, local_id_issuer, ethnic_category, source_row IS NOT NULL AS registered FROM ident")
+        .sql("SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, local_patient_id, local_id_issuer, ethnic_category, source_row IS NOT NULL AS registered, provider_id FROM ident")
         .await
         .map_err(|e| e.to_string())?
         .collect()
@@ -249,6 +258,7 @@ async fn load_rows(out: &Path) -> Result<Vec<Row>, String> {
                 postcode: s(6, r),
                 local: s(7, r),
                 issuer: s(8, r),
+                provider: s(11, r).unwrap_or_default(),
                 ethnicity: s(9, r)
                     .is_some_and(|e| e.len() == 1 && e.as_str() < "T" && e.as_str() != "Z"),
                 registered: s(10, r).as_deref() == Some("true"),
@@ -376,6 +386,15 @@ pub async fn link(
             }
         }
     }
+    // Which rows were keyed to an NHS number before the probabilistic step.
+    let deterministic: Vec<bool> = (0..rows.len())
+        .map(|i| {
+            row_node[i].is_some_and(|n| {
+                let r = uf.find(n);
+                uf.nhs[r].is_some()
+            })
+        })
+        .collect();
     // Probabilistic: rows of clusters without an NHS number against rows in their blocks.
     let mut review: Vec<ReviewItem> = Vec::new();
     let mut blocks: HashMap<String, Vec<usize>> = HashMap::new();
@@ -402,6 +421,7 @@ pub async fn link(
             keys.push(format!("s:{f}:{y}"));
         }
         let mut best: Option<(f64, usize, usize)> = None;
+        let mut top: Option<f64> = None;
         for k in &keys {
             for &j in blocks.get(k).map(Vec::as_slice).unwrap_or(&[]) {
                 let Some(nj) = row_node[j] else { continue };
@@ -409,10 +429,19 @@ pub async fn link(
                     continue;
                 }
                 let wgt = match_weight(r, &rows[j]);
+                if top.is_none_or(|t| wgt > t) {
+                    top = Some(wgt);
+                }
                 if wgt >= settings.review_threshold && best.is_none_or(|(bw, _, _)| wgt > bw) {
                     best = Some((wgt, nj, j));
                 }
             }
+        }
+        if let Some(t) = top {
+            *summary
+                .match_weight_histogram
+                .entry(((t / 2.0).floor() as i32) * 2)
+                .or_default() += 1;
         }
         if let Some((wgt, _, j)) = best
             && wgt < settings.link_threshold
@@ -454,6 +483,30 @@ pub async fn link(
         };
         persons.insert(pk.clone());
         map.insert(k.clone(), pk);
+    }
+    // Link rates by provider and tier.
+    for (i, r) in rows.iter().enumerate() {
+        let tier = match row_node[i] {
+            _ if r.nhs.is_some() => "nhs_number",
+            Some(_) if deterministic[i] => "same_record",
+            // Joined to a cluster with an NHS number by the probabilistic step.
+            Some(n)
+                if {
+                    let root = uf.find(n);
+                    uf.nhs[root].is_some()
+                } =>
+            {
+                "probabilistic"
+            }
+            Some(_) => "unlinked",
+            None => "unlinked",
+        };
+        *summary
+            .rows_by_provider_and_tier
+            .entry(r.provider.clone())
+            .or_default()
+            .entry(tier.into())
+            .or_default() += 1;
     }
     // Ethnicity, the showcase of linkage: recorded on the GP list versus anywhere.
     let mut before: HashMap<usize, bool> = HashMap::new();
@@ -637,4 +690,72 @@ fn count_of(batches: &[datafusion::arrow::array::RecordBatch]) -> usize {
         })
         .map(|a| a.iter().flatten().sum::<u64>() as usize)
         .sum()
+}
+
+/// The linkage report as a static HTML page (no scripts, no external resources).
+pub fn report_html(s: &LinkSummary) -> String {
+    use std::fmt::Write as _;
+    let esc = |t: &str| {
+        t.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let mut h = String::from(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Linkage report</title><style>\
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2733;max-width:1100px}table{border-collapse:collapse;margin:.5rem 0 1rem}\
+td,th{border:1px solid #ccd;padding:.25rem .5rem;font-size:.9rem}th{background:#eef2f7}.num{text-align:right}\
+.bar{display:inline-block;height:10px;background:#3a7}</style></head><body>\n<h1>Linkage report</h1>\n",
+    );
+    let _ = write!(
+        h,
+        "<p>{} identity rows, {} candidate keys linked into {} persons: {} same-record links, {} probabilistic links, \
+         {} pairs for clerical review, {} merges refused because two different NHS numbers met.</p>\n",
+        s.identity_rows,
+        s.candidate_keys,
+        s.persons,
+        s.same_record_links,
+        s.probabilistic_links,
+        s.clerical_review_pairs,
+        s.nhs_conflicts_refused
+    );
+    let _ = write!(
+        h,
+        "<h2>Ethnicity</h2><p>Of {} registered persons, {:.1}% have an ethnic category on their GP record and {:.1}% in any linked record.</p>\n",
+        s.registered_persons,
+        s.ethnicity_recorded_before * 100.0,
+        s.ethnicity_recorded_after * 100.0
+    );
+    h.push_str("<h2>Identity rows by provider and how they linked</h2><table><tr><th>provider</th><th>NHS number</th><th>same record</th><th>probabilistic</th><th>unlinked</th></tr>\n");
+    for (p, tiers) in &s.rows_by_provider_and_tier {
+        let g = |t: &str| tiers.get(t).copied().unwrap_or(0);
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td><td class=num>{}</td></tr>",
+            esc(p),
+            g("nhs_number"),
+            g("same_record"),
+            g("probabilistic"),
+            g("unlinked")
+        );
+    }
+    h.push_str("</table>\n<h2>Best match weight of clusters without an NHS number</h2><table><tr><th>weight</th><th class=num>clusters</th><th></th></tr>\n");
+    let max = s
+        .match_weight_histogram
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    for (bin, n) in &s.match_weight_histogram {
+        let _ = writeln!(
+            h,
+            "<tr><td>[{}, {})</td><td class=num>{}</td><td><span class=bar style=\"width:{}px\"></span></td></tr>",
+            bin,
+            bin + 2,
+            n,
+            (n * 300) / max
+        );
+    }
+    h.push_str("</table>\n</body></html>\n");
+    h
 }

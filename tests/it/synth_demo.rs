@@ -221,6 +221,25 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
         after > before + 0.05,
         "linkage raises recorded ethnicity: {summary}"
     );
+    assert!(out.join("linkage/report.html").is_file());
+    let tiers = &summary["rows_by_provider_and_tier"];
+    assert!(
+        tiers["social-care-e08000035"]["probabilistic"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
+        "{tiers}"
+    );
+    assert!(
+        tiers["emis-f81001"]["same_record"].as_u64().unwrap_or(0) > 0,
+        "{tiers}"
+    );
+    assert!(
+        !summary["match_weight_histogram"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
     let queue = std::fs::read_to_string(out.join("linkage/clerical_review.ndjson")).unwrap();
     assert_eq!(
         queue.lines().count() as u64,

@@ -81,6 +81,24 @@ pub struct ExplainArgs {
     pub root: Option<PathBuf>,
 }
 
+/// Where the pseudonymisation key comes from.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Use the public demo key when no key is configured. Synthetic data only.
+    #[arg(long)]
+    pub demo_key: bool,
+}
+
+impl KeyArgs {
+    fn load(&self) -> anyhow::Result<crate::pseudonymise::Key> {
+        crate::pseudonymise::Key::load(self.key_file.as_deref(), self.demo_key)
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The ICS deployment file (e.g. examples/northshire/ics.yaml).
@@ -92,12 +110,8 @@ pub struct RunArgs {
     /// Output directory (overrides the ICS file).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-    /// Use the public demo key when no key is configured. Synthetic data only.
-    #[arg(long)]
-    pub demo_key: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Reference date for date rules (YYYY-MM-DD; default from the ICS file, else today).
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
@@ -157,12 +171,8 @@ pub struct ExplainMatchArgs {
     /// The two candidate person keys.
     #[arg(num_args = 2, value_names = ["KEY_A", "KEY_B"])]
     pub keys: Vec<String>,
-    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-    /// Use the public demo key. Synthetic data only.
-    #[arg(long)]
-    pub demo_key: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// `human` or `json`.
     #[arg(long, default_value = "human")]
     pub format: String,
@@ -176,12 +186,8 @@ pub struct LinkArgs {
     /// ICS file whose `linkage:` section sets the thresholds (default: 14 link, 8 review).
     #[arg(long, value_name = "FILE")]
     pub ics: Option<PathBuf>,
-    /// Pseudonymisation key file (else $ONBOARD_PSEUDONYMISATION_KEY).
-    #[arg(long, value_name = "FILE")]
-    pub key_file: Option<PathBuf>,
-    /// Use the public demo key. Synthetic data only.
-    #[arg(long)]
-    pub demo_key: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -244,8 +250,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
     let e = rt
         .block_on(crate::link::explain_match(
             &a.out,
-            &crate::pseudonymise::Key::load(a.key_file.as_deref(), a.demo_key)
-                .map_err(|e| anyhow::anyhow!(e))?,
+            &a.key.load()?,
             crate::ics::LinkageSettings::default().link_threshold,
             &a.keys[0],
             &a.keys[1],
@@ -275,8 +280,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
 }
 
 fn link(a: LinkArgs) -> anyhow::Result<u8> {
-    let key = crate::pseudonymise::Key::load(a.key_file.as_deref(), a.demo_key)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let key = a.key.load()?;
     let rt = runtime()?;
     let t = std::time::Instant::now();
     let settings = match &a.ics {
@@ -565,8 +569,8 @@ fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
         ics: a.ics,
         landing: a.landing,
         out: a.out,
-        demo_key: a.demo_key,
-        key_file: a.key_file,
+        demo_key: a.key.demo_key,
+        key_file: a.key.key_file,
         reference_date: a.as_of,
         progress: std::io::stderr().is_terminal(),
     };

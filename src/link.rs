@@ -569,7 +569,6 @@ pub fn write_link_map(map: &HashMap<String, String>, path: &Path) -> Result<(), 
 /// first; sex and date of birth: most frequent; only the year and month of birth leave
 /// the identity zone). Written into a temporary directory, then renamed.
 pub async fn build_spine(out: &Path, link_map: &Path) -> Result<Vec<(String, usize)>, String> {
-    use datafusion::dataframe::DataFrameWriteOptions;
     let ctx = crate::engine::planning_context();
     let err = |e: datafusion::error::DataFusionError| e.to_string();
     ctx.register_parquet(
@@ -614,17 +613,8 @@ pub async fn build_spine(out: &Path, link_map: &Path) -> Result<Vec<(String, usi
             ))
             .await
             .map_err(err)?;
-        let target = tmp.join(&name);
-        std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-        let res = df
-            .write_parquet(
-                &target.to_string_lossy(),
-                DataFrameWriteOptions::new(),
-                None,
-            )
-            .await
-            .map_err(err)?;
-        written.push((name, count_of(&res)));
+        let n = write_table(df, &tmp.join(&name)).await?;
+        written.push((name, n));
     }
     ctx.register_parquet(
         "ident",
@@ -658,17 +648,8 @@ pub async fn build_spine(out: &Path, link_map: &Path) -> Result<Vec<(String, usi
         )
         .await
         .map_err(err)?;
-    let target = tmp.join("person");
-    std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-    let res = person
-        .write_parquet(
-            &target.to_string_lossy(),
-            DataFrameWriteOptions::new(),
-            None,
-        )
-        .await
-        .map_err(err)?;
-    written.push(("person".into(), count_of(&res)));
+    let n = write_table(person, &tmp.join("person")).await?;
+    written.push(("person".into(), n));
     let spine = out.join("linkage").join("spine");
     let old = out
         .join("linkage")
@@ -679,6 +660,20 @@ pub async fn build_spine(out: &Path, link_map: &Path) -> Result<Vec<(String, usi
     std::fs::rename(&tmp, &spine).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(written)
+}
+
+/// Write a DataFrame as Parquet files into `dir`; returns the rows written.
+async fn write_table(df: datafusion::dataframe::DataFrame, dir: &Path) -> Result<usize, String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let res = df
+        .write_parquet(
+            &dir.to_string_lossy(),
+            datafusion::dataframe::DataFrameWriteOptions::new(),
+            None,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(count_of(&res))
 }
 
 fn count_of(batches: &[datafusion::arrow::array::RecordBatch]) -> usize {

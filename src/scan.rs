@@ -245,6 +245,29 @@ impl Reader {
         }
     }
 
+    /// Close the current row; emit a full batch. False when the consumer has gone.
+    fn end_row(
+        &self,
+        b: &mut Builder,
+        row: i64,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> Result<bool> {
+        b.rows.append_value(row);
+        b.n += 1;
+        if b.n >= self.batch_rows {
+            return Ok(emit(b.finish(&self.schema, &self.display)?));
+        }
+        Ok(true)
+    }
+
+    /// Emit what is left.
+    fn flush(&self, b: &mut Builder, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        if b.n > 0 {
+            emit(b.finish(&self.schema, &self.display)?);
+        }
+        Ok(())
+    }
+
     fn run(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
         match self.format {
             SourceFormat::Csv => self.run_csv(emit),
@@ -401,16 +424,11 @@ impl Reader {
                     b.cols[i].append_value(&text);
                 }
             }
-            b.rows.append_value(row);
-            b.n += 1;
-            if b.n >= self.batch_rows && !emit(b.finish(&self.schema, &self.display)?) {
+            if !self.end_row(&mut b, row, emit)? {
                 return Ok(());
             }
         }
-        if b.n > 0 {
-            emit(b.finish(&self.schema, &self.display)?);
-        }
-        Ok(())
+        self.flush(&mut b, emit)
     }
 
     fn run_ndjson(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
@@ -451,16 +469,11 @@ impl Reader {
                     Some(other) => b.cols[i].append_value(other.to_string()),
                 }
             }
-            b.rows.append_value(row);
-            b.n += 1;
-            if b.n >= self.batch_rows && !emit(b.finish(&self.schema, &self.display)?) {
+            if !self.end_row(&mut b, row, emit)? {
                 return Ok(());
             }
         }
-        if b.n > 0 {
-            emit(b.finish(&self.schema, &self.display)?);
-        }
-        Ok(())
+        self.flush(&mut b, emit)
     }
 
     fn run_parquet(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {

@@ -93,6 +93,7 @@ pub fn table(
                 csv: src.csv.clone(),
                 columns: src.columns.clone(),
                 rejected: rejected.clone(),
+                batch_rows: BATCH_ROWS,
             }) as Arc<dyn PartitionStream>
         })
         .collect();
@@ -120,7 +121,8 @@ impl PartitionStream for Empty {
     }
 }
 
-#[derive(Debug)]
+/// One extract file: a DataFusion partition, read on a blocking thread.
+#[derive(Debug, Clone)]
 struct FileStream {
     schema: SchemaRef,
     path: PathBuf,
@@ -129,6 +131,7 @@ struct FileStream {
     csv: CsvSettings,
     columns: Vec<String>,
     rejected: RejectedRows,
+    batch_rows: usize,
 }
 
 impl PartitionStream for FileStream {
@@ -139,16 +142,8 @@ impl PartitionStream for FileStream {
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         let batch_rows = ctx.session_config().batch_size().max(1024);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
-        let job = Reader {
-            schema: self.schema.clone(),
-            path: self.path.clone(),
-            display: self.display.clone(),
-            format: self.format,
-            csv: self.csv.clone(),
-            columns: self.columns.clone(),
-            rejected: self.rejected.clone(),
-            batch_rows,
-        };
+        let mut job = self.clone();
+        job.batch_rows = batch_rows;
         tokio::task::spawn_blocking(move || {
             let tx2 = tx.clone();
             let r = job.run(&mut |b| tx2.blocking_send(Ok(b)).is_ok());
@@ -160,17 +155,6 @@ impl PartitionStream for FileStream {
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
     }
-}
-
-struct Reader {
-    schema: SchemaRef,
-    path: PathBuf,
-    display: String,
-    format: SourceFormat,
-    csv: CsvSettings,
-    columns: Vec<String>,
-    rejected: RejectedRows,
-    batch_rows: usize,
 }
 
 /// Accumulates rows into a batch of text columns plus lineage.
@@ -225,7 +209,7 @@ fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     })
 }
 
-impl Reader {
+impl FileStream {
     fn reject(&self, row: i64, reason: impl Into<String>, raw: &[u8]) {
         let mut raw = String::from_utf8_lossy(raw).into_owned();
         if raw.len() > RAW_LIMIT {

@@ -105,8 +105,10 @@ pub fn check(
     if diags.errors() > before {
         return None;
     }
-    let raw = raw?;
-    let _ = raw.manifest_version;
+    // Nothing resolves unless the whole manifest deserialised.
+    if raw.is_none() {
+        return None;
+    }
     Some(ResolvedManifest {
         path: loaded.path.clone(),
         hash: loaded.hash.clone(),

@@ -171,6 +171,9 @@ pub struct ExplainMatchArgs {
     /// The two candidate person keys.
     #[arg(num_args = 2, value_names = ["KEY_A", "KEY_B"])]
     pub keys: Vec<String>,
+    /// ICS file whose `linkage:` section the link used (default: the default settings).
+    #[arg(long, value_name = "FILE")]
+    pub ics: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
     /// `human` or `json`.
@@ -183,7 +186,9 @@ pub struct LinkArgs {
     /// Output directory of a published run.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// ICS file whose `linkage:` section sets the thresholds (default: 14 link, 8 review).
+    /// ICS file whose `linkage:` section declares blocking, comparisons, training,
+    /// thresholds and survivorship, and whose engine limits bound the spine (default:
+    /// the defaults in docs/linkage.md).
     #[arg(long, value_name = "FILE")]
     pub ics: Option<PathBuf>,
     #[command(flatten)]
@@ -251,7 +256,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
         .block_on(crate::link::explain_match(
             &a.out,
             &a.key.load()?,
-            crate::ics::LinkageSettings::default().link_threshold,
+            &linkage_settings(a.ics.as_deref())?.1,
             &a.keys[0],
             &a.keys[1],
         ))
@@ -279,61 +284,86 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// The engine and linkage settings of an ICS file, or the defaults.
+fn linkage_settings(
+    ics: Option<&std::path::Path>,
+) -> anyhow::Result<(crate::ics::EngineSettings, crate::ics::LinkageSettings)> {
+    Ok(match ics {
+        Some(f) => {
+            let file = crate::ics::Ics::load(f)
+                .map_err(|e| anyhow::anyhow!(e))?
+                .file;
+            (file.engine, file.linkage)
+        }
+        None => Default::default(),
+    })
+}
+
 fn link(a: LinkArgs) -> anyhow::Result<u8> {
     let key = a.key.load()?;
     let rt = runtime()?;
     let t = std::time::Instant::now();
-    let settings = match &a.ics {
-        Some(f) => {
-            crate::ics::Ics::load(f)
-                .map_err(|e| anyhow::anyhow!(e))?
-                .file
-                .linkage
-        }
-        None => Default::default(),
-    };
-    let (map, summary, review) = rt
+    let (engine, settings) = linkage_settings(a.ics.as_deref())?;
+    let linked = rt
         .block_on(crate::link::link(&a.out, &key, &settings))
         .map_err(|e| anyhow::anyhow!(e))?;
-    std::fs::create_dir_all(a.out.join("linkage"))?;
-    let queue: String = review
+    let linkage = a.out.join("linkage");
+    std::fs::create_dir_all(&linkage)?;
+    let queue: String = linked
+        .review
         .iter()
         .filter_map(|r| serde_json::to_string(r).ok())
         .map(|l| l + "\n")
         .collect();
+    crate::execute::write_atomic(&linkage.join("clerical_review.ndjson"), queue.as_bytes())?;
     crate::execute::write_atomic(
-        &a.out.join("linkage").join("clerical_review.ndjson"),
-        queue.as_bytes(),
+        &linkage.join("model.json"),
+        serde_json::to_string_pretty(&linked.model)?.as_bytes(),
     )?;
-    let path = a.out.join("linkage").join("link_map.parquet");
-    crate::link::write_link_map(&map, &path).map_err(|e| anyhow::anyhow!(e))?;
-    crate::execute::write_atomic(
-        &a.out.join("linkage").join("report.html"),
-        crate::link::report_html(&summary).as_bytes(),
-    )?;
+    let path = linkage.join("link_map.parquet");
+    crate::link::write_link_map(&linked.map, &path).map_err(|e| anyhow::anyhow!(e))?;
+    let summary = linked.summary;
+    let link_secs = t.elapsed().as_secs_f64();
+    drop(linked.map);
+    let spill = linkage.join(".spill");
+    let ctx = crate::engine::run_context(&engine, &spill, &key).map_err(|e| anyhow::anyhow!(e))?;
     let spine = rt
-        .block_on(crate::link::build_spine(&a.out, &path))
+        .block_on(crate::link::build_spine(
+            &a.out,
+            &path,
+            &ctx,
+            &settings.survivorship,
+        ))
         .map_err(|e| anyhow::anyhow!(e))?;
+    let _ = std::fs::remove_dir_all(&spill);
+    crate::execute::write_atomic(
+        &linkage.join("report.html"),
+        crate::link::report_html(&summary, &linked.model).as_bytes(),
+    )?;
     let spine_text: Vec<String> = spine.iter().map(|(t, n)| format!("{t} {n}")).collect();
     crate::execute::write_atomic(
-        &a.out.join("linkage").join("summary.json"),
+        &linkage.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     emit(&format!(
-        "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} probabilistic links, {} NHS-number conflicts refused) in {:.1} s\n\
+        "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} candidate pairs scored, {} probabilistic links, \
+         {} NHS-number conflicts and {} chaining merges refused) in {:.1} s (spine {:.1} s)\n\
          ethnicity recorded for registered persons: {:.1}% on the GP record, {:.1}% after linkage ({} persons)\nlink map: {}\nspine ({}): {}\n",
         summary.identity_rows,
         summary.candidate_keys,
         summary.persons,
         summary.same_record_links,
+        summary.candidate_pairs_scored,
         summary.probabilistic_links,
         summary.nhs_conflicts_refused,
-        t.elapsed().as_secs_f64(),
+        summary.chaining_refused,
+        link_secs,
+        t.elapsed().as_secs_f64() - link_secs,
         summary.ethnicity_recorded_before * 100.0,
         summary.ethnicity_recorded_after * 100.0,
         summary.registered_persons,
         path.display(),
-        a.out.join("linkage").join("spine").display(),
+        linkage.join("spine").display(),
         spine_text.join(", ")
     ))?;
     Ok(0)

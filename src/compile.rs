@@ -459,21 +459,6 @@ pub fn compile_source(
         })
     };
     let null = "CAST(NULL AS VARCHAR)".to_string();
-    let nhs = idc("nhs_number");
-    let local = idc("local_patient_id");
-    let pk = if nhs.is_none() && local.is_none() {
-        null.clone()
-    } else {
-        let issuer = idc("local_id_issuer")
-            .map(|i| format!("coalesce({i}, {})", lit(provider)))
-            .unwrap_or_else(|| lit(provider));
-        format!(
-            "person_key_of(CAST({} AS VARCHAR), {issuer}, CAST({} AS VARCHAR))",
-            nhs.unwrap_or_else(|| null.clone()),
-            local.unwrap_or_else(|| null.clone())
-        )
-    };
-    l2.push(format!("{pk} AS \"person_key\""));
     let record_id = if mapped
         .iter()
         .chain(identity.iter())
@@ -492,9 +477,31 @@ pub fn compile_source(
             ident(SOURCE_ROW)
         )
     };
+    let scope = lit(&format!("{provider}:{}", src.id));
+    let nhs = idc("nhs_number");
+    let local = idc("local_patient_id");
+    // A record with identity fields but neither key stands for itself (`record:`) so
+    // linkage can join it; a record with no identity fields has no candidate.
+    let has_identity = if is_identity_entity {
+        !src.fields.is_empty()
+    } else {
+        !src.identity.is_empty()
+    };
+    let pk = if !has_identity {
+        null.clone()
+    } else {
+        let issuer = idc("local_id_issuer")
+            .map(|i| format!("coalesce({i}, {})", lit(provider)))
+            .unwrap_or_else(|| lit(provider));
+        format!(
+            "person_key_of(CAST({} AS VARCHAR), {issuer}, CAST({} AS VARCHAR), concat({scope}, ':', {record_id}))",
+            nhs.unwrap_or_else(|| null.clone()),
+            local.unwrap_or_else(|| null.clone())
+        )
+    };
+    l2.push(format!("{pk} AS \"person_key\""));
     l2.push(format!(
-        "record_key({}, {record_id}) AS \"record_key\"",
-        lit(&format!("{provider}:{}", src.id))
+        "record_key({scope}, {record_id}) AS \"record_key\""
     ));
     l2.push(format!("{} AS \"manifest_hash\"", lit(&m.hash)));
     l2.push(format!("{} AS \"run_id\"", lit(&ctx.run_id)));

@@ -32,33 +32,7 @@ pub struct IcsFile {
     pub linkage: LinkageSettings,
 }
 
-/// Linkage decisions (`onboard link --ics`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LinkageSettings {
-    /// Match weight (log2 Bayes factor) at or above which two clusters are linked.
-    #[serde(default = "default_link_threshold")]
-    pub link_threshold: f64,
-    /// Pairs at or above this weight but below `link_threshold` go to clerical review.
-    #[serde(default = "default_review_threshold")]
-    pub review_threshold: f64,
-}
-
-impl Default for LinkageSettings {
-    fn default() -> Self {
-        LinkageSettings {
-            link_threshold: default_link_threshold(),
-            review_threshold: default_review_threshold(),
-        }
-    }
-}
-
-fn default_link_threshold() -> f64 {
-    14.0
-}
-fn default_review_threshold() -> f64 {
-    8.0
-}
+pub use crate::link::config::LinkageSettings;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +92,10 @@ impl Ics {
         let value = crate::manifest::source::parse_plain(&path.display().to_string(), &text)?;
         let file: IcsFile =
             serde_json::from_value(value).map_err(|e| format!("{}: {e}", path.display()))?;
+        let problems = file.linkage.check();
+        if !problems.is_empty() {
+            return Err(format!("{}: {}", path.display(), problems.join("; ")));
+        }
         let dir = path
             .parent()
             .map(Path::to_path_buf)

@@ -162,9 +162,11 @@ fn hex_into(bytes: &[u8], out: &mut [u8; 32]) {
     }
 }
 
-/// `person_key_of(nhs_number, local_id_issuer, local_patient_id) -> text`: the person
-/// key candidate of a record: HMAC of `nhs:<number>` when the NHS number is valid,
-/// else of `local:<issuer>:<id>` when there is a local id, else null.
+/// `person_key_of(nhs_number, local_id_issuer, local_patient_id, record) -> text`: the
+/// person key candidate of a record: HMAC of `nhs:<number>` when the NHS number is
+/// valid, else of `local:<issuer>:<id>` when there is a local id, else of
+/// `record:<record>` (a record with neither stands for itself until linkage joins it to
+/// a person), else null.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct PersonKeyOf {
     key: Key,
@@ -176,7 +178,12 @@ impl PersonKeyOf {
         ScalarUDF::from(PersonKeyOf {
             key,
             signature: Signature::exact(
-                vec![DataType::Utf8, DataType::Utf8, DataType::Utf8],
+                vec![
+                    DataType::Utf8,
+                    DataType::Utf8,
+                    DataType::Utf8,
+                    DataType::Utf8,
+                ],
                 Volatility::Immutable,
             ),
         })
@@ -199,6 +206,7 @@ impl ScalarUDFImpl for PersonKeyOf {
         let nhs = as_string_array(&arrays[0]).map_err(err)?;
         let issuer = as_string_array(&arrays[1]).map_err(err)?;
         let local = as_string_array(&arrays[2]).map_err(err)?;
+        let record = as_string_array(&arrays[3]).map_err(err)?;
         let n = nhs.len();
         let mut b = StringBuilder::with_capacity(n, n * 32);
         let mut msg: Vec<u8> = Vec::with_capacity(64);
@@ -217,6 +225,9 @@ impl ScalarUDFImpl for PersonKeyOf {
                 });
                 msg.push(b':');
                 msg.extend_from_slice(local.value(i).as_bytes());
+            } else if !record.is_null(i) {
+                msg.extend_from_slice(b"record:");
+                msg.extend_from_slice(record.value(i).as_bytes());
             } else {
                 b.append_null();
                 continue;

@@ -112,8 +112,8 @@ pub const FUNCTIONS: &[FunctionDoc] = &[
     },
     FunctionDoc {
         name: "person_key_of",
-        signature: "person_key_of(nhs_number, issuer, local_id) -> text",
-        summary: "Keyed pseudonym candidate (HMAC-SHA-256 under the ICS key, 32 hex): of the NHS number when valid, else of issuer and local id, else null. Registered by the engine with the run's key.",
+        signature: "person_key_of(nhs_number, issuer, local_id, record) -> text",
+        summary: "Keyed pseudonym candidate (HMAC-SHA-256 under the ICS key, 32 hex): of the NHS number when valid, else of issuer and local id, else of the record (scope and id) so linkage can join it, else null. Registered by the engine with the run's key.",
     },
     FunctionDoc {
         name: "record_key",

@@ -1,0 +1,393 @@
+//! The `linkage:` section of an ICS file: blocking rules, comparisons and their levels,
+//! how m and u are trained, thresholds, and survivorship per attribute. Every part has
+//! a default that matches the NHS practice in `docs/linkage.md`, so an ICS file can say
+//! only what it changes.
+
+use serde::{Deserialize, Serialize};
+
+/// How one ICS links records into persons.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkageSettings {
+    /// Match weight at or above which two clusters link. A match weight is log2 of the
+    /// posterior odds: the prior (how likely two random records are one person) plus
+    /// each comparison's log2(m/u); 6.64 is a match probability of 0.99.
+    #[serde(default = "default_link_threshold")]
+    pub link_threshold: f64,
+    /// Pairs at or above this weight but below `link_threshold` go to clerical review
+    /// (3.17 is a match probability of 0.9).
+    #[serde(default = "default_review_threshold")]
+    pub review_threshold: f64,
+    /// Candidate pairs: records agreeing on every attribute of at least one rule
+    /// (an OR of ANDs).
+    #[serde(default = "default_blocking")]
+    pub blocking: Vec<Vec<Attribute>>,
+    /// The comparisons scored on each candidate pair, in order.
+    #[serde(default = "default_comparisons")]
+    pub comparisons: Vec<ComparisonSpec>,
+    #[serde(default)]
+    pub training: Training,
+    /// Date-of-birth tolerance of the second deterministic tier and of the chaining
+    /// guard: two dates of birth are compatible when equal, day/month swapped, or (with
+    /// `same_year`) in the same year.
+    #[serde(default = "default_true")]
+    pub dob_same_year_compatible: bool,
+    #[serde(default)]
+    pub survivorship: Survivorship,
+}
+
+impl Default for LinkageSettings {
+    fn default() -> Self {
+        LinkageSettings {
+            link_threshold: default_link_threshold(),
+            review_threshold: default_review_threshold(),
+            blocking: default_blocking(),
+            comparisons: default_comparisons(),
+            training: Training::default(),
+            dob_same_year_compatible: true,
+            survivorship: Survivorship::default(),
+        }
+    }
+}
+
+/// A value derived from an identity row for blocking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    NhsNumber,
+    GivenName,
+    FamilyName,
+    GivenNameSoundex,
+    FamilyNameSoundex,
+    DateOfBirth,
+    /// Date of birth with day and month in either order (agrees on swaps).
+    DateOfBirthAnyOrder,
+    BirthYear,
+    Sex,
+    Postcode,
+    PostcodeSector,
+    PostcodeDistrict,
+}
+
+impl Attribute {
+    /// The compared field this attribute is derived from (training leaves the m of a
+    /// field used for blocking untouched).
+    pub fn field(self) -> Field {
+        match self {
+            Attribute::NhsNumber => Field::NhsNumber,
+            Attribute::GivenName | Attribute::GivenNameSoundex => Field::GivenName,
+            Attribute::FamilyName | Attribute::FamilyNameSoundex => Field::FamilyName,
+            Attribute::DateOfBirth | Attribute::DateOfBirthAnyOrder | Attribute::BirthYear => {
+                Field::DateOfBirth
+            }
+            Attribute::Sex => Field::Sex,
+            Attribute::Postcode | Attribute::PostcodeSector | Attribute::PostcodeDistrict => {
+                Field::Postcode
+            }
+        }
+    }
+}
+
+/// An identity field that can be compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    NhsNumber,
+    GivenName,
+    FamilyName,
+    DateOfBirth,
+    Sex,
+    Postcode,
+}
+
+impl Field {
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::NhsNumber => "nhs_number",
+            Field::GivenName => "given_name",
+            Field::FamilyName => "family_name",
+            Field::DateOfBirth => "date_of_birth",
+            Field::Sex => "sex",
+            Field::Postcode => "postcode",
+        }
+    }
+}
+
+/// One comparison: a field and its agreement levels, best first. A pair that reaches
+/// none of the levels is at the implicit level `different`; a pair with the field
+/// missing on either side contributes nothing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComparisonSpec {
+    pub field: Field,
+    pub levels: Vec<Level>,
+    /// Weight exact agreement by how common the value is (a shared rare surname is
+    /// stronger evidence than a shared common one).
+    #[serde(default)]
+    pub term_frequency: bool,
+    /// Postcode only: compare against every postcode of the other cluster (address
+    /// history), not just the record's own.
+    #[serde(default)]
+    pub history: bool,
+}
+
+/// An agreement level.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Exact,
+    /// Jaro–Winkler similarity at least this (names).
+    JaroWinkler(f64),
+    /// Same Soundex code (names).
+    Soundex,
+    /// Day and month swapped (date of birth).
+    DayMonthSwap,
+    /// Same year and month (date of birth).
+    SameYearMonth,
+    /// Same year (date of birth).
+    SameYear,
+    /// Same postcode sector, e.g. `LS6 2` (postcode).
+    Sector,
+    /// Same postcode district, e.g. `LS6` (postcode).
+    District,
+    /// NHS numbers one digit apart or with two adjacent digits transposed.
+    OneEdit,
+}
+
+impl Level {
+    pub fn label(&self) -> String {
+        match self {
+            Level::Exact => "exact".into(),
+            Level::JaroWinkler(t) => format!("jaro_winkler >= {t}"),
+            Level::Soundex => "soundex".into(),
+            Level::DayMonthSwap => "day/month swapped".into(),
+            Level::SameYearMonth => "same year and month".into(),
+            Level::SameYear => "same year".into(),
+            Level::Sector => "same sector".into(),
+            Level::District => "same district".into(),
+            Level::OneEdit => "one edit".into(),
+        }
+    }
+    /// Whether the level applies to the field.
+    pub fn fits(&self, f: Field) -> bool {
+        match self {
+            Level::Exact => true,
+            Level::JaroWinkler(t) => {
+                matches!(f, Field::GivenName | Field::FamilyName) && (0.0..=1.0).contains(t)
+            }
+            Level::Soundex => matches!(f, Field::GivenName | Field::FamilyName),
+            Level::DayMonthSwap | Level::SameYearMonth | Level::SameYear => f == Field::DateOfBirth,
+            Level::Sector | Level::District => f == Field::Postcode,
+            Level::OneEdit => f == Field::NhsNumber,
+        }
+    }
+}
+
+/// How m and u are estimated.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Training {
+    /// Random record pairs drawn to estimate u (almost all are non-matches).
+    #[serde(default = "default_u_pairs")]
+    pub u_sample_pairs: usize,
+    /// EM sessions: each blocks on these rules and estimates m of the comparisons whose
+    /// field is not blocked on; a comparison's m is the mean over its sessions.
+    #[serde(default = "default_em_blocking")]
+    pub em_blocking: Vec<Vec<Attribute>>,
+    /// Most pairs one EM session looks at (a deterministic sample beyond that).
+    #[serde(default = "default_em_pairs")]
+    pub em_max_pairs: usize,
+    #[serde(default = "default_em_iterations")]
+    pub em_max_iterations: usize,
+    /// Seed of the u sample (the same seed and data give the same model).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+impl Default for Training {
+    fn default() -> Self {
+        Training {
+            u_sample_pairs: default_u_pairs(),
+            em_blocking: default_em_blocking(),
+            em_max_pairs: default_em_pairs(),
+            em_max_iterations: default_em_iterations(),
+            seed: default_seed(),
+        }
+    }
+}
+
+/// How a surviving value is chosen among a person's records.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rule {
+    /// Records from registered GP lists first, then providers in this order, then the
+    /// rest; the first non-null value wins.
+    SourceRank { providers: Vec<String> },
+    /// The most frequent non-null value (ties: the smallest).
+    MostFrequent,
+    /// The value of the record with the latest date (registration start).
+    MostRecent,
+    /// The first non-null value by provider id (a fixed, reproducible order).
+    FirstNonNull,
+}
+
+/// Survivorship per attribute of the spine's `person`, `registration` and
+/// `address_period`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Survivorship {
+    #[serde(default = "rule_gp_first")]
+    pub ethnic_category: Rule,
+    #[serde(default = "rule_most_frequent")]
+    pub sex: Rule,
+    #[serde(default = "rule_most_frequent")]
+    pub date_of_birth: Rule,
+    /// The current postcode (and its LSOA) of `person`.
+    #[serde(default = "rule_most_recent")]
+    pub postcode: Rule,
+    /// The current registration: the latest start wins; `source_rank` breaks ties.
+    #[serde(default = "rule_most_recent")]
+    pub registration: Rule,
+}
+
+impl Default for Survivorship {
+    fn default() -> Self {
+        Survivorship {
+            ethnic_category: rule_gp_first(),
+            sex: rule_most_frequent(),
+            date_of_birth: rule_most_frequent(),
+            postcode: rule_most_recent(),
+            registration: rule_most_recent(),
+        }
+    }
+}
+
+fn rule_gp_first() -> Rule {
+    Rule::SourceRank { providers: vec![] }
+}
+fn rule_most_frequent() -> Rule {
+    Rule::MostFrequent
+}
+fn rule_most_recent() -> Rule {
+    Rule::MostRecent
+}
+fn default_true() -> bool {
+    true
+}
+fn default_link_threshold() -> f64 {
+    6.64
+}
+fn default_review_threshold() -> f64 {
+    3.17
+}
+fn default_u_pairs() -> usize {
+    1_000_000
+}
+fn default_em_pairs() -> usize {
+    2_000_000
+}
+fn default_em_iterations() -> usize {
+    25
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_blocking() -> Vec<Vec<Attribute>> {
+    use Attribute::*;
+    vec![
+        vec![DateOfBirthAnyOrder],
+        vec![FamilyNameSoundex, BirthYear],
+        vec![PostcodeSector, BirthYear],
+    ]
+}
+fn default_em_blocking() -> Vec<Vec<Attribute>> {
+    use Attribute::*;
+    vec![vec![DateOfBirth], vec![FamilyName, GivenNameSoundex]]
+}
+fn default_comparisons() -> Vec<ComparisonSpec> {
+    let c = |field, levels: Vec<Level>, term_frequency, history| ComparisonSpec {
+        field,
+        levels,
+        term_frequency,
+        history,
+    };
+    vec![
+        c(
+            Field::GivenName,
+            vec![Level::Exact, Level::JaroWinkler(0.92), Level::Soundex],
+            true,
+            false,
+        ),
+        c(
+            Field::FamilyName,
+            vec![Level::Exact, Level::JaroWinkler(0.92), Level::Soundex],
+            true,
+            false,
+        ),
+        c(
+            Field::DateOfBirth,
+            vec![Level::Exact, Level::DayMonthSwap, Level::SameYear],
+            false,
+            false,
+        ),
+        c(
+            Field::Postcode,
+            vec![Level::Exact, Level::Sector, Level::District],
+            true,
+            true,
+        ),
+        c(Field::Sex, vec![Level::Exact], false, false),
+    ]
+}
+
+impl LinkageSettings {
+    /// Problems a loader reports (the types already refuse unknown names).
+    pub fn check(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.review_threshold > self.link_threshold {
+            p.push(format!(
+                "linkage.review_threshold ({}) is above link_threshold ({})",
+                self.review_threshold, self.link_threshold
+            ));
+        }
+        if self.blocking.is_empty() || self.blocking.iter().any(Vec::is_empty) {
+            p.push("linkage.blocking needs at least one rule, each naming an attribute".into());
+        }
+        if self.comparisons.is_empty() || self.comparisons.len() > 8 {
+            p.push("linkage.comparisons needs 1 to 8 comparisons".into());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.comparisons.iter().enumerate() {
+            if !seen.insert(c.field) {
+                p.push(format!(
+                    "linkage.comparisons[{i}]: `{}` is compared twice",
+                    c.field.name()
+                ));
+            }
+            if c.levels.is_empty() || c.levels.len() > 6 {
+                p.push(format!(
+                    "linkage.comparisons[{i}] ({}): needs 1 to 6 levels",
+                    c.field.name()
+                ));
+            }
+            for l in &c.levels {
+                if !l.fits(c.field) {
+                    p.push(format!(
+                        "linkage.comparisons[{i}]: level `{}` does not apply to `{}`",
+                        l.label(),
+                        c.field.name()
+                    ));
+                }
+            }
+            if c.history && c.field != Field::Postcode {
+                p.push(format!(
+                    "linkage.comparisons[{i}]: `history` applies to postcode only"
+                ));
+            }
+        }
+        if self.training.em_blocking.iter().any(Vec::is_empty) {
+            p.push("linkage.training.em_blocking: a rule names no attribute".into());
+        }
+        p
+    }
+}

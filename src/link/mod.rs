@@ -1,0 +1,624 @@
+//! Record linkage: the candidate person keys of a published run joined into persons,
+//! as the ICS file's `linkage:` section declares (`config`).
+//!
+//! 1. Deterministic: rows with one valid NHS number share a candidate key already;
+//!    a row carrying both a valid NHS number and a provider-local id joins the local
+//!    id's key to the NHS key. Rows are classed by tier (NHS number + DOB, NHS number
+//!    + DOB within tolerance + sex, NHS number with a conflicting DOB, local id).
+//! 2. Training (`model`): u from random pairs, m by EM, term frequencies.
+//! 3. Probabilistic: clusters without an NHS number against the rows blocked with
+//!    them; each such row proposes its best match. Proposals at or above the link
+//!    threshold are merged best first under guards (two different valid NHS numbers
+//!    never merge; a merge may not join incompatible dates of birth, which stops
+//!    chains); pairs in the review band go to a clerical-review queue with their
+//!    explanation.
+//! 4. Stable person keys (keyed hash of the cluster's NHS number, else of its
+//!    smallest candidate key), the summary for the linkage report (`report`), and the
+//!    spine with survivorship (`spine`).
+
+pub mod config;
+pub mod records;
+pub mod model;
+pub mod spine;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::pseudonymise::Key;
+use config::LinkageSettings;
+pub use model::Contribution;
+use model::{Context, Model};
+use records::{NONE, Records, key_bits, key_text};
+pub use report::report_html;
+pub use spine::build_spine;
+
+/// Blocks larger than this are not compared (counted in the summary): a placeholder
+/// value such as a default date of birth would otherwise make the pass quadratic.
+const MAX_BLOCK: usize = 20_000;
+
+/// Most pairs kept in the clerical-review queue of one run.
+const REVIEW_LIMIT: usize = 100_000;
+
+/// What linkage did (`linkage/summary.json`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkSummary {
+    pub identity_rows: usize,
+    /// Identity rows without any candidate key (not linkable).
+    pub keyless_rows: usize,
+    pub candidate_keys: usize,
+    pub persons: usize,
+    pub same_record_links: usize,
+    pub candidate_pairs_scored: u64,
+    pub probabilistic_links: usize,
+    pub nhs_conflicts_refused: usize,
+    /// Links refused because they would join incompatible dates of birth.
+    pub chaining_refused: usize,
+    /// Blocks skipped for holding more than 20,000 rows, by blocking rule.
+    pub oversized_blocks: usize,
+    /// Pairs between the review and link thresholds (written to clerical_review.ndjson).
+    pub clerical_review_pairs: usize,
+    /// Identity rows by provider and tier: `nhs_number_dob`, `nhs_number_dob_tolerant`,
+    /// `nhs_number_dob_conflict`, `nhs_number_no_dob`, `local_id`, `probabilistic`,
+    /// `unlinked`.
+    pub rows_by_provider_and_tier: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Best match weight of each row of a cluster without an NHS number, in bins of 2
+    /// (`"-4"` is [-4, -2)); rows with no candidate in any block are not counted.
+    pub match_weight_histogram: BTreeMap<i32, usize>,
+    /// Persons holding more than one valid NHS number (the guard keeps this at 0).
+    pub persons_with_several_nhs_numbers: usize,
+    /// Persons whose records hold incompatible dates of birth.
+    pub persons_with_conflicting_dob: usize,
+    /// Registered persons (clusters holding a GP-list record).
+    pub registered_persons: usize,
+    /// Share of registered persons whose GP record has a recorded ethnic category.
+    pub ethnicity_recorded_before: f64,
+    /// Share with a recorded ethnic category in any linked record.
+    pub ethnicity_recorded_after: f64,
+}
+
+/// A pair sent to clerical review, with its explanation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewItem {
+    pub key_a: String,
+    pub key_b: String,
+    pub total: f64,
+    pub contributions: Vec<Contribution>,
+}
+
+/// The result of linkage.
+pub struct Linked {
+    /// Candidate key → person key, sorted.
+    pub map: Vec<(u128, u128)>,
+    pub summary: LinkSummary,
+    pub review: Vec<ReviewItem>,
+    pub model: Model,
+}
+
+/// Union–find with a guard: roots carry their valid NHS number and a few dates of
+/// birth.
+struct Clusters {
+    parent: Vec<u32>,
+    nhs: Vec<u32>,
+    dobs: Vec<Vec<u32>>,
+}
+
+impl Clusters {
+    fn new(n: usize) -> Clusters {
+        Clusters {
+            parent: (0..n as u32).collect(),
+            nhs: vec![NONE; n],
+            dobs: vec![vec![]; n],
+        }
+    }
+    fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = p;
+            x = p;
+        }
+        x
+    }
+}
+
+/// Why a merge was refused.
+enum Refused {
+    Nhs,
+    Dob,
+}
+
+fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bool, Refused> {
+    let (ra, rb) = (c.find(a), c.find(b));
+    if ra == rb {
+        return Ok(false);
+    }
+    let (na, nb) = (c.nhs[ra as usize], c.nhs[rb as usize]);
+    if na != NONE && nb != NONE && na != nb {
+        return Err(Refused::Nhs);
+    }
+    if let Some(same_year) = dob_guard {
+        let ok = c.dobs[ra as usize].iter().all(|x| {
+            c.dobs[rb as usize]
+                .iter()
+                .all(|y| dob_compatible(*x, *y, same_year))
+        });
+        if !ok {
+            return Err(Refused::Dob);
+        }
+    }
+    c.parent[rb as usize] = ra;
+    if na == NONE {
+        c.nhs[ra as usize] = nb;
+    }
+    let moved = std::mem::take(&mut c.dobs[rb as usize]);
+    for d in moved {
+        if c.dobs[ra as usize].len() < 8 && !c.dobs[ra as usize].contains(&d) {
+            c.dobs[ra as usize].push(d);
+        }
+    }
+    Ok(true)
+}
+
+/// Two dates of birth (yyyymmdd) that can belong to one person: equal, day and month
+/// swapped, one digit apart, or (when allowed) the same year.
+pub fn dob_compatible(a: u32, b: u32, same_year: bool) -> bool {
+    if a == b || a == 0 || b == 0 {
+        return true;
+    }
+    let swap = |d: u32| d / 10_000 * 10_000 + (d % 100) * 100 + d / 100 % 100;
+    let one_digit = {
+        let (x, y) = (format!("{a:08}"), format!("{b:08}"));
+        x.bytes().zip(y.bytes()).filter(|(p, q)| p != q).count() == 1
+    };
+    swap(a) == b || one_digit || (same_year && a / 10_000 == b / 10_000)
+}
+
+/// The identity rows with their deterministic clusters and the trained model.
+pub struct Prepared {
+    pub r: Records,
+    /// Key id → deterministic cluster.
+    key_cluster: Vec<u32>,
+    /// Row → deterministic cluster.
+    cluster: Vec<u32>,
+    /// Cluster → valid NHS number or NONE.
+    cluster_nhs: Vec<u32>,
+    offsets: Vec<u32>,
+    history: Vec<u32>,
+    pub model: Model,
+    same_record_links: usize,
+    nhs_conflicts: usize,
+}
+
+impl Prepared {
+    fn cx(&self) -> Context<'_> {
+        Context {
+            r: &self.r,
+            cluster: &self.cluster,
+            offsets: &self.offsets,
+            history: &self.history,
+        }
+    }
+}
+
+/// Load the identity zone, cluster deterministically and train the model.
+pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepared, String> {
+    let r = records::load(out, key).await?;
+    let nk = r.keys.len();
+    let mut det = Clusters::new(nk);
+    for i in 0..r.len() {
+        if r.nhs[i] != NONE {
+            det.nhs[r.key[i] as usize] = r.nhs[i];
+        }
+    }
+    let (mut same_record_links, mut nhs_conflicts) = (0, 0);
+    for i in 0..r.len() {
+        if r.local_key[i] != NONE {
+            match union(&mut det, r.key[i], r.local_key[i], None) {
+                Ok(true) => same_record_links += 1,
+                Ok(false) => {}
+                Err(_) => nhs_conflicts += 1,
+            }
+        }
+    }
+    // Dense cluster ids.
+    let mut dense = vec![NONE; nk];
+    let mut key_cluster = vec![0u32; nk];
+    let mut cluster_nhs = Vec::new();
+    for k in 0..nk as u32 {
+        let root = det.find(k) as usize;
+        if dense[root] == NONE {
+            dense[root] = cluster_nhs.len() as u32;
+            cluster_nhs.push(det.nhs[root]);
+        }
+        key_cluster[k as usize] = dense[root];
+    }
+    let cluster: Vec<u32> = r.key.iter().map(|k| key_cluster[*k as usize]).collect();
+    // Address history: the distinct postcodes of each cluster (at most 8).
+    let mut pcs: Vec<(u32, u32)> = (0..r.len())
+        .filter(|&i| r.postcode[i] != NONE)
+        .map(|i| (cluster[i], r.postcode[i]))
+        .collect();
+    pcs.sort_unstable();
+    pcs.dedup();
+    let nc = cluster_nhs.len();
+    let mut offsets = vec![0u32; nc + 1];
+    let mut history = Vec::with_capacity(pcs.len());
+    let mut at = 0;
+    for c in 0..nc {
+        offsets[c] = history.len() as u32;
+        let start = at;
+        while at < pcs.len() && pcs[at].0 == c as u32 {
+            if at - start < 8 {
+                history.push(pcs[at].1);
+            }
+            at += 1;
+        }
+    }
+    offsets[nc] = history.len() as u32;
+    drop(pcs);
+    let mut p = Prepared {
+        r,
+        key_cluster,
+        cluster,
+        cluster_nhs,
+        offsets,
+        history,
+        model: Model {
+            lambda: 0.0,
+            prior: 0.0,
+            comparisons: vec![],
+            u_sample_pairs: 0,
+            sessions: vec![],
+        },
+        same_record_links,
+        nhs_conflicts,
+    };
+    let model = {
+        let cx = p.cx();
+        let cl = &p.cluster;
+        model::train(s, &cx, &|i, j| cl[i] == cl[j])
+    };
+    p.model = model;
+    Ok(p)
+}
+
+/// Link the identity zone of a published run.
+pub async fn link(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Linked, String> {
+    let p = prepare(out, key, s).await?;
+    let r = &p.r;
+    let n = r.len();
+    let cx = p.cx();
+    let residual = |i: usize| p.cluster_nhs[p.cluster[i] as usize] == NONE;
+    let mut summary = LinkSummary {
+        identity_rows: n + r.keyless_rows,
+        keyless_rows: r.keyless_rows,
+        candidate_keys: r.keys.len(),
+        same_record_links: p.same_record_links,
+        nhs_conflicts_refused: p.nhs_conflicts,
+        ..Default::default()
+    };
+    // Each residual row's best candidate (weight, row).
+    let mut best: Vec<(f64, u32)> = vec![(f64::NEG_INFINITY, NONE); n];
+    for (ri, rule) in s.blocking.iter().enumerate() {
+        let b = model::blocks(r, rule);
+        for g in model::groups(&b) {
+            if g.len() < 2 {
+                continue;
+            }
+            if g.len() > MAX_BLOCK {
+                summary.oversized_blocks += 1;
+                continue;
+            }
+            for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
+                let x = x as usize;
+                for &(_, y) in g {
+                    let y = y as usize;
+                    if p.cluster[x] == p.cluster[y] || (residual(y) && y < x) {
+                        continue;
+                    }
+                    // A pair an earlier rule already produced.
+                    if s.blocking[..ri].iter().any(|e| {
+                        model::block_key(r, e, x)
+                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
+                    }) {
+                        continue;
+                    }
+                    summary.candidate_pairs_scored += 1;
+                    let w = p.model.score(&cx, x, y);
+                    if w > best[x].0 {
+                        best[x] = (w, y as u32);
+                    }
+                    if residual(y) && w > best[y].0 {
+                        best[y] = (w, x as u32);
+                    }
+                }
+            }
+        }
+    }
+    // Proposals and the review band.
+    let mut links: Vec<(f64, u32, u32)> = Vec::new();
+    let mut review: BTreeMap<(u32, u32), (f64, u32, u32)> = BTreeMap::new();
+    for x in 0..n {
+        let (w, y) = best[x];
+        if y == NONE {
+            continue;
+        }
+        *summary
+            .match_weight_histogram
+            .entry(((w / 2.0).floor() as i32) * 2)
+            .or_default() += 1;
+        if w >= s.link_threshold {
+            links.push((w, x as u32, y));
+        } else if w >= s.review_threshold {
+            let (a, b) = (p.cluster[x], p.cluster[y as usize]);
+            let e = review
+                .entry((a.min(b), a.max(b)))
+                .or_insert((w, x as u32, y));
+            if w > e.0 {
+                *e = (w, x as u32, y);
+            }
+        }
+    }
+    links.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    // Guarded merge of clusters, best first.
+    let nc = p.cluster_nhs.len();
+    let mut cl = Clusters::new(nc);
+    cl.nhs.clone_from(&p.cluster_nhs);
+    for i in 0..n {
+        let c = p.cluster[i] as usize;
+        let d = r.dob[i];
+        if d != 0 && cl.dobs[c].len() < 8 && !cl.dobs[c].contains(&d) {
+            cl.dobs[c].push(d);
+        }
+    }
+    let same_year = s.dob_same_year_compatible;
+    for &(_, x, y) in &links {
+        match union(
+            &mut cl,
+            p.cluster[x as usize],
+            p.cluster[y as usize],
+            Some(same_year),
+        ) {
+            Ok(true) => summary.probabilistic_links += 1,
+            Ok(false) => {}
+            Err(Refused::Nhs) => summary.nhs_conflicts_refused += 1,
+            Err(Refused::Dob) => summary.chaining_refused += 1,
+        }
+    }
+    // The review queue: pairs still apart, best first.
+    let mut queue: Vec<(f64, u32, u32)> = review
+        .into_values()
+        .filter(|(_, x, y)| cl.find(p.cluster[*x as usize]) != cl.find(p.cluster[*y as usize]))
+        .collect();
+    queue.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    queue.truncate(REVIEW_LIMIT);
+    let review: Vec<ReviewItem> = queue
+        .iter()
+        .map(|&(w, x, y)| ReviewItem {
+            key_a: key_text(r.keys[r.key[x as usize] as usize]),
+            key_b: key_text(r.keys[r.key[y as usize] as usize]),
+            total: w,
+            contributions: p.model.explain(&cx, x as usize, y as usize),
+        })
+        .collect();
+    summary.clerical_review_pairs = review.len();
+    // Stable person keys.
+    let roots: Vec<u32> = (0..nc as u32).map(|c| cl.find(c)).collect();
+    let mut smallest = vec![u128::MAX; nc];
+    for (k, &c) in p.key_cluster.iter().enumerate() {
+        let root = roots[c as usize] as usize;
+        smallest[root] = smallest[root].min(r.keys[k]);
+    }
+    let mut person = vec![0u128; nc];
+    let mut persons = 0;
+    for c in 0..nc {
+        if roots[c] as usize == c {
+            persons += 1;
+            let text = match cl.nhs[c] {
+                NONE => key.person_key(&format!("person:key:{}", key_text(smallest[c]))),
+                nhs => key.person_key(&format!("person:nhs:{}", r.nhs_numbers.text(nhs))),
+            };
+            person[c] = key_bits(&text).ok_or("person key is not 32 hex digits")?;
+        }
+    }
+    let mut map: Vec<(u128, u128)> = p
+        .key_cluster
+        .iter()
+        .enumerate()
+        .map(|(k, &c)| (r.keys[k], person[roots[c as usize] as usize]))
+        .collect();
+    map.sort_unstable();
+    summary.persons = persons;
+    for c in 0..nc {
+        if roots[c] as usize == c {
+            let d = &cl.dobs[c];
+            if d.iter()
+                .any(|x| d.iter().any(|y| !dob_compatible(*x, *y, same_year)))
+            {
+                summary.persons_with_conflicting_dob += 1;
+            }
+        }
+    }
+    tiers(&p, &roots, &mut summary);
+    ethnicity(&p, &roots, &mut summary);
+    Ok(Linked {
+        map,
+        summary,
+        review,
+        model: p.model,
+    })
+}
+
+/// Rows by provider and linkage tier.
+fn tiers(p: &Prepared, roots: &[u32], s: &mut LinkSummary) {
+    let r = &p.r;
+    // Roots that other clusters were merged into.
+    let mut merged = vec![false; roots.len()];
+    for (c, &root) in roots.iter().enumerate() {
+        if root as usize != c {
+            merged[root as usize] = true;
+        }
+    }
+    // Modal date of birth and sex of each NHS-number key.
+    let mut by_key: Vec<(u32, u32, u8)> = (0..r.len())
+        .filter(|&i| r.nhs[i] != NONE)
+        .map(|i| (r.key[i], r.dob[i], r.sex[i]))
+        .collect();
+    by_key.sort_unstable();
+    let mut modal: std::collections::HashMap<u32, (u32, u8)> = Default::default();
+    for g in by_key.chunk_by(|a, b| a.0 == b.0) {
+        let mut best = (0usize, 0u32);
+        for d in g.chunk_by(|a, b| a.1 == b.1) {
+            if d[0].1 != 0 && d.len() > best.0 {
+                best = (d.len(), d[0].1);
+            }
+        }
+        let males = g.iter().filter(|x| x.2 == b'1').count();
+        let females = g.iter().filter(|x| x.2 == b'2').count();
+        let sex = match males.cmp(&females) {
+            std::cmp::Ordering::Greater => b'1',
+            std::cmp::Ordering::Less => b'2',
+            _ => 0,
+        };
+        modal.insert(g[0].0, (best.1, sex));
+    }
+    for i in 0..r.len() {
+        let c = p.cluster[i] as usize;
+        let tier = if r.nhs[i] != NONE {
+            let (d, sex) = modal.get(&r.key[i]).copied().unwrap_or((0, 0));
+            if r.dob[i] == 0 || d == 0 {
+                "nhs_number_no_dob"
+            } else if r.dob[i] == d {
+                "nhs_number_dob"
+            } else if dob_compatible(r.dob[i], d, false)
+                && (r.sex[i] == 0 || sex == 0 || r.sex[i] == sex)
+            {
+                "nhs_number_dob_tolerant"
+            } else {
+                "nhs_number_dob_conflict"
+            }
+        } else if p.cluster_nhs[c] != NONE {
+            "local_id"
+        } else if roots[c] as usize != c || merged[c] {
+            "probabilistic"
+        } else {
+            "unlinked"
+        };
+        *s.rows_by_provider_and_tier
+            .entry(r.providers.text(r.provider[i] as u32).to_string())
+            .or_default()
+            .entry(tier.into())
+            .or_default() += 1;
+    }
+}
+
+/// Ethnicity recorded on the GP list versus in any linked record.
+fn ethnicity(p: &Prepared, roots: &[u32], s: &mut LinkSummary) {
+    let r = &p.r;
+    let nc = roots.len();
+    // 0: not registered; 1: registered; bit 2: recorded on the GP list; bit 4: anywhere.
+    let mut state = vec![0u8; nc];
+    for i in 0..r.len() {
+        let root = roots[p.cluster[i] as usize] as usize;
+        if r.registered[i] {
+            state[root] |= 1;
+            if r.ethnicity[i] {
+                state[root] |= 2;
+            }
+        }
+        if r.ethnicity[i] {
+            state[root] |= 4;
+        }
+    }
+    let registered = state.iter().filter(|x| **x & 1 != 0).count();
+    let before = state.iter().filter(|x| **x & 3 == 3).count();
+    let after = state.iter().filter(|x| **x & 5 == 5).count();
+    s.registered_persons = registered;
+    s.ethnicity_recorded_before = before as f64 / registered.max(1) as f64;
+    s.ethnicity_recorded_after = after as f64 / registered.max(1) as f64;
+}
+
+/// The explanation of a match between two candidate keys: the best-scoring pair of
+/// their identity rows, comparison by comparison (a waterfall), and the decision.
+#[derive(Debug, Clone, Serialize)]
+pub struct MatchExplanation {
+    pub key_a: String,
+    pub key_b: String,
+    pub contributions: Vec<Contribution>,
+    pub total: f64,
+    pub threshold: f64,
+    pub linked: bool,
+}
+
+/// Explain two candidate keys under the model trained on the same run and settings.
+pub async fn explain_match(
+    out: &Path,
+    key: &Key,
+    s: &LinkageSettings,
+    a: &str,
+    b: &str,
+) -> Result<MatchExplanation, String> {
+    let p = prepare(out, key, s).await?;
+    let rows = |k: &str| -> Result<Vec<usize>, String> {
+        let bits =
+            key_bits(k).ok_or_else(|| format!("`{k}` is not a candidate key (32 hex digits)"))?;
+        let v = p.r.rows_of(bits);
+        if v.is_empty() {
+            return Err(format!("no identity rows for {k}"));
+        }
+        Ok(v)
+    };
+    let (ra, rb) = (rows(a)?, rows(b)?);
+    let cx = p.cx();
+    let mut best: Option<(f64, usize, usize)> = None;
+    for &x in &ra {
+        for &y in &rb {
+            let t = p.model.score(&cx, x, y);
+            if best.is_none_or(|(bt, _, _)| t > bt) {
+                best = Some((t, x, y));
+            }
+        }
+    }
+    let (total, x, y) = best.unwrap_or((0.0, ra[0], rb[0]));
+    Ok(MatchExplanation {
+        key_a: a.into(),
+        key_b: b.into(),
+        contributions: p.model.explain(&cx, x, y),
+        total,
+        threshold: s.link_threshold,
+        linked: total >= s.link_threshold,
+    })
+}
+
+/// Write the link map as Parquet (`candidate_key, person_key`) via a temporary file.
+pub fn write_link_map(map: &[(u128, u128)], path: &Path) -> Result<(), String> {
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("candidate_key", DataType::Utf8, false),
+        Field::new("person_key", DataType::Utf8, false),
+    ]));
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("parquet.tmp");
+    let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema.clone(), None)
+        .map_err(|e| e.to_string())?;
+    for chunk in map.chunks(65_536) {
+        let mut a = StringBuilder::with_capacity(chunk.len(), chunk.len() * 32);
+        let mut b = StringBuilder::with_capacity(chunk.len(), chunk.len() * 32);
+        for (c, p) in chunk {
+            a.append_value(key_text(*c));
+            b.append_value(key_text(*p));
+        }
+        let cols: Vec<ArrayRef> = vec![Arc::new(a.finish()), Arc::new(b.finish())];
+        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
+        w.write(&batch).map_err(|e| e.to_string())?;
+    }
+    w.close().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}

@@ -1,0 +1,651 @@
+//! The Fellegi–Sunter model: what level each comparison reaches on a pair of identity
+//! rows, m and u per level, and how they are trained. u comes from random pairs (almost
+//! all non-matches); m from expectation–maximisation over blocked pairs, one session
+//! per training blocking rule, each leaving the m of its blocked fields alone. Exact
+//! agreement on a field with `term_frequency` is weighted by how common the value is.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::config::{Attribute, ComparisonSpec, Field, Level, LinkageSettings};
+use super::records::{NONE, Records};
+
+/// A comparison whose field is missing on either side.
+pub const MISSING: u8 = u8::MAX;
+
+/// A comparison with its trained parameters.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub field: Field,
+    /// Level labels, best first; the last is `different`.
+    pub levels: Vec<String>,
+    #[serde(skip)]
+    pub spec: ComparisonSpec,
+    pub m: Vec<f64>,
+    pub u: Vec<f64>,
+    /// log2(m/u) per level (exact agreement may be adjusted by term frequency).
+    pub weights: Vec<f64>,
+    /// Which EM sessions estimated m (empty: m kept at its starting values).
+    pub m_estimated_in: Vec<usize>,
+    pub term_frequency: bool,
+    #[serde(skip)]
+    tf: Vec<f64>,
+}
+
+/// One EM session.
+#[derive(Debug, Clone, Serialize)]
+pub struct Session {
+    pub blocking: Vec<Attribute>,
+    /// Pairs in the session's blocks, and how many EM looked at.
+    pub blocked_pairs: f64,
+    pub pairs: u64,
+    pub patterns: usize,
+    pub iterations: usize,
+    pub converged: bool,
+    /// Share of the session's pairs that are matches, as EM estimated it.
+    pub lambda: f64,
+}
+
+/// The trained model (written to `linkage/model.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Model {
+    /// Probability that two random identity rows are the same person, from the EM
+    /// sessions (matches found in a session's blocks over all row pairs).
+    pub lambda: f64,
+    /// log2(lambda / (1 - lambda)): where every match weight starts.
+    pub prior: f64,
+    pub comparisons: Vec<Comparison>,
+    pub u_sample_pairs: u64,
+    pub sessions: Vec<Session>,
+}
+
+/// One comparison's contribution to a match weight.
+#[derive(Debug, Clone, Serialize)]
+pub struct Contribution {
+    pub comparison: &'static str,
+    pub level: String,
+    pub m: f64,
+    pub u: f64,
+    pub weight: f64,
+    /// The agreeing value's frequency, when term frequency adjusted the weight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub term_frequency: Option<f64>,
+}
+
+/// What a comparison can see beyond the two rows: the postcodes of each row's
+/// deterministic cluster (address history), as compressed rows.
+pub struct Context<'a> {
+    pub r: &'a Records,
+    /// Row → its deterministic cluster.
+    pub cluster: &'a [u32],
+    /// Cluster c's postcodes are `history[offsets[c]..offsets[c + 1]]`.
+    pub offsets: &'a [u32],
+    pub history: &'a [u32],
+}
+
+impl Context<'_> {
+    fn history_of(&self, i: usize) -> &[u32] {
+        let c = self.cluster[i] as usize;
+        &self.history[self.offsets[c] as usize..self.offsets[c + 1] as usize]
+    }
+}
+
+fn swap(ymd: u32) -> u32 {
+    let (y, m, d) = (ymd / 10_000, ymd / 100 % 100, ymd % 100);
+    if d > 12 || d == m {
+        return 0;
+    }
+    y * 10_000 + d * 100 + m
+}
+
+fn one_edit(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    match diff.as_slice() {
+        [_] => true,
+        [i, j] => *j == i + 1 && a[*i] == b[*j] && a[*j] == b[*i],
+        _ => false,
+    }
+}
+
+/// The level a comparison reaches on rows `i` and `j`, and the agreeing value (for
+/// term frequency) when it is exact.
+pub fn level(spec: &ComparisonSpec, cx: &Context, i: usize, j: usize) -> (u8, u32) {
+    let r = cx.r;
+    let last = spec.levels.len() as u8;
+    match spec.field {
+        Field::GivenName | Field::FamilyName => {
+            let col = if spec.field == Field::GivenName {
+                &r.given
+            } else {
+                &r.family
+            };
+            let (a, b) = (col[i], col[j]);
+            if a == NONE || b == NONE {
+                return (MISSING, NONE);
+            }
+            let mut jw: Option<f64> = None;
+            for (l, lv) in spec.levels.iter().enumerate() {
+                let hit = match lv {
+                    Level::Exact => a == b,
+                    Level::JaroWinkler(t) => {
+                        a == b
+                            || *jw.get_or_insert_with(|| {
+                                strsim::jaro_winkler(r.names.text(a), r.names.text(b))
+                            }) >= *t
+                    }
+                    Level::Soundex => {
+                        let (x, y) = (r.name_soundex[a as usize], r.name_soundex[b as usize]);
+                        x != NONE && x == y
+                    }
+                    _ => false,
+                };
+                if hit {
+                    return (l as u8, a);
+                }
+            }
+            (last, NONE)
+        }
+        Field::DateOfBirth => {
+            let (a, b) = (r.dob[i], r.dob[j]);
+            if a == 0 || b == 0 {
+                return (MISSING, NONE);
+            }
+            for (l, lv) in spec.levels.iter().enumerate() {
+                let hit = match lv {
+                    Level::Exact => a == b,
+                    Level::DayMonthSwap => swap(a) == b,
+                    Level::SameYearMonth => a / 100 == b / 100,
+                    Level::SameYear => a / 10_000 == b / 10_000,
+                    _ => false,
+                };
+                if hit {
+                    return (l as u8, a);
+                }
+            }
+            (last, NONE)
+        }
+        Field::Sex => {
+            let (a, b) = (r.sex[i], r.sex[j]);
+            if a == 0 || b == 0 {
+                return (MISSING, NONE);
+            }
+            if a == b && spec.levels.contains(&Level::Exact) {
+                (0, a as u32)
+            } else {
+                (last, NONE)
+            }
+        }
+        Field::NhsNumber => {
+            let (a, b) = (r.nhs[i], r.nhs[j]);
+            if a == NONE || b == NONE {
+                return (MISSING, NONE);
+            }
+            for (l, lv) in spec.levels.iter().enumerate() {
+                let hit = match lv {
+                    Level::Exact => a == b,
+                    Level::OneEdit => one_edit(r.nhs_numbers.text(a), r.nhs_numbers.text(b)),
+                    _ => false,
+                };
+                if hit {
+                    return (l as u8, a);
+                }
+            }
+            (last, NONE)
+        }
+        Field::Postcode => {
+            let own = |x: usize| -> &[u32] {
+                if r.postcode[x] == NONE {
+                    &[]
+                } else {
+                    std::slice::from_ref(&r.postcode[x])
+                }
+            };
+            let (ha, hb) = if spec.history {
+                (cx.history_of(i), cx.history_of(j))
+            } else {
+                (own(i), own(j))
+            };
+            if ha.is_empty() || hb.is_empty() {
+                return (MISSING, NONE);
+            }
+            let mut best = (last, NONE);
+            for &a in ha {
+                for &b in hb {
+                    for (l, lv) in spec.levels.iter().enumerate().take(best.0 as usize) {
+                        let hit = match lv {
+                            Level::Exact => a == b,
+                            Level::Sector => {
+                                let s = r.sector[a as usize];
+                                s != NONE && s == r.sector[b as usize]
+                            }
+                            Level::District => {
+                                let s = r.district[a as usize];
+                                s != NONE && s == r.district[b as usize]
+                            }
+                            _ => false,
+                        };
+                        if hit {
+                            best = (l as u8, a);
+                            break;
+                        }
+                    }
+                }
+            }
+            best
+        }
+    }
+}
+
+impl Comparison {
+    /// The weight of level `l` with agreeing value `v`.
+    pub fn weight(&self, l: u8, v: u32) -> f64 {
+        if l == MISSING {
+            return 0.0;
+        }
+        if l == 0 && self.term_frequency && v != NONE {
+            if let Some(f) = self.tf.get(v as usize) {
+                return (self.m[0] / f.max(1e-9)).log2();
+            }
+        }
+        self.weights[l as usize]
+    }
+    fn tf_of(&self, l: u8, v: u32) -> Option<f64> {
+        (l == 0 && self.term_frequency && v != NONE)
+            .then(|| self.tf.get(v as usize).copied())
+            .flatten()
+    }
+}
+
+impl Model {
+    /// Match weight of rows `i` and `j`: the prior plus each comparison's weight
+    /// (log2 of the posterior odds that they are one person).
+    pub fn score(&self, cx: &Context, i: usize, j: usize) -> f64 {
+        self.prior
+            + self
+                .comparisons
+            .iter()
+            .map(|c| {
+                let (l, v) = level(&c.spec, cx, i, j);
+                    c.weight(l, v)
+                })
+                .sum::<f64>()
+    }
+    /// Comparison-by-comparison explanation of rows `i` and `j`.
+    pub fn explain(&self, cx: &Context, i: usize, j: usize) -> Vec<Contribution> {
+        let prior = Contribution {
+            comparison: "prior",
+            level: "two random records match".into(),
+            m: self.lambda,
+            u: 1.0 - self.lambda,
+            weight: self.prior,
+            term_frequency: None,
+        };
+        std::iter::once(prior)
+            .chain(self.comparisons.iter()
+            .filter_map(|c| {
+                let (l, v) = level(&c.spec, cx, i, j);
+                (l != MISSING).then(|| Contribution {
+                    comparison: c.field.name(),
+                    level: c.levels[l as usize].clone(),
+                    m: c.m[l as usize],
+                    u: c.tf_of(l, v).unwrap_or(c.u[l as usize]),
+                    weight: c.weight(l, v),
+                    term_frequency: c.tf_of(l, v),
+                })
+            }))
+            .collect()
+    }
+}
+
+/// splitmix64: a small, seedable generator (the model must be reproducible).
+pub struct Rng(u64);
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// The value of a blocking attribute for row `i` (None when missing).
+pub fn attribute(r: &Records, a: Attribute, i: usize) -> Option<u64> {
+    let some = |v: u32| (v != NONE).then_some(v as u64);
+    match a {
+        Attribute::NhsNumber => some(r.nhs[i]),
+        Attribute::GivenName => some(r.given[i]),
+        Attribute::FamilyName => some(r.family[i]),
+        Attribute::GivenNameSoundex => {
+            some(r.given[i]).and_then(|g| some(r.name_soundex[g as usize]))
+        }
+        Attribute::FamilyNameSoundex => {
+            some(r.family[i]).and_then(|g| some(r.name_soundex[g as usize]))
+        }
+        Attribute::DateOfBirth => (r.dob[i] != 0).then_some(r.dob[i] as u64),
+        Attribute::DateOfBirthAnyOrder => {
+            let d = r.dob[i];
+            let s = swap(d);
+            (d != 0).then_some(if s != 0 { d.min(s) } else { d } as u64)
+        }
+        Attribute::BirthYear => (r.dob[i] != 0).then_some((r.dob[i] / 10_000) as u64),
+        Attribute::Sex => (r.sex[i] != 0).then_some(r.sex[i] as u64),
+        Attribute::Postcode => some(r.postcode[i]),
+        Attribute::PostcodeSector => some(r.postcode[i]).and_then(|p| some(r.sector[p as usize])),
+        Attribute::PostcodeDistrict => {
+            some(r.postcode[i]).and_then(|p| some(r.district[p as usize]))
+        }
+    }
+}
+
+/// The block key of row `i` under a rule (None when any attribute is missing).
+pub fn block_key(r: &Records, rule: &[Attribute], i: usize) -> Option<u64> {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (n, a) in rule.iter().enumerate() {
+        let v = attribute(r, *a, i)?;
+        h = (h ^ v ^ ((n as u64) << 56)).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    Some(h)
+}
+
+/// Rows grouped by block key under a rule: (key, row) sorted by key.
+pub fn blocks(r: &Records, rule: &[Attribute]) -> Vec<(u64, u32)> {
+    let mut v: Vec<(u64, u32)> = (0..r.len())
+        .filter_map(|i| block_key(r, rule, i).map(|k| (k, i as u32)))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Iterate the groups of a sorted block list.
+pub fn groups(v: &[(u64, u32)]) -> impl Iterator<Item = &[(u64, u32)]> {
+    v.chunk_by(|a, b| a.0 == b.0)
+}
+
+fn pack(levels: &[u8]) -> u64 {
+    levels
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (k, l)| acc | ((*l as u64) << (8 * k)))
+}
+
+/// Train the model on the rows: u from random pairs, m by EM sessions, term
+/// frequencies from the rows. `same_cluster` says whether two rows are already one
+/// person (those pairs are left out of the u sample).
+pub fn train(
+    s: &LinkageSettings,
+    cx: &Context,
+    same_cluster: &dyn Fn(usize, usize) -> bool,
+) -> Model {
+    let r = cx.r;
+    let n = r.len();
+    let specs = &s.comparisons;
+    let nl: Vec<usize> = specs.iter().map(|c| c.levels.len() + 1).collect();
+    // u: level frequencies over random pairs.
+    let mut rng = Rng::new(s.training.seed);
+    let mut counts: Vec<Vec<f64>> = nl.iter().map(|k| vec![0.0; *k]).collect();
+    let mut drawn = 0u64;
+    if n >= 2 {
+        let mut tries = 0usize;
+        while (drawn as usize) < s.training.u_sample_pairs && tries < 4 * s.training.u_sample_pairs
+        {
+            tries += 1;
+            let (i, j) = (rng.below(n), rng.below(n));
+            if i == j || same_cluster(i, j) {
+                continue;
+            }
+            drawn += 1;
+            for (c, spec) in specs.iter().enumerate() {
+                let (l, _) = level(spec, cx, i, j);
+                if l != MISSING {
+                    counts[c][l as usize] += 1.0;
+                }
+            }
+        }
+    }
+    let u: Vec<Vec<f64>> = counts
+        .iter()
+        .map(|c| {
+            let t: f64 = c.iter().sum::<f64>() + 0.5 * c.len() as f64;
+            c.iter().map(|x| (x + 0.5) / t).collect()
+        })
+        .collect();
+    // m: starting values, then EM sessions.
+    let start: Vec<Vec<f64>> = nl
+        .iter()
+        .map(|k| {
+            let mut m = vec![0.1 / (*k as f64 - 1.0).max(1.0); *k];
+            m[0] = 0.9;
+            m
+        })
+        .collect();
+    let mut sums: Vec<Vec<f64>> = nl.iter().map(|k| vec![0.0; *k]).collect();
+    let mut estimated_in: Vec<Vec<usize>> = vec![vec![]; specs.len()];
+    let mut sessions = Vec::new();
+    for (si, rule) in s.training.em_blocking.iter().enumerate() {
+        let fixed: Vec<bool> = specs
+            .iter()
+            .map(|c| rule.iter().any(|a| a.field() == c.field))
+            .collect();
+        let (patterns, pairs, blocked_pairs) =
+            session_patterns(r, cx, rule, specs, s, si as u64);
+        let (m, lambda, iterations, converged) =
+            em(&patterns, &start, &u, &fixed, s.training.em_max_iterations);
+        for c in 0..specs.len() {
+            if !fixed[c] && pairs > 0 {
+                estimated_in[c].push(si);
+                for l in 0..nl[c] {
+                    sums[c][l] += m[c][l];
+                }
+            }
+        }
+        sessions.push(Session {
+            blocking: rule.clone(),
+            blocked_pairs,
+            pairs,
+            patterns: patterns.len(),
+            iterations,
+            converged,
+            lambda,
+        });
+    }
+    let comparisons = specs
+        .iter()
+        .enumerate()
+        .map(|(c, spec)| {
+            let m: Vec<f64> = if estimated_in[c].is_empty() {
+                start[c].clone()
+            } else {
+                let k = estimated_in[c].len() as f64;
+                sums[c].iter().map(|x| (x / k).max(1e-6)).collect()
+            };
+            let weights = m.iter().zip(&u[c]).map(|(m, u)| (m / u).log2()).collect();
+            let mut levels: Vec<String> = spec.levels.iter().map(Level::label).collect();
+            levels.push("different".into());
+            Comparison {
+                field: spec.field,
+                levels,
+                spec: spec.clone(),
+                m,
+                u: u[c].clone(),
+                weights,
+                m_estimated_in: estimated_in[c].clone(),
+                term_frequency: spec.term_frequency,
+                tf: if spec.term_frequency {
+                    term_frequencies(r, spec.field)
+                } else {
+                    vec![]
+                },
+            }
+        })
+        .collect();
+    let all_pairs = (n as f64) * (n as f64 - 1.0) / 2.0;
+    let lambda = sessions
+        .iter()
+        .map(|x| x.lambda * x.blocked_pairs / all_pairs.max(1.0))
+        .fold(0.0, f64::max)
+        .clamp(1e-12, 0.5);
+    Model {
+        lambda,
+        prior: (lambda / (1.0 - lambda)).log2(),
+        comparisons,
+        u_sample_pairs: drawn,
+        sessions,
+    }
+}
+
+/// Relative frequency of each value of a field over the rows.
+fn term_frequencies(r: &Records, f: Field) -> Vec<f64> {
+    let (col, size): (&[u32], usize) = match f {
+        Field::GivenName => (&r.given, r.names.len()),
+        Field::FamilyName => (&r.family, r.names.len()),
+        Field::Postcode => (&r.postcode, r.postcodes.len()),
+        _ => return vec![],
+    };
+    let mut c = vec![0.0f64; size];
+    let mut total = 0.0f64;
+    for &v in col {
+        if v != NONE {
+            c[v as usize] += 1.0;
+            total += 1.0;
+        }
+    }
+    c.iter_mut().for_each(|x| *x /= total.max(1.0));
+    c
+}
+
+/// Comparison patterns (levels packed, with counts) of the pairs blocked by `rule`;
+/// past `em_max_pairs` a deterministic random sample of each block.
+fn session_patterns(
+    r: &Records,
+    cx: &Context,
+    rule: &[Attribute],
+    specs: &[ComparisonSpec],
+    s: &LinkageSettings,
+    salt: u64,
+) -> (HashMap<u64, f64>, u64, f64) {
+    let b = blocks(r, rule);
+    let total: f64 = groups(&b)
+        .map(|g| (g.len() * (g.len() - 1) / 2) as f64)
+        .sum();
+    let rate = (s.training.em_max_pairs as f64 / total.max(1.0)).min(1.0);
+    let mut rng = Rng::new(s.training.seed ^ (salt.wrapping_mul(0x9e37_79b9)));
+    let mut out: HashMap<u64, f64> = HashMap::new();
+    let mut pairs = 0u64;
+    let mut levels = vec![0u8; specs.len()];
+    let mut add = |i: usize, j: usize, out: &mut HashMap<u64, f64>| {
+        for (c, spec) in specs.iter().enumerate() {
+            levels[c] = level(spec, cx, i, j).0;
+        }
+        *out.entry(pack(&levels)).or_default() += 1.0;
+    };
+    for g in groups(&b) {
+        let k = g.len();
+        if k < 2 {
+            continue;
+        }
+        let all = (k * (k - 1) / 2) as f64;
+        if rate >= 1.0 {
+            for x in 0..k {
+                for y in x + 1..k {
+                    add(g[x].1 as usize, g[y].1 as usize, &mut out);
+                    pairs += 1;
+                }
+            }
+            continue;
+        }
+        let want = all * rate;
+        let mut draw = want.floor() as usize;
+        if (rng.next() as f64 / u64::MAX as f64) < want.fract() {
+            draw += 1;
+        }
+        for _ in 0..draw {
+            let x = rng.below(k);
+            let mut y = rng.below(k - 1);
+            if y >= x {
+                y += 1;
+            }
+            add(g[x].1 as usize, g[y].1 as usize, &mut out);
+            pairs += 1;
+        }
+    }
+    (out, pairs, total)
+}
+
+/// Expectation–maximisation of m and the match share over comparison patterns, u
+/// fixed; comparisons marked `fixed` (blocked on) are left out of the likelihood.
+fn em(
+    patterns: &HashMap<u64, f64>,
+    start: &[Vec<f64>],
+    u: &[Vec<f64>],
+    fixed: &[bool],
+    max_iter: usize,
+) -> (Vec<Vec<f64>>, f64, usize, bool) {
+    let nc = start.len();
+    let mut m = start.to_vec();
+    let mut lambda = 0.3;
+    let pats: Vec<(Vec<u8>, f64)> = patterns
+        .iter()
+        .map(|(p, n)| ((0..nc).map(|c| (p >> (8 * c)) as u8).collect(), *n))
+        .collect();
+    let mut iterations = 0;
+    let mut converged = false;
+    while iterations < max_iter {
+        iterations += 1;
+        let mut acc: Vec<Vec<f64>> = m.iter().map(|v| vec![0.0; v.len()]).collect();
+        let (mut matched, mut total) = (0.0, 0.0);
+        for (p, n) in &pats {
+            let (mut pm, mut pu) = (lambda, 1.0 - lambda);
+            for c in 0..nc {
+                let l = p[c];
+                if fixed[c] || l == MISSING {
+                    continue;
+                }
+                pm *= m[c][l as usize];
+                pu *= u[c][l as usize];
+            }
+            let w = if pm + pu > 0.0 { pm / (pm + pu) } else { 0.0 };
+            matched += n * w;
+            total += n;
+            for c in 0..nc {
+                let l = p[c];
+                if !fixed[c] && l != MISSING {
+                    acc[c][l as usize] += n * w;
+                }
+            }
+        }
+        let mut delta: f64 = 0.0;
+        for c in 0..nc {
+            if fixed[c] {
+                continue;
+            }
+            let t: f64 = acc[c].iter().sum();
+            if t <= 0.0 {
+                continue;
+            }
+            for l in 0..m[c].len() {
+                let v = (acc[c][l] / t).max(1e-6);
+                delta = delta.max((v - m[c][l]).abs());
+                m[c][l] = v;
+            }
+        }
+        lambda = (matched / total.max(1.0)).clamp(1e-6, 1.0 - 1e-6);
+        if delta < 1e-5 {
+            converged = true;
+            break;
+        }
+    }
+    (m, lambda, iterations, converged)
+}

@@ -1,0 +1,274 @@
+//! The identity zone of a published run, loaded for linkage as compact columns: one
+//! entry per identity row, with candidate keys as 128-bit integers and names and
+//! postcodes interned and standardised once (so comparing two rows is integer work,
+//! and 4 million rows fit in a few hundred megabytes).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Date32Type};
+use datafusion::prelude::ParquetReadOptions;
+use futures::StreamExt;
+
+use crate::pseudonymise::Key;
+use crate::udf::text;
+
+/// No value.
+pub const NONE: u32 = u32::MAX;
+
+/// Strings stored once, addressed by a dense id.
+#[derive(Default)]
+pub struct Interner {
+    index: HashMap<Box<str>, u32>,
+    pub values: Vec<Box<str>>,
+}
+
+impl Interner {
+    pub fn id(&mut self, s: &str) -> u32 {
+        if let Some(i) = self.index.get(s) {
+            return *i;
+        }
+        let i = self.values.len() as u32;
+        self.values.push(s.into());
+        self.index.insert(s.into(), i);
+        i
+    }
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.index.get(s).copied()
+    }
+    pub fn text(&self, i: u32) -> &str {
+        &self.values[i as usize]
+    }
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+}
+
+/// A candidate key (32 lowercase hex characters) as an integer.
+pub fn key_bits(s: &str) -> Option<u128> {
+    (s.len() == 32)
+        .then(|| u128::from_str_radix(s, 16).ok())
+        .flatten()
+}
+
+/// An integer key back as its 32 hex characters.
+pub fn key_text(k: u128) -> String {
+    format!("{k:032x}")
+}
+
+/// Identity rows as columns. Row `i` is described by the i-th entry of each vector.
+#[derive(Default)]
+pub struct Records {
+    /// Candidate keys (the rows' own keys and the local-id keys they imply).
+    pub keys: Vec<u128>,
+    pub key_index: HashMap<u128, u32>,
+    /// Row → its candidate key.
+    pub key: Vec<u32>,
+    /// Row → valid NHS number (interned) or NONE.
+    pub nhs: Vec<u32>,
+    pub nhs_numbers: Interner,
+    /// Row → the local-id key a row with both an NHS number and a local id implies.
+    pub local_key: Vec<u32>,
+    /// Row → standardised given and family name (interned in `names`).
+    pub given: Vec<u32>,
+    pub family: Vec<u32>,
+    pub names: Interner,
+    /// Name id → Soundex code id (interned in `soundexes`) or NONE.
+    pub name_soundex: Vec<u32>,
+    pub soundexes: Interner,
+    /// Row → date of birth as yyyymmdd, 0 when missing.
+    pub dob: Vec<u32>,
+    /// Row → b'1' (male), b'2' (female), 0 when missing or not known.
+    pub sex: Vec<u8>,
+    /// Row → postcode (interned in `postcodes`).
+    pub postcode: Vec<u32>,
+    pub postcodes: Interner,
+    /// Postcode id → sector and district ids (interned in `areas`).
+    pub sector: Vec<u32>,
+    pub district: Vec<u32>,
+    pub areas: Interner,
+    /// Row → provider (index into `providers`).
+    pub provider: Vec<u16>,
+    pub providers: Interner,
+    /// Row → recorded ethnic category (A–S).
+    pub ethnicity: Vec<bool>,
+    /// Row → from a registered list (an identity source).
+    pub registered: Vec<bool>,
+    /// Rows without any candidate key (not linkable).
+    pub keyless_rows: usize,
+}
+
+impl Records {
+    pub fn len(&self) -> usize {
+        self.key.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.key.is_empty()
+    }
+    pub fn key_id(&mut self, k: u128) -> u32 {
+        if let Some(i) = self.key_index.get(&k) {
+            return *i;
+        }
+        let i = self.keys.len() as u32;
+        self.keys.push(k);
+        self.key_index.insert(k, i);
+        i
+    }
+    fn name_id(&mut self, raw: Option<&str>) -> u32 {
+        let Some(s) = raw.and_then(text::name_standardise) else {
+            return NONE;
+        };
+        let before = self.names.len();
+        let id = self.names.id(&s);
+        if self.names.len() > before {
+            let sx = text::soundex(&s)
+                .map(|x| self.soundexes.id(&x))
+                .unwrap_or(NONE);
+            self.name_soundex.push(sx);
+        }
+        id
+    }
+    fn postcode_id(&mut self, raw: Option<&str>) -> u32 {
+        let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+            return NONE;
+        };
+        let before = self.postcodes.len();
+        let id = self.postcodes.id(s);
+        if self.postcodes.len() > before {
+            let sec = text::postcode_sector(s)
+                .map(|x| self.areas.id(&x))
+                .unwrap_or(NONE);
+            let dis = text::postcode_district(s)
+                .map(|x| self.areas.id(&format!("{x} ")))
+                .unwrap_or(NONE);
+            self.sector.push(sec);
+            self.district.push(dis);
+        }
+        id
+    }
+    /// The rows carrying candidate key `k`, or implying it.
+    pub fn rows_of(&self, k: u128) -> Vec<usize> {
+        let Some(&id) = self.key_index.get(&k) else {
+            return vec![];
+        };
+        (0..self.len())
+            .filter(|&i| self.key[i] == id || self.local_key[i] == id)
+            .collect()
+    }
+}
+
+/// yyyymmdd of a day count since 1970-01-01.
+fn ymd(days: i32) -> u32 {
+    use chrono::Datelike;
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|e| e.checked_add_signed(chrono::Duration::days(days as i64)))
+        .filter(|d| d.year() > 0)
+        .map(|d| d.year() as u32 * 10_000 + d.month() * 100 + d.day())
+        .unwrap_or(0)
+}
+
+/// Read the identity zone of the run under `out`, batch by batch.
+pub async fn load(out: &Path, key: &Key) -> Result<Records, String> {
+    let ctx = crate::engine::planning_context();
+    let dir = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
+    let opts = ParquetReadOptions::default().table_partition_cols(vec![
+        ("provider".into(), DataType::Utf8),
+        ("source".into(), DataType::Utf8),
+    ]);
+    let err = |e: datafusion::error::DataFusionError| e.to_string();
+    ctx.register_parquet("ident", dir.to_string_lossy().as_ref(), opts)
+        .await
+        .map_err(err)?;
+    let mut stream = ctx
+        .sql(
+            "SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, \
+             local_patient_id, local_id_issuer, ethnic_category, source_row IS NOT NULL AS registered, provider_id \
+             FROM ident",
+        )
+        .await
+        .map_err(err)?
+        .execute_stream()
+        .await
+        .map_err(err)?;
+    let mut r = Records::default();
+    let mut local_cache: HashMap<(u32, Box<str>), u128> = HashMap::new();
+    let mut issuers = Interner::default();
+    while let Some(b) = stream.next().await {
+        add_batch(
+            &mut r,
+            &b.map_err(err)?,
+            key,
+            &mut local_cache,
+            &mut issuers,
+        )?;
+    }
+    Ok(r)
+}
+
+fn add_batch(
+    r: &mut Records,
+    b: &RecordBatch,
+    key: &Key,
+    local_cache: &mut HashMap<(u32, Box<str>), u128>,
+    issuers: &mut Interner,
+) -> Result<(), String> {
+    use datafusion::arrow::compute::cast;
+    let text_cols: Vec<Option<datafusion::arrow::array::ArrayRef>> = (0..b.num_columns())
+        .map(|i| cast(b.column(i), &DataType::Utf8).ok())
+        .collect();
+    let s = |i: usize, row: usize| -> Option<&str> {
+        let a = text_cols[i].as_ref()?.as_string_opt::<i32>()?;
+        (!a.is_null(row)).then(|| a.value(row))
+    };
+    let dob = b.column(4).as_primitive_opt::<Date32Type>();
+    for row in 0..b.num_rows() {
+        let Some(k) = s(0, row) else {
+            r.keyless_rows += 1;
+            continue;
+        };
+        let k = key_bits(k).ok_or_else(|| format!("identity row with a malformed key `{k}`"))?;
+        let kid = r.key_id(k);
+        r.key.push(kid);
+        let nhs = s(1, row)
+            .filter(|n| text::nhs_number_valid(n))
+            .map(|n| n.chars().filter(char::is_ascii_digit).collect::<String>());
+        let local = s(7, row);
+        let mut lk = NONE;
+        if let (Some(_), Some(l)) = (&nhs, local) {
+            let iss = issuers.id(s(8, row).unwrap_or(""));
+            let k = *local_cache.entry((iss, l.into())).or_insert_with(|| {
+                key_bits(&key.person_key(&format!("local:{}:{l}", issuers.text(iss))))
+                    .unwrap_or_default()
+            });
+            lk = r.key_id(k);
+        }
+        r.local_key.push(lk);
+        r.nhs
+            .push(nhs.as_deref().map(|n| r.nhs_numbers.id(n)).unwrap_or(NONE));
+        let g = r.name_id(s(2, row));
+        r.given.push(g);
+        let f = r.name_id(s(3, row));
+        r.family.push(f);
+        r.dob.push(
+            dob.and_then(|d| (!d.is_null(row)).then(|| ymd(d.value(row))))
+                .unwrap_or(0),
+        );
+        r.sex.push(match s(5, row) {
+            Some("1") => b'1',
+            Some("2") => b'2',
+            _ => 0,
+        });
+        let pc = r.postcode_id(s(6, row));
+        r.postcode.push(pc);
+        let p = r.providers.id(s(11, row).unwrap_or(""));
+        r.provider.push(p as u16);
+        r.ethnicity
+            .push(s(9, row).is_some_and(|e| e.len() == 1 && e < "T" && e != "Z" && e >= "A"));
+        r.registered.push(s(10, row) == Some("true"));
+    }
+    Ok(())
+}

@@ -324,13 +324,13 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
     crate::link::write_link_map(&linked.map, &path).map_err(|e| anyhow::anyhow!(e))?;
     let summary = linked.summary;
     let link_secs = t.elapsed().as_secs_f64();
-    drop(linked.map);
     let spill = linkage.join(".spill");
     let ctx = crate::engine::run_context(&engine, &spill, &key).map_err(|e| anyhow::anyhow!(e))?;
     let spine = rt
         .block_on(crate::link::build_spine(
             &a.out,
-            &path,
+            std::sync::Arc::new(linked.map),
+            &linked.persons,
             &ctx,
             &settings.survivorship,
         ))

@@ -302,7 +302,7 @@ fn default_blocking() -> Vec<Vec<Attribute>> {
 }
 fn default_em_blocking() -> Vec<Vec<Attribute>> {
     use Attribute::*;
-    vec![vec![DateOfBirth], vec![FamilyName, GivenNameSoundex]]
+    vec![vec![DateOfBirth], vec![Postcode, FamilyName]]
 }
 fn default_comparisons() -> Vec<ComparisonSpec> {
     let c = |field, levels: Vec<Level>, term_frequency, history| ComparisonSpec {

@@ -90,6 +90,8 @@ pub struct ReviewItem {
 
 /// The result of linkage.
 pub struct Linked {
+    /// The spine's `person` rows by survivorship.
+    pub persons: spine::Persons,
     /// Candidate key → person key, sorted.
     pub map: Vec<(u128, u128)>,
     pub summary: LinkSummary,
@@ -443,7 +445,22 @@ pub async fn link(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Linked, 
     }
     tiers(&p, &roots, &mut summary);
     ethnicity(&p, &roots, &mut summary);
+    // Survivorship over each person's rows.
+    let latest = spine::latest_registration(out, r).await?;
+    let mut person_index = vec![NONE; nc];
+    let mut person_keys = Vec::with_capacity(persons);
+    for c in 0..nc {
+        if roots[c] as usize == c {
+            person_index[c] = person_keys.len() as u32;
+            person_keys.push(person[c]);
+        }
+    }
+    let person_of_row: Vec<u32> = (0..n)
+        .map(|i| person_index[roots[p.cluster[i] as usize] as usize])
+        .collect();
+    let people = spine::survive(r, &person_of_row, &person_keys, &s.survivorship, &latest);
     Ok(Linked {
+        persons: people,
         map,
         summary,
         review,
@@ -524,11 +541,11 @@ fn ethnicity(p: &Prepared, roots: &[u32], s: &mut LinkSummary) {
         let root = roots[p.cluster[i] as usize] as usize;
         if r.registered[i] {
             state[root] |= 1;
-            if r.ethnicity[i] {
+            if r.ethnicity[i] != 0 {
                 state[root] |= 2;
             }
         }
-        if r.ethnicity[i] {
+        if r.ethnicity[i] != 0 {
             state[root] |= 4;
         }
     }
@@ -621,4 +638,48 @@ pub fn write_link_map(map: &[(u128, u128)], path: &Path) -> Result<(), String> {
     }
     w.close().map_err(|e| e.to_string())?;
     std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compatible_dates_of_birth() {
+        assert!(dob_compatible(19_800_312, 19_800_312, false));
+        assert!(
+            dob_compatible(19_800_312, 19_801_203, false),
+            "day/month swap"
+        );
+        assert!(dob_compatible(19_800_312, 19_800_313, false), "one digit");
+        assert!(!dob_compatible(19_800_312, 19_800_521, false));
+        assert!(
+            dob_compatible(19_800_312, 19_800_521, true),
+            "same year allowed"
+        );
+        assert!(!dob_compatible(19_800_312, 19_900_521, true));
+    }
+
+    /// The guard refuses a merge of two NHS numbers and of incompatible dates of birth,
+    /// and a chain A–B–C stops where C's date of birth conflicts with A's.
+    #[test]
+    fn guarded_union_stops_chains() {
+        let mut c = Clusters::new(4);
+        c.nhs[0] = 1;
+        c.nhs[1] = 2;
+        assert!(matches!(
+            union(&mut c, 0, 1, Some(false)),
+            Err(Refused::Nhs)
+        ));
+        c.dobs[0] = vec![19_800_312];
+        c.dobs[2] = vec![19_800_312];
+        c.dobs[3] = vec![19_650_101];
+        assert!(matches!(union(&mut c, 0, 2, Some(false)), Ok(true)));
+        assert!(matches!(
+            union(&mut c, 2, 3, Some(false)),
+            Err(Refused::Dob)
+        ));
+        assert_ne!(c.find(3), c.find(0));
+        assert_eq!(c.find(2), c.find(0));
+    }
 }

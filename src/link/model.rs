@@ -37,6 +37,9 @@ pub struct Comparison {
 #[derive(Debug, Clone, Serialize)]
 pub struct Session {
     pub blocking: Vec<Attribute>,
+    /// Comparisons whose estimate this session dropped (exact agreement came out as
+    /// evidence against a match: EM found the wrong mode).
+    pub rejected: Vec<Field>,
     /// Pairs in the session's blocks, and how many EM looked at.
     pub blocked_pairs: f64,
     pub pairs: u64,
@@ -268,9 +271,9 @@ impl Model {
         self.prior
             + self
                 .comparisons
-            .iter()
-            .map(|c| {
-                let (l, v) = level(&c.spec, cx, i, j);
+                .iter()
+                .map(|c| {
+                    let (l, v) = level(&c.spec, cx, i, j);
                     c.weight(l, v)
                 })
                 .sum::<f64>()
@@ -286,8 +289,7 @@ impl Model {
             term_frequency: None,
         };
         std::iter::once(prior)
-            .chain(self.comparisons.iter()
-            .filter_map(|c| {
+            .chain(self.comparisons.iter().filter_map(|c| {
                 let (l, v) = level(&c.spec, cx, i, j);
                 (l != MISSING).then(|| Contribution {
                     comparison: c.field.name(),
@@ -422,15 +424,9 @@ pub fn train(
             c.iter().map(|x| (x + 0.5) / t).collect()
         })
         .collect();
-    // m: starting values, then EM sessions.
-    let start: Vec<Vec<f64>> = nl
-        .iter()
-        .map(|k| {
-            let mut m = vec![0.1 / (*k as f64 - 1.0).max(1.0); *k];
-            m[0] = 0.9;
-            m
-        })
-        .collect();
+    // m: starting values from rows sharing a valid NHS number (labelled matches),
+    // then EM sessions.
+    let start = labelled_m(r, cx, specs, &nl);
     let mut sums: Vec<Vec<f64>> = nl.iter().map(|k| vec![0.0; *k]).collect();
     let mut estimated_in: Vec<Vec<usize>> = vec![vec![]; specs.len()];
     let mut sessions = Vec::new();
@@ -439,11 +435,17 @@ pub fn train(
             .iter()
             .map(|c| rule.iter().any(|a| a.field() == c.field))
             .collect();
-        let (patterns, pairs, blocked_pairs) =
-            session_patterns(r, cx, rule, specs, s, si as u64);
+        let (patterns, pairs, blocked_pairs) = session_patterns(r, cx, rule, specs, s, si as u64);
         let (m, lambda, iterations, converged) =
             em(&patterns, &start, &u, &fixed, s.training.em_max_iterations);
+        let mut rejected = Vec::new();
         for c in 0..specs.len() {
+            // A session whose estimate makes exact agreement evidence against a match
+            // has found the wrong mode; its estimate for that comparison is dropped.
+            if !fixed[c] && pairs > 0 && m[c][0] <= u[c][0] {
+                rejected.push(specs[c].field);
+                continue;
+            }
             if !fixed[c] && pairs > 0 {
                 estimated_in[c].push(si);
                 for l in 0..nl[c] {
@@ -453,6 +455,7 @@ pub fn train(
         }
         sessions.push(Session {
             blocking: rule.clone(),
+            rejected,
             blocked_pairs,
             pairs,
             patterns: patterns.len(),
@@ -504,6 +507,46 @@ pub fn train(
         u_sample_pairs: drawn,
         sessions,
     }
+}
+
+/// Starting m: level frequencies over pairs of rows sharing a valid NHS number (at
+/// most 200,000 pairs), smoothed; a comparison without such pairs starts at 0.9 for
+/// exact agreement and the rest spread evenly.
+fn labelled_m(r: &Records, cx: &Context, specs: &[ComparisonSpec], nl: &[usize]) -> Vec<Vec<f64>> {
+    let mut rows: Vec<(u32, u32)> = (0..r.len())
+        .filter(|&i| r.nhs[i] != NONE)
+        .map(|i| (r.nhs[i], i as u32))
+        .collect();
+    rows.sort_unstable();
+    let mut counts: Vec<Vec<f64>> = nl.iter().map(|k| vec![0.5; *k]).collect();
+    let mut pairs = 0;
+    'outer: for g in rows.chunk_by(|a, b| a.0 == b.0) {
+        for w in g.windows(2) {
+            for (c, spec) in specs.iter().enumerate() {
+                let (l, _) = level(spec, cx, w[0].1 as usize, w[1].1 as usize);
+                if l != MISSING {
+                    counts[c][l as usize] += 1.0;
+                }
+            }
+            pairs += 1;
+            if pairs >= 200_000 {
+                break 'outer;
+            }
+        }
+    }
+    counts
+        .iter()
+        .map(|c| {
+            let t: f64 = c.iter().sum();
+            if t < 0.5 * c.len() as f64 + 10.0 {
+                let mut m = vec![0.1 / (c.len() as f64 - 1.0).max(1.0); c.len()];
+                m[0] = 0.9;
+                m
+            } else {
+                c.iter().map(|x| x / t).collect()
+            }
+        })
+        .collect()
 }
 
 /// Relative frequency of each value of a field over the rows.
@@ -648,4 +691,67 @@ fn em(
         }
     }
     (m, lambda, iterations, converged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// EM recovers m and the match share from the expected pattern counts of a known
+    /// model (u fixed at its true values, as training fixes it from random pairs).
+    #[test]
+    fn em_recovers_known_m() {
+        let m = [
+            vec![0.85, 0.10, 0.05],
+            vec![0.9, 0.07, 0.03],
+            vec![0.95, 0.05],
+        ];
+        let u = [
+            vec![0.01, 0.04, 0.95],
+            vec![0.02, 0.08, 0.90],
+            vec![0.5, 0.5],
+        ];
+        let lambda = 0.2;
+        let mut patterns = HashMap::new();
+        for a in 0..3u8 {
+            for b in 0..3u8 {
+                for c in 0..2u8 {
+                    let pm = lambda * m[0][a as usize] * m[1][b as usize] * m[2][c as usize];
+                    let pu =
+                        (1.0 - lambda) * u[0][a as usize] * u[1][b as usize] * u[2][c as usize];
+                    patterns.insert(pack(&[a, b, c]), 1e6 * (pm + pu));
+                }
+            }
+        }
+        let start = vec![vec![0.6, 0.2, 0.2], vec![0.6, 0.2, 0.2], vec![0.6, 0.4]];
+        let (est, l, _, converged) = em(&patterns, &start, &u, &[false, false, false], 500);
+        assert!(converged);
+        assert!((l - lambda).abs() < 1e-3, "lambda {l}");
+        for c in 0..3 {
+            for k in 0..m[c].len() {
+                assert!(
+                    (est[c][k] - m[c][k]).abs() < 1e-3,
+                    "m[{c}][{k}] = {}",
+                    est[c][k]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn day_month_swap_and_levels() {
+        assert_eq!(swap(19_800_312), 19_801_203);
+        assert_eq!(swap(19_800_313), 0, "day 13 cannot be a month");
+        assert_eq!(swap(19_800_303), 0, "same day and month is not a swap");
+        assert!(one_edit("9434765919", "9434765918"));
+        assert!(one_edit("9434765919", "9434756919"));
+        assert!(!one_edit("9434765919", "9434756918"));
+    }
+
+    #[test]
+    fn rng_is_reproducible() {
+        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
+        assert!((0..100).all(|_| a.next() == b.next()));
+        assert!((0..1000).all(|_| a.below(10) < 10));
+    }
 }

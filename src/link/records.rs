@@ -94,8 +94,8 @@ pub struct Records {
     /// Row → provider (index into `providers`).
     pub provider: Vec<u16>,
     pub providers: Interner,
-    /// Row → recorded ethnic category (A–S).
-    pub ethnicity: Vec<bool>,
+    /// Row → recorded ethnic category (the code letter A–S), 0 when not recorded.
+    pub ethnicity: Vec<u8>,
     /// Row → from a registered list (an identity source).
     pub registered: Vec<bool>,
     /// Rows without any candidate key (not linkable).
@@ -266,8 +266,10 @@ fn add_batch(
         r.postcode.push(pc);
         let p = r.providers.id(s(11, row).unwrap_or(""));
         r.provider.push(p as u16);
-        r.ethnicity
-            .push(s(9, row).is_some_and(|e| e.len() == 1 && e < "T" && e != "Z" && e >= "A"));
+        r.ethnicity.push(match s(9, row).map(str::as_bytes) {
+            Some([c]) if (b'A'..=b'S').contains(c) => *c,
+            _ => 0,
+        });
         r.registered.push(s(10, row) == Some("true"));
     }
     Ok(())

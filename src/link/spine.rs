@@ -9,23 +9,54 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use std::collections::HashMap;
+
+use datafusion::arrow::array::Array;
+
 use super::config::{Rule, Survivorship};
+use super::records::{NONE, Records, key_bits, key_text};
+
+/// `linked_person(candidate_key) -> text`: the person key of a candidate key through
+/// the link map held in memory (a sorted vector, 32 bytes an entry), so re-keying a
+/// table streams instead of building a hash join over millions of keys. Keys not in
+/// the map are returned unchanged.
+fn linked_person(map: std::sync::Arc<Vec<(u128, u128)>>) -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::array::{Array, StringBuilder};
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    create_udf(
+        "linked_person",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Immutable,
+        std::sync::Arc::new(move |args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let a = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
+            let a = a.as_string_opt::<i32>().ok_or_else(|| {
+                datafusion::error::DataFusionError::Execution("linked_person: not text".into())
+            })?;
+            let mut b = StringBuilder::with_capacity(a.len(), a.len() * 32);
+            for i in 0..a.len() {
+                if a.is_null(i) {
+                    b.append_null();
+                    continue;
+                }
+                let v = a.value(i);
+                match key_bits(v).and_then(|k| {
+                    map.binary_search_by(|e| e.0.cmp(&k))
+                        .ok()
+                        .map(|at| map[at].1)
+                }) {
+                    Some(p) => b.append_value(key_text(p)),
+                    None => b.append_value(v),
+                }
+            }
+            Ok(ColumnarValue::Array(std::sync::Arc::new(b.finish())))
+        }),
+    )
+}
 
 fn sql_text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
-}
-
-/// ORDER BY of a survivorship rule over candidate values `v` of one person (columns
-/// `registered`, `provider_id`, `n` (how often `v` occurs), `latest`).
-fn order(rule: &Rule) -> String {
-    match rule {
-        Rule::SourceRank { providers } => {
-            format!("registered DESC, {}, provider_id, v", rank(providers))
-        }
-        Rule::MostFrequent => "n DESC, v".into(),
-        Rule::MostRecent => "latest DESC NULLS LAST, registered DESC, provider_id, v".into(),
-        Rule::FirstNonNull => "provider_id, v".into(),
-    }
 }
 
 fn rank(providers: &[String]) -> String {
@@ -65,18 +96,13 @@ fn registration_order(rule: &Rule) -> String {
 /// leave the identity zone. Written into a temporary directory, then renamed.
 pub async fn build_spine(
     out: &Path,
-    link_map: &Path,
+    map: std::sync::Arc<Vec<(u128, u128)>>,
+    persons: &Persons,
     ctx: &SessionContext,
     s: &Survivorship,
 ) -> Result<Vec<(String, usize)>, String> {
     let err = |e: datafusion::error::DataFusionError| e.to_string();
-    ctx.register_parquet(
-        "link_map",
-        link_map.to_string_lossy().as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await
-    .map_err(err)?;
+    ctx.register_udf(linked_person(map));
     let part = || {
         ParquetReadOptions::default().table_partition_cols(vec![
             ("provider".into(), DataType::Utf8),
@@ -89,7 +115,6 @@ pub async fn build_spine(
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
     let mut written = Vec::new();
-    let mut has_registration = false;
     let mut entities: Vec<std::path::PathBuf> = std::fs::read_dir(out.join("silver"))
         .map_err(|e| e.to_string())?
         .flatten()
@@ -107,11 +132,9 @@ pub async fn build_spine(
             .await
             .map_err(err)?;
         let rekeyed = format!(
-            "SELECT s.* EXCLUDE (person_key, source), coalesce(m.person_key, s.person_key) AS person_key \
-             FROM {t} s LEFT JOIN link_map m ON m.candidate_key = s.person_key"
+            "SELECT s.* EXCLUDE (person_key, source), linked_person(s.person_key) AS person_key FROM {t} s"
         );
         let sql = if name == "registration" {
-            has_registration = true;
             // The current registration of each person (survivorship).
             format!(
                 "SELECT r.* EXCLUDE (provider, rn), r.rn = 1 AS current FROM (SELECT x.*, row_number() OVER \
@@ -125,66 +148,7 @@ pub async fn build_spine(
         let n = write_table(df, &tmp.join(&name)).await?;
         written.push((name, n));
     }
-    ctx.register_parquet(
-        "ident",
-        out.join("identity")
-            .join(crate::canonical::IDENTITY_ENTITY)
-            .to_string_lossy()
-            .as_ref(),
-        part(),
-    )
-    .await
-    .map_err(err)?;
-    // Latest registration start of each candidate key: the date `most_recent` uses.
-    let latest = if has_registration {
-        ctx.register_parquet(
-            "silver_registration",
-            out.join("silver")
-                .join("registration")
-                .to_string_lossy()
-                .as_ref(),
-            part(),
-        )
-        .await
-        .map_err(err)?;
-        "(SELECT person_key AS ck, max(registration_start) AS latest FROM silver_registration GROUP BY person_key)"
-    } else {
-        "(SELECT CAST(NULL AS VARCHAR) AS ck, CAST(NULL AS DATE) AS latest)"
-    };
-    let pick = |col: &str, rule: &Rule, filter: &str| -> String {
-        format!(
-            "{col} AS (SELECT pk, v, provider_id, row_number() OVER (PARTITION BY pk ORDER BY {}) AS rn FROM \
-             (SELECT pk, v, provider_id, registered, latest, count(*) OVER (PARTITION BY pk, v) AS n FROM \
-             (SELECT pk, {col} AS v, provider_id, registered, latest FROM i) WHERE v IS NOT NULL {filter}) g)",
-            order(rule)
-        )
-    };
-    let sql = format!(
-        "WITH i AS ( \
-           SELECT coalesce(m.person_key, x.person_key) AS pk, x.ethnic_category, x.sex, x.date_of_birth, x.postcode, \
-                  x.source_row IS NOT NULL AS registered, x.provider_id, l.latest \
-           FROM ident x LEFT JOIN link_map m ON m.candidate_key = x.person_key \
-           LEFT JOIN {latest} l ON l.ck = x.person_key WHERE x.person_key IS NOT NULL), \
-         {}, {}, {}, {} \
-         SELECT p.pk AS person_key, CAST(date_trunc('month', d.v) AS DATE) AS birth_year_month, s.v AS sex, \
-                e.v AS ethnic_category, e.provider_id AS ethnic_source_provider, \
-                postcode_district(pc.v) AS postcode_district \
-         FROM (SELECT DISTINCT pk FROM i) p \
-         LEFT JOIN ethnic_category e ON e.pk = p.pk AND e.rn = 1 \
-         LEFT JOIN sex s ON s.pk = p.pk AND s.rn = 1 \
-         LEFT JOIN date_of_birth d ON d.pk = p.pk AND d.rn = 1 \
-         LEFT JOIN postcode pc ON pc.pk = p.pk AND pc.rn = 1",
-        pick(
-            "ethnic_category",
-            &s.ethnic_category,
-            "AND v NOT IN ('Z', '99')"
-        ),
-        pick("sex", &s.sex, "AND v <> '0'"),
-        pick("date_of_birth", &s.date_of_birth, ""),
-        pick("postcode", &s.postcode, ""),
-    );
-    let person = ctx.sql(&sql).await.map_err(err)?;
-    let n = write_table(person, &tmp.join("person")).await?;
+    let n = write_persons(persons, &tmp.join("person"))?;
     written.push(("person".into(), n));
     let spine = out.join("linkage").join("spine");
     let old = out
@@ -221,4 +185,269 @@ fn count_of(batches: &[datafusion::arrow::array::RecordBatch]) -> usize {
         })
         .map(|a| a.iter().flatten().sum::<u64>() as usize)
         .sum()
+}
+
+/// The surviving attributes of each person (`spine/person`).
+#[derive(Default)]
+pub struct Persons {
+    pub person_key: Vec<u128>,
+    /// yyyymmdd, 0 when unknown (only year and month are written).
+    pub dob: Vec<u32>,
+    pub sex: Vec<u8>,
+    pub ethnic_category: Vec<u8>,
+    pub ethnic_source_provider: Vec<Option<String>>,
+    pub postcode_district: Vec<Option<String>>,
+}
+
+/// Pick the surviving row among `rows` (one person's) for a value (`0` or `NONE`
+/// missing) under a rule.
+fn pick(
+    rows: &[u32],
+    value: &dyn Fn(usize) -> u32,
+    rule: &Rule,
+    r: &Records,
+    rank: &[u32],
+    latest: &dyn Fn(usize) -> i32,
+) -> Option<usize> {
+    let present = rows
+        .iter()
+        .map(|&i| i as usize)
+        .filter(|&i| value(i) != 0 && value(i) != NONE);
+    let provider = |i: usize| r.providers.text(r.provider[i] as u32);
+    match rule {
+        Rule::MostFrequent => {
+            let mut vals: Vec<u32> = present.clone().map(value).collect();
+            vals.sort_unstable();
+            let best =
+                vals.chunk_by(|a, b| a == b)
+                    .fold(None::<(usize, u32)>, |acc, g| match acc {
+                        Some((n, _)) if n >= g.len() => acc,
+                        _ => Some((g.len(), g[0])),
+                    })?;
+            present.clone().find(|&i| value(i) == best.1)
+        }
+        Rule::SourceRank { .. } => present.min_by(|&a, &b| {
+            (
+                !r.registered[a],
+                rank[r.provider[a] as usize],
+                provider(a),
+                value(a),
+            )
+                .cmp(&(
+                    !r.registered[b],
+                    rank[r.provider[b] as usize],
+                    provider(b),
+                    value(b),
+                ))
+        }),
+        Rule::MostRecent => present.min_by(|&a, &b| {
+            (
+                std::cmp::Reverse(latest(a)),
+                !r.registered[a],
+                provider(a),
+                value(a),
+            )
+                .cmp(&(
+                    std::cmp::Reverse(latest(b)),
+                    !r.registered[b],
+                    provider(b),
+                    value(b),
+                ))
+        }),
+        Rule::FirstNonNull => {
+            present.min_by(|&a, &b| (provider(a), value(a)).cmp(&(provider(b), value(b))))
+        }
+    }
+}
+
+/// Survivorship: for each person (rows grouped by `person_of_row`), the surviving
+/// ethnic category, sex, date of birth and postcode district.
+pub fn survive(
+    r: &Records,
+    person_of_row: &[u32],
+    person_key: &[u128],
+    s: &Survivorship,
+    latest: &HashMap<u32, i32>,
+) -> Persons {
+    let rank_of = |rule: &Rule| -> Vec<u32> {
+        let list: &[String] = match rule {
+            Rule::SourceRank { providers } => providers,
+            _ => &[],
+        };
+        (0..r.providers.len() as u32)
+            .map(|p| {
+                list.iter()
+                    .position(|x| x == r.providers.text(p))
+                    .unwrap_or(list.len()) as u32
+            })
+            .collect()
+    };
+    let ranks: Vec<Vec<u32>> = [&s.ethnic_category, &s.sex, &s.date_of_birth, &s.postcode]
+        .iter()
+        .map(|x| rank_of(x))
+        .collect();
+    let latest_of = |i: usize| latest.get(&r.key[i]).copied().unwrap_or(i32::MIN);
+    let mut order: Vec<u32> = (0..r.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| (person_of_row[i as usize], i));
+    let mut out = Persons::default();
+    let mut seen = vec![false; person_key.len()];
+    for rows in order.chunk_by(|a, b| person_of_row[*a as usize] == person_of_row[*b as usize]) {
+        let pid = person_of_row[rows[0] as usize] as usize;
+        seen[pid] = true;
+        out.person_key.push(person_key[pid]);
+        let eth = pick(
+            rows,
+            &|i| r.ethnicity[i] as u32,
+            &s.ethnic_category,
+            r,
+            &ranks[0],
+            &latest_of,
+        );
+        out.ethnic_category
+            .push(eth.map(|i| r.ethnicity[i]).unwrap_or(0));
+        out.ethnic_source_provider
+            .push(eth.map(|i| r.providers.text(r.provider[i] as u32).to_string()));
+        let sex = pick(rows, &|i| r.sex[i] as u32, &s.sex, r, &ranks[1], &latest_of);
+        out.sex.push(sex.map(|i| r.sex[i]).unwrap_or(0));
+        let dob = pick(
+            rows,
+            &|i| r.dob[i],
+            &s.date_of_birth,
+            r,
+            &ranks[2],
+            &latest_of,
+        );
+        out.dob.push(dob.map(|i| r.dob[i]).unwrap_or(0));
+        let pc = pick(
+            rows,
+            &|i| r.postcode[i],
+            &s.postcode,
+            r,
+            &ranks[3],
+            &latest_of,
+        );
+        out.postcode_district.push(pc.and_then(|i| {
+            let d = r.district[r.postcode[i] as usize];
+            (d != NONE).then(|| r.areas.text(d).trim().to_string())
+        }));
+    }
+    // Persons with no identity row of their own (implied keys only) still get a row.
+    for (pid, k) in person_key.iter().enumerate() {
+        if !seen[pid] {
+            out.person_key.push(*k);
+            out.dob.push(0);
+            out.sex.push(0);
+            out.ethnic_category.push(0);
+            out.ethnic_source_provider.push(None);
+            out.postcode_district.push(None);
+        }
+    }
+    out
+}
+
+/// Write `person` as one Parquet file in `dir`; returns the rows written.
+fn write_persons(p: &Persons, dir: &Path) -> Result<usize, String> {
+    use datafusion::arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("person_key", DataType::Utf8, false),
+        Field::new("birth_year_month", DataType::Date32, true),
+        Field::new("sex", DataType::Utf8, true),
+        Field::new("ethnic_category", DataType::Utf8, true),
+        Field::new("ethnic_source_provider", DataType::Utf8, true),
+        Field::new("postcode_district", DataType::Utf8, true),
+    ]));
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).ok_or("epoch")?;
+    let month = |ymd: u32| -> Option<i32> {
+        let d = chrono::NaiveDate::from_ymd_opt((ymd / 10_000) as i32, ymd / 100 % 100, 1)?;
+        Some((d - epoch).num_days() as i32)
+    };
+    let code = |c: u8| (c != 0).then(|| (c as char).to_string());
+    let f = std::fs::File::create(dir.join("part-0.parquet")).map_err(|e| e.to_string())?;
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema.clone(), None)
+        .map_err(|e| e.to_string())?;
+    let n = p.person_key.len();
+    let mut at = 0;
+    while at < n {
+        let end = (at + 65_536).min(n);
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                p.person_key[at..end].iter().map(|k| key_text(*k)),
+            )),
+            Arc::new(Date32Array::from_iter(
+                p.dob[at..end].iter().map(|d| month(*d)),
+            )),
+            Arc::new(StringArray::from_iter(
+                p.sex[at..end].iter().map(|c| code(*c)),
+            )),
+            Arc::new(StringArray::from_iter(
+                p.ethnic_category[at..end].iter().map(|c| code(*c)),
+            )),
+            Arc::new(StringArray::from_iter(
+                p.ethnic_source_provider[at..end].iter().cloned(),
+            )),
+            Arc::new(StringArray::from_iter(
+                p.postcode_district[at..end].iter().cloned(),
+            )),
+        ];
+        let b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
+        w.write(&b).map_err(|e| e.to_string())?;
+        at = end;
+    }
+    w.close().map_err(|e| e.to_string())?;
+    Ok(n)
+}
+
+/// Latest registration start of each candidate key (the date `most_recent` uses).
+pub async fn latest_registration(out: &Path, r: &Records) -> Result<HashMap<u32, i32>, String> {
+    use futures::StreamExt;
+    let dir = out.join("silver").join("registration");
+    let mut latest = HashMap::new();
+    if !dir.is_dir() {
+        return Ok(latest);
+    }
+    let ctx = crate::engine::planning_context();
+    let err = |e: datafusion::error::DataFusionError| e.to_string();
+    ctx.register_parquet(
+        "reg",
+        dir.to_string_lossy().as_ref(),
+        ParquetReadOptions::default().table_partition_cols(vec![
+            ("provider".into(), DataType::Utf8),
+            ("source".into(), DataType::Utf8),
+        ]),
+    )
+    .await
+    .map_err(err)?;
+    let mut stream = ctx
+        .sql("SELECT person_key, max(registration_start) FROM reg WHERE person_key IS NOT NULL GROUP BY person_key")
+        .await
+        .map_err(err)?
+        .execute_stream()
+        .await
+        .map_err(err)?;
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(err)?;
+        let k = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)
+            .map_err(|e| e.to_string())?;
+        let Some(k) = k.as_string_opt::<i32>() else {
+            continue;
+        };
+        let Some(d) = b
+            .column(1)
+            .as_primitive_opt::<datafusion::arrow::datatypes::Date32Type>()
+        else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if d.is_null(i) {
+                continue;
+            }
+            if let Some(id) = key_bits(k.value(i)).and_then(|x| r.key_index.get(&x)) {
+                latest.insert(*id, d.value(i));
+            }
+        }
+    }
+    Ok(latest)
 }

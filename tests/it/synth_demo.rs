@@ -243,7 +243,10 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     // The model was trained: u from random pairs, m by EM in each session.
     let model: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("linkage/model.json")).unwrap()).unwrap();
-    assert!(model["u_sample_pairs"].as_u64().unwrap() > 100_000, "{model}");
+    assert!(
+        model["u_sample_pairs"].as_u64().unwrap() > 100_000,
+        "{model}"
+    );
     assert!(model["prior"].as_f64().unwrap() < -5.0, "{model}");
     for c in model["comparisons"].as_array().unwrap() {
         assert!(
@@ -251,7 +254,12 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
             "m of {} estimated by EM: {model}",
             c["field"]
         );
-        let m: f64 = c["m"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum();
+        let m: f64 = c["m"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum();
         assert!((m - 1.0).abs() < 1e-3, "m sums to 1: {c}");
         let w = c["weights"].as_array().unwrap();
         assert!(

@@ -9,9 +9,11 @@ are one candidate in both. Both results are scored by the same command,
 the run published (pairwise precision, recall, F1; cluster measures).
 
 Splink gets a model of the same shape: names (Jaro-Winkler bands, term frequencies),
-date of birth, postcode (term frequencies), sex, NHS number and local id; u from 1M
+date of birth, postcode (term frequencies), sex and NHS number; u from 1M
 random pairs, m by EM blocked on date of birth and on names, the probability that
-two records match from the NHS-number rule; links at match probability 0.99.
+two records match from the NHS-number rule; links at match probability 0.99. The
+deterministic step (shared candidate keys; NHS number and local id on one row) is
+applied to Splink's clusters the same way onboard applies it.
 
     pip install splink duckdb
     cargo build --profile fast --bin onboard
@@ -75,10 +77,8 @@ def splink_link(out, map_path, threads):
             cl.PostcodeComparison("postcode").configure(term_frequency_adjustments=True),
             cl.ExactMatch("sex"),
             cl.ExactMatch("nhs_number"),
-            cl.ExactMatch("local_id"),
         ],
         blocking_rules_to_generate_predictions=[
-            block_on("local_id"),
             block_on("date_of_birth"),
             block_on("family_name", "birth_year"),
             block_on("postcode_sector", "birth_year"),
@@ -97,8 +97,10 @@ def splink_link(out, map_path, threads):
     clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(
         preds, threshold_match_probability=0.99)
     rows = clusters.as_pandas_dataframe()[["unique_id", "cluster_id"]]
-    # Rows sharing a candidate key are one candidate: join their clusters.
-    m = df[["unique_id", "candidate_key"]].merge(rows, on="unique_id")
+    # The deterministic step both tools share: rows sharing a candidate key (one NHS
+    # number or one local id) are one candidate, and a row carrying both an NHS number
+    # and a local id joins them (onboard's same-record rule).
+    m = df[["unique_id", "candidate_key", "local_id"]].merge(rows, on="unique_id")
     parent = {}
 
     def find(x):
@@ -107,10 +109,15 @@ def splink_link(out, map_path, threads):
             x = parent[x]
         return x
 
-    for key, cid in zip(m["candidate_key"], m["cluster_id"]):
-        a, b = find("k:" + key), find("c:" + str(cid))
+    def union(x, y):
+        a, b = find(x), find(y)
         if a != b:
             parent[a] = b
+
+    for key, cid, local in zip(m["candidate_key"], m["cluster_id"], m["local_id"]):
+        union("k:" + key, "c:" + str(cid))
+        if isinstance(local, str):
+            union("k:" + key, "l:" + local)
     keys = sorted(set(m["candidate_key"]))
     table = pa.table({"candidate_key": keys,
                       "person_key": [find("k:" + k) for k in keys]})

@@ -284,16 +284,20 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The engine and linkage settings of an ICS file, or the defaults.
+/// The engine and linkage settings of an ICS file, or the defaults (a relative
+/// `postcode_lsoa11` is resolved against the ICS file's directory).
 fn linkage_settings(
     ics: Option<&std::path::Path>,
 ) -> anyhow::Result<(crate::ics::EngineSettings, crate::ics::LinkageSettings)> {
     Ok(match ics {
         Some(f) => {
-            let file = crate::ics::Ics::load(f)
-                .map_err(|e| anyhow::anyhow!(e))?
-                .file;
-            (file.engine, file.linkage)
+            let ics = crate::ics::Ics::load(f).map_err(|e| anyhow::anyhow!(e))?;
+            let mut linkage = ics.file.linkage.clone();
+            linkage.postcode_lsoa11 = linkage
+                .postcode_lsoa11
+                .as_deref()
+                .map(|p| ics.resolve(p).to_string_lossy().to_string());
+            (ics.file.engine, linkage)
         }
         None => Default::default(),
     })
@@ -302,12 +306,30 @@ fn linkage_settings(
 fn link(a: LinkArgs) -> anyhow::Result<u8> {
     let key = a.key.load()?;
     let rt = runtime()?;
+    emit(&link_run(&a.out, &key, a.ics.as_deref(), &rt)?)?;
+    Ok(0)
+}
+
+/// Link a published run and build its spine; returns what to print.
+fn link_run(
+    out: &std::path::Path,
+    key: &crate::pseudonymise::Key,
+    ics: Option<&std::path::Path>,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<String> {
     let t = std::time::Instant::now();
-    let (engine, settings) = linkage_settings(a.ics.as_deref())?;
+    let (engine, settings) = linkage_settings(ics)?;
+    let lookup = match &settings.postcode_lsoa11 {
+        Some(p) => Some(
+            crate::refdata::load_postcode_lookup(std::path::Path::new(p))
+                .map_err(|e| anyhow::anyhow!("linkage.postcode_lsoa11: {e}"))?,
+        ),
+        None => None,
+    };
     let linked = rt
-        .block_on(crate::link::link(&a.out, &key, &settings))
+        .block_on(crate::link::link(out, key, &settings, lookup.as_ref()))
         .map_err(|e| anyhow::anyhow!(e))?;
-    let linkage = a.out.join("linkage");
+    let linkage = out.join("linkage");
     std::fs::create_dir_all(&linkage)?;
     let queue: String = linked
         .review
@@ -325,12 +347,13 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
     let summary = linked.summary;
     let link_secs = t.elapsed().as_secs_f64();
     let spill = linkage.join(".spill");
-    let ctx = crate::engine::run_context(&engine, &spill, &key).map_err(|e| anyhow::anyhow!(e))?;
+    let ctx = crate::engine::run_context(&engine, &spill, key).map_err(|e| anyhow::anyhow!(e))?;
     let spine = rt
         .block_on(crate::link::build_spine(
-            &a.out,
+            out,
             std::sync::Arc::new(linked.map),
             &linked.persons,
+            linked.addresses.as_ref(),
             &ctx,
             &settings.survivorship,
         ))
@@ -345,7 +368,7 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
         &linkage.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
-    emit(&format!(
+    Ok(format!(
         "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} candidate pairs scored, {} probabilistic links, \
          {} NHS-number conflicts and {} chaining merges refused) in {:.1} s (spine {:.1} s)\n\
          ethnicity recorded for registered persons: {:.1}% on the GP record, {:.1}% after linkage ({} persons)\nlink map: {}\nspine ({}): {}\n",
@@ -365,8 +388,7 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
         path.display(),
         linkage.join("spine").display(),
         spine_text.join(", ")
-    ))?;
-    Ok(0)
+    ))
 }
 
 fn evaluate_linkage(a: EvaluateArgs) -> anyhow::Result<u8> {
@@ -491,14 +513,14 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     std::fs::write(
         &ics,
         format!(
-            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: 2GiB }}\n",
+            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: 2GiB }}\nlinkage: {{ postcode_lsoa11: reference/postcode_lsoa11_SYNTHETIC.csv }}\n",
             providers.display(),
             out.display()
         ),
     )?;
     let t = Instant::now();
     let run = crate::execute::RunOptions {
-        ics,
+        ics: ics.clone(),
         demo_key: true,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         ..Default::default()
@@ -519,6 +541,31 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     );
     eprint!("{line}");
     emit(&run_summary(&published))?;
+    if published.record.status != "failed" {
+        let t = Instant::now();
+        let linked = link_run(&out, &crate::pseudonymise::Key::demo(), Some(&ics), &rt)?;
+        let truth = out.join("truth").join("person_records.csv");
+        let score = rt
+            .block_on(crate::evaluate::score(
+                &out,
+                &truth,
+                Some(&out.join("linkage").join("link_map.parquet")),
+            ))
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let line = format!(
+            "\n4. link      against the synthetic truth: precision {:.4}, recall {:.4}, F1 {:.4} ({:.1} s)\n",
+            score.precision,
+            score.recall,
+            score.f1,
+            t.elapsed().as_secs_f64()
+        );
+        eprint!("{line}");
+        emit(&linked)?;
+        emit(&format!(
+            "linkage report: {}\n",
+            out.join("linkage").join("report.html").display()
+        ))?;
+    }
     emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
     Ok(if published.record.status == "succeeded" {
         0

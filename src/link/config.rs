@@ -34,6 +34,10 @@ pub struct LinkageSettings {
     pub dob_same_year_compatible: bool,
     #[serde(default)]
     pub survivorship: Survivorship,
+    /// Postcode → LSOA 2011 lookup (`postcode,lsoa11` or the ONS Postcode Directory),
+    /// relative to the ICS file: with it the spine gets `address_period`.
+    #[serde(default)]
+    pub postcode_lsoa11: Option<String>,
 }
 
 impl Default for LinkageSettings {
@@ -46,6 +50,7 @@ impl Default for LinkageSettings {
             training: Training::default(),
             dob_same_year_compatible: true,
             survivorship: Survivorship::default(),
+            postcode_lsoa11: None,
         }
     }
 }

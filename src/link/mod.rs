@@ -92,6 +92,8 @@ pub struct ReviewItem {
 pub struct Linked {
     /// The spine's `person` rows by survivorship.
     pub persons: spine::Persons,
+    /// The spine's `address_period` rows (with a postcode → LSOA lookup).
+    pub addresses: Option<spine::AddressPeriods>,
     /// Candidate key → person key, sorted.
     pub map: Vec<(u128, u128)>,
     pub summary: LinkSummary,
@@ -287,7 +289,12 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
 }
 
 /// Link the identity zone of a published run.
-pub async fn link(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Linked, String> {
+pub async fn link(
+    out: &Path,
+    key: &Key,
+    s: &LinkageSettings,
+    lookup: Option<&std::collections::HashMap<String, String>>,
+) -> Result<Linked, String> {
     let p = prepare(out, key, s).await?;
     let r = &p.r;
     let n = r.len();
@@ -458,9 +465,17 @@ pub async fn link(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Linked, 
     let person_of_row: Vec<u32> = (0..n)
         .map(|i| person_index[roots[p.cluster[i] as usize] as usize])
         .collect();
-    let people = spine::survive(r, &person_of_row, &person_keys, &s.survivorship, &latest);
+    let (people, addresses) = spine::survive(
+        r,
+        &person_of_row,
+        &person_keys,
+        &s.survivorship,
+        &latest,
+        lookup,
+    );
     Ok(Linked {
         persons: people,
+        addresses: lookup.map(|_| addresses),
         map,
         summary,
         review,

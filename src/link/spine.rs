@@ -98,6 +98,7 @@ pub async fn build_spine(
     out: &Path,
     map: std::sync::Arc<Vec<(u128, u128)>>,
     persons: &Persons,
+    addresses: Option<&AddressPeriods>,
     ctx: &SessionContext,
     s: &Survivorship,
 ) -> Result<Vec<(String, usize)>, String> {
@@ -150,6 +151,10 @@ pub async fn build_spine(
     }
     let n = write_persons(persons, &tmp.join("person"))?;
     written.push(("person".into(), n));
+    if let Some(a) = addresses {
+        let n = write_address_periods(a, &tmp.join("address_period"))?;
+        written.push(("address_period".into(), n));
+    }
     let spine = out.join("linkage").join("spine");
     let old = out
         .join("linkage")
@@ -268,7 +273,8 @@ pub fn survive(
     person_key: &[u128],
     s: &Survivorship,
     latest: &HashMap<u32, i32>,
-) -> Persons {
+    lookup: Option<&HashMap<String, String>>,
+) -> (Persons, AddressPeriods) {
     let rank_of = |rule: &Rule| -> Vec<u32> {
         let list: &[String] = match rule {
             Rule::SourceRank { providers } => providers,
@@ -290,6 +296,17 @@ pub fn survive(
     let mut order: Vec<u32> = (0..r.len() as u32).collect();
     order.sort_unstable_by_key(|&i| (person_of_row[i as usize], i));
     let mut out = Persons::default();
+    let mut periods = AddressPeriods::default();
+    // LSOA of each postcode id.
+    let lsoa: Vec<Option<&str>> = match lookup {
+        Some(l) => r
+            .postcodes
+            .values
+            .iter()
+            .map(|p| crate::refdata::lsoa_of(l, p))
+            .collect(),
+        None => vec![],
+    };
     let mut seen = vec![false; person_key.len()];
     for rows in order.chunk_by(|a, b| person_of_row[*a as usize] == person_of_row[*b as usize]) {
         let pid = person_of_row[rows[0] as usize] as usize;
@@ -330,6 +347,49 @@ pub fn survive(
             let d = r.district[r.postcode[i] as usize];
             (d != NONE).then(|| r.areas.text(d).trim().to_string())
         }));
+        if lookup.is_some() {
+            let lsoa_of = |i: usize| {
+                (r.postcode[i] != NONE)
+                    .then(|| lsoa[r.postcode[i] as usize])
+                    .flatten()
+            };
+            let mut dated: Vec<(i32, &str, &str)> = rows
+                .iter()
+                .map(|&i| i as usize)
+                .filter(|&i| r.registered[i] && latest_of(i) != i32::MIN)
+                .filter_map(|i| {
+                    Some((
+                        latest_of(i),
+                        lsoa_of(i)?,
+                        r.providers.text(r.provider[i] as u32),
+                    ))
+                })
+                .collect();
+            dated.sort_unstable();
+            // One address per registration date; a repeat of the previous LSOA
+            // continues its period.
+            dated.dedup_by(|b, a| a.0 == b.0 || a.1 == b.1);
+            if dated.is_empty() {
+                if let Some((i, l)) = pc.and_then(|i| Some((i, lsoa_of(i)?))) {
+                    periods.person_key.push(person_key[pid]);
+                    periods.lsoa11.push(l.to_string());
+                    periods.valid_from.push(None);
+                    periods.valid_to.push(None);
+                    periods
+                        .source
+                        .push(r.providers.text(r.provider[i] as u32).to_string());
+                    periods.current.push(true);
+                }
+            }
+            for (k, (from, l, src)) in dated.iter().enumerate() {
+                periods.person_key.push(person_key[pid]);
+                periods.lsoa11.push(l.to_string());
+                periods.valid_from.push(Some(*from));
+                periods.valid_to.push(dated.get(k + 1).map(|n| n.0));
+                periods.source.push(src.to_string());
+                periods.current.push(k + 1 == dated.len());
+            }
+        }
     }
     // Persons with no identity row of their own (implied keys only) still get a row.
     for (pid, k) in person_key.iter().enumerate() {
@@ -342,7 +402,54 @@ pub fn survive(
             out.postcode_district.push(None);
         }
     }
-    out
+    (out, periods)
+}
+
+/// Write `address_period` as one Parquet file in `dir`; returns the rows written.
+fn write_address_periods(p: &AddressPeriods, dir: &Path) -> Result<usize, String> {
+    use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("person_key", DataType::Utf8, false),
+        Field::new("lsoa11", DataType::Utf8, false),
+        Field::new("valid_from", DataType::Date32, true),
+        Field::new("valid_to", DataType::Date32, true),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("current", DataType::Boolean, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            p.person_key.iter().map(|k| key_text(*k)),
+        )),
+        Arc::new(StringArray::from_iter_values(p.lsoa11.iter())),
+        Arc::new(Date32Array::from(p.valid_from.clone())),
+        Arc::new(Date32Array::from(p.valid_to.clone())),
+        Arc::new(StringArray::from_iter_values(p.source.iter())),
+        Arc::new(BooleanArray::from(p.current.clone())),
+    ];
+    let b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
+    let f = std::fs::File::create(dir.join("part-0.parquet")).map_err(|e| e.to_string())?;
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
+        .map_err(|e| e.to_string())?;
+    w.write(&b).map_err(|e| e.to_string())?;
+    w.close().map_err(|e| e.to_string())?;
+    Ok(p.person_key.len())
+}
+
+/// Address periods of each person (`spine/address_period`): the LSOAs of the person's
+/// GP-list postcodes ordered by the registration start of their record, consecutive
+/// repeats merged, each period ending where the next begins (the last is current). A person without a dated
+/// address gets one undated period at the surviving postcode.
+#[derive(Default)]
+pub struct AddressPeriods {
+    pub person_key: Vec<u128>,
+    pub lsoa11: Vec<String>,
+    pub valid_from: Vec<Option<i32>>,
+    pub valid_to: Vec<Option<i32>>,
+    pub source: Vec<String>,
+    pub current: Vec<bool>,
 }
 
 /// Write `person` as one Parquet file in `dir`; returns the rows written.

@@ -176,7 +176,19 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     assert_eq!(score["true_positive_pairs"], score["predicted_pairs"]);
 
     // Linking the candidates (same-record evidence plus Fellegi–Sunter on the rest)
-    // joins most of each person's records without merging people.
+    // joins most of each person's records without merging people. The example ICS
+    // file, with the synthetic postcode lookup for address periods.
+    let ics = std::fs::read_to_string(root().join("examples/northshire/ics.yaml")).unwrap();
+    let ics = ics.replace(
+        "providers: [../../providers]",
+        &format!("providers: [{}]", root().join("providers").display()),
+    ) + &format!(
+        "  postcode_lsoa11: {}\n",
+        out.join("reference/postcode_lsoa11_SYNTHETIC.csv")
+            .display()
+    );
+    let ics_path = dir.path().join("ics.yaml");
+    std::fs::write(&ics_path, ics).unwrap();
     let o = onboard_in(
         &root(),
         &[
@@ -185,7 +197,7 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
             out.to_str().unwrap(),
             "--demo-key",
             "--ics",
-            "examples/northshire/ics.yaml",
+            ics_path.to_str().unwrap(),
         ],
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
@@ -303,6 +315,23 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     );
     let events = super::run_ics::rows_of(&out.join("linkage/spine/care_event"));
     assert!(!events.is_empty());
+    // Address periods: LSOAs, at most one current period per person.
+    let periods = super::run_ics::rows_of(&out.join("linkage/spine/address_period"));
+    assert!(periods.len() as u64 >= summary["persons"].as_u64().unwrap() * 9 / 10);
+    assert!(
+        periods.iter().all(|l| l.contains("lsoa11=E01")),
+        "{:?}",
+        &periods[..2]
+    );
+    let mut current: std::collections::BTreeMap<String, usize> = Default::default();
+    for l in periods.iter().filter(|l| l.contains("current=true")) {
+        let k = l.split('|').find(|c| c.starts_with("person_key=")).unwrap();
+        *current.entry(k.to_string()).or_default() += 1;
+    }
+    assert!(current.values().all(|n| *n == 1));
+    // The current registration is flagged once per registered person.
+    let regs = super::run_ics::rows_of(&out.join("linkage/spine/registration"));
+    assert!(regs.iter().any(|l| l.contains("current=true")));
 
     // Explain a link: two candidate keys of one person, comparison by comparison.
     let mut by_person: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -350,6 +379,59 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
         e["linked"].as_bool().unwrap(),
         total >= e["threshold"].as_f64().unwrap()
     );
+}
+
+/// A linkage section that asks for the impossible is refused when the file loads.
+#[test]
+fn linkage_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("ics.yaml");
+    std::fs::write(
+        &bad,
+        "ics: { id: x, name: X }\nproviders: []\nlanding: l\nlinkage:\n  link_threshold: 2\n  review_threshold: 5\n  \
+         comparisons:\n    - { field: sex, levels: [soundex] }\n",
+    )
+    .unwrap();
+    let o = onboard_in(
+        &root(),
+        &[
+            "link",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--demo-key",
+            "--ics",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code(&o), 0);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("level `soundex` does not apply to `sex`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("review_threshold (5) is above link_threshold (2)"),
+        "{err}"
+    );
+    let unknown = dir.path().join("unknown.yaml");
+    std::fs::write(
+        &unknown,
+        "ics: { id: x, name: X }\nproviders: []\nlanding: l\nlinkage:\n  blocking: [[shoe_size]]\n",
+    )
+    .unwrap();
+    let o = onboard_in(
+        &root(),
+        &[
+            "link",
+            "--out",
+            dir.path().to_str().unwrap(),
+            "--demo-key",
+            "--ics",
+            unknown.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("shoe_size"));
 }
 
 #[test]

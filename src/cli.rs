@@ -297,6 +297,10 @@ fn linkage_settings(
                 .postcode_lsoa11
                 .as_deref()
                 .map(|p| ics.resolve(p).to_string_lossy().to_string());
+            linkage.nicknames = linkage
+                .nicknames
+                .as_deref()
+                .map(|p| ics.resolve(p).to_string_lossy().to_string());
             (ics.file.engine, linkage)
         }
         None => Default::default(),

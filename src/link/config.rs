@@ -38,6 +38,10 @@ pub struct LinkageSettings {
     /// relative to the ICS file: with it the spine gets `address_period`.
     #[serde(default)]
     pub postcode_lsoa11: Option<String>,
+    /// Nickname table (`name,nickname` CSV, relative to the ICS file) for the
+    /// `nickname` level; default: the table shipped in `reference/nicknames.csv`.
+    #[serde(default)]
+    pub nicknames: Option<String>,
 }
 
 impl Default for LinkageSettings {
@@ -51,6 +55,7 @@ impl Default for LinkageSettings {
             dob_same_year_compatible: true,
             survivorship: Survivorship::default(),
             postcode_lsoa11: None,
+            nicknames: None,
         }
     }
 }
@@ -145,6 +150,8 @@ pub enum Level {
     JaroWinkler(f64),
     /// Same Soundex code (names).
     Soundex,
+    /// One is a nickname of the other, or both of one name (given names).
+    Nickname,
     /// Day and month swapped (date of birth).
     DayMonthSwap,
     /// Same year and month (date of birth).
@@ -165,6 +172,7 @@ impl Level {
             Level::Exact => "exact".into(),
             Level::JaroWinkler(t) => format!("jaro_winkler >= {t}"),
             Level::Soundex => "soundex".into(),
+            Level::Nickname => "nickname".into(),
             Level::DayMonthSwap => "day/month swapped".into(),
             Level::SameYearMonth => "same year and month".into(),
             Level::SameYear => "same year".into(),
@@ -181,6 +189,7 @@ impl Level {
                 matches!(f, Field::GivenName | Field::FamilyName) && (0.0..=1.0).contains(t)
             }
             Level::Soundex => matches!(f, Field::GivenName | Field::FamilyName),
+            Level::Nickname => f == Field::GivenName,
             Level::DayMonthSwap | Level::SameYearMonth | Level::SameYear => f == Field::DateOfBirth,
             Level::Sector | Level::District => f == Field::Postcode,
             Level::OneEdit => f == Field::NhsNumber,
@@ -307,7 +316,7 @@ fn default_blocking() -> Vec<Vec<Attribute>> {
 }
 fn default_em_blocking() -> Vec<Vec<Attribute>> {
     use Attribute::*;
-    vec![vec![DateOfBirth], vec![Postcode, FamilyName]]
+    vec![vec![DateOfBirth], vec![GivenName, FamilyName]]
 }
 fn default_comparisons() -> Vec<ComparisonSpec> {
     let c = |field, levels: Vec<Level>, term_frequency, history| ComparisonSpec {
@@ -319,7 +328,12 @@ fn default_comparisons() -> Vec<ComparisonSpec> {
     vec![
         c(
             Field::GivenName,
-            vec![Level::Exact, Level::JaroWinkler(0.92), Level::Soundex],
+            vec![
+                Level::Exact,
+                Level::JaroWinkler(0.92),
+                Level::Nickname,
+                Level::Soundex,
+            ],
             true,
             false,
         ),

@@ -208,7 +208,20 @@ impl Prepared {
 
 /// Load the identity zone, cluster deterministically and train the model.
 pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepared, String> {
-    let r = records::load(out, key).await?;
+    let nicknames = match &s.nicknames {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| format!("linkage.nicknames {p}: {e}"))
+            .and_then(|t| records::parse_nicknames(&t))?,
+        None => records::parse_nicknames(records::NICKNAMES)?,
+    };
+    let t = std::time::Instant::now();
+    let r = records::load(out, key, nicknames).await?;
+    tracing::info!(
+        rows = r.len(),
+        keys = r.keys.len(),
+        secs = t.elapsed().as_secs_f64(),
+        "identity rows loaded"
+    );
     let nk = r.keys.len();
     let mut det = Clusters::new(nk);
     for i in 0..r.len() {
@@ -285,6 +298,11 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
         model::train(s, &cx, &|i, j| cl[i] == cl[j])
     };
     p.model = model;
+    tracing::info!(
+        secs = t.elapsed().as_secs_f64(),
+        prior = p.model.prior,
+        "model trained"
+    );
     Ok(p)
 }
 
@@ -346,6 +364,10 @@ pub async fn link(
             }
         }
     }
+    tracing::info!(
+        pairs = summary.candidate_pairs_scored,
+        "candidate pairs scored"
+    );
     // Proposals and the review band.
     let mut links: Vec<(f64, u32, u32)> = Vec::new();
     let mut review: BTreeMap<(u32, u32), (f64, u32, u32)> = BTreeMap::new();

@@ -145,6 +145,10 @@ pub fn level(spec: &ComparisonSpec, cx: &Context, i: usize, j: usize) -> (u8, u3
                         let (x, y) = (r.name_soundex[a as usize], r.name_soundex[b as usize]);
                         x != NONE && x == y
                     }
+                    Level::Nickname => {
+                        let (x, y) = (&r.name_groups[a as usize], &r.name_groups[b as usize]);
+                        x.iter().any(|g| y.contains(g))
+                    }
                     _ => false,
                 };
                 if hit {

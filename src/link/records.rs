@@ -79,6 +79,11 @@ pub struct Records {
     pub names: Interner,
     /// Name id → Soundex code id (interned in `soundexes`) or NONE.
     pub name_soundex: Vec<u32>,
+    /// Name id → the nickname groups it belongs to (a formal name and its short
+    /// forms share a group; `SAM` is in SAMUEL's and SAMANTHA's).
+    pub name_groups: Vec<Box<[u32]>>,
+    /// Standardised name → nickname groups (from the nickname table).
+    pub nicknames: HashMap<String, Vec<u32>>,
     pub soundexes: Interner,
     /// Row → date of birth as yyyymmdd, 0 when missing.
     pub dob: Vec<u32>,
@@ -129,6 +134,8 @@ impl Records {
                 .map(|x| self.soundexes.id(&x))
                 .unwrap_or(NONE);
             self.name_soundex.push(sx);
+            let groups = self.nicknames.get(&s).cloned().unwrap_or_default();
+            self.name_groups.push(groups.into_boxed_slice());
         }
         id
     }
@@ -171,8 +178,43 @@ fn ymd(days: i32) -> u32 {
         .unwrap_or(0)
 }
 
+/// The nickname table shipped with onboard (`reference/nicknames.csv`).
+pub const NICKNAMES: &str = include_str!("../../reference/nicknames.csv");
+
+/// Parse a nickname table (`name,nickname` with a header): standardised name → groups.
+pub fn parse_nicknames(text: &str) -> Result<HashMap<String, Vec<u32>>, String> {
+    let mut groups: Interner = Interner::default();
+    let mut out: HashMap<String, Vec<u32>> = HashMap::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (formal, short) = line
+            .split_once(',')
+            .ok_or_else(|| format!("nickname table line {}: expected `name,nickname`", n + 1))?;
+        let (Some(f), Some(s)) = (
+            text::name_standardise(formal.trim()),
+            text::name_standardise(short.trim()),
+        ) else {
+            return Err(format!("nickname table line {}: empty name", n + 1));
+        };
+        let g = groups.id(&f);
+        for name in [f, s] {
+            let e = out.entry(name).or_default();
+            if !e.contains(&g) {
+                e.push(g);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Read the identity zone of the run under `out`, batch by batch.
-pub async fn load(out: &Path, key: &Key) -> Result<Records, String> {
+pub async fn load(
+    out: &Path,
+    key: &Key,
+    nicknames: HashMap<String, Vec<u32>>,
+) -> Result<Records, String> {
     let ctx = crate::engine::planning_context();
     let dir = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
     let opts = ParquetReadOptions::default().table_partition_cols(vec![
@@ -194,7 +236,10 @@ pub async fn load(out: &Path, key: &Key) -> Result<Records, String> {
         .execute_stream()
         .await
         .map_err(err)?;
-    let mut r = Records::default();
+    let mut r = Records {
+        nicknames,
+        ..Default::default()
+    };
     let mut local_cache: HashMap<(u32, Box<str>), u128> = HashMap::new();
     let mut issuers = Interner::default();
     while let Some(b) = stream.next().await {
@@ -273,4 +318,30 @@ fn add_batch(
         r.registered.push(s(10, row) == Some("true"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nickname_groups() {
+        let t = parse_nicknames(NICKNAMES).unwrap();
+        let shared = |a: &str, b: &str| t[a].iter().any(|g| t[b].contains(g));
+        assert!(shared("ROBERT", "BOB"));
+        assert!(shared("SAM", "SAMANTHA") && shared("SAM", "SAMUEL"));
+        assert!(
+            !shared("SAMANTHA", "SAMUEL"),
+            "a short form does not join two names"
+        );
+        assert!(parse_nicknames("name,nickname\nROBERT\n").is_err());
+    }
+
+    #[test]
+    fn keys_round_trip() {
+        let k = "0123456789abcdef0123456789abcdef";
+        assert_eq!(key_text(key_bits(k).unwrap()), k);
+        assert!(key_bits("xyz").is_none());
+        assert!(key_bits("0123456789abcdef0123456789abcdeg").is_none());
+    }
 }

@@ -295,7 +295,7 @@ fn default_review_threshold() -> f64 {
     3.17
 }
 fn default_u_pairs() -> usize {
-    1_000_000
+    5_000_000
 }
 fn default_em_pairs() -> usize {
     2_000_000

@@ -354,10 +354,13 @@ pub async fn link(
                     }
                     summary.candidate_pairs_scored += 1;
                     let w = p.model.score(&cx, x, y);
-                    if w > best[x].0 {
+                    // Ties go to the lower row (rows are in canonical order).
+                    let better =
+                        |b: (f64, u32), z: usize| w > b.0 || (w == b.0 && (z as u32) < b.1);
+                    if better(best[x], y) {
                         best[x] = (w, y as u32);
                     }
-                    if residual(y) && w > best[y].0 {
+                    if residual(y) && better(best[y], x) {
                         best[y] = (w, x as u32);
                     }
                 }

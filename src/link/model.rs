@@ -4,8 +4,6 @@
 //! per training blocking rule, each leaving the m of its blocked fields alone. Exact
 //! agreement on a field with `term_frequency` is weighted by how common the value is.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use super::config::{Attribute, ComparisonSpec, Field, Level, LinkageSettings};
@@ -517,9 +515,9 @@ pub fn train(
 /// most 200,000 pairs), smoothed; a comparison without such pairs starts at 0.9 for
 /// exact agreement and the rest spread evenly.
 fn labelled_m(r: &Records, cx: &Context, specs: &[ComparisonSpec], nl: &[usize]) -> Vec<Vec<f64>> {
-    let mut rows: Vec<(u32, u32)> = (0..r.len())
+    let mut rows: Vec<(u128, u32)> = (0..r.len())
         .filter(|&i| r.nhs[i] != NONE)
-        .map(|i| (r.nhs[i], i as u32))
+        .map(|i| (r.keys[r.key[i] as usize], i as u32))
         .collect();
     rows.sort_unstable();
     let mut counts: Vec<Vec<f64>> = nl.iter().map(|k| vec![0.5; *k]).collect();
@@ -582,17 +580,17 @@ fn session_patterns(
     specs: &[ComparisonSpec],
     s: &LinkageSettings,
     salt: u64,
-) -> (HashMap<u64, f64>, u64, f64) {
+) -> (std::collections::BTreeMap<u64, f64>, u64, f64) {
     let b = blocks(r, rule);
     let total: f64 = groups(&b)
         .map(|g| (g.len() * (g.len() - 1) / 2) as f64)
         .sum();
     let rate = (s.training.em_max_pairs as f64 / total.max(1.0)).min(1.0);
-    let mut rng = Rng::new(s.training.seed ^ (salt.wrapping_mul(0x9e37_79b9)));
-    let mut out: HashMap<u64, f64> = HashMap::new();
+    let seed = s.training.seed ^ salt.wrapping_mul(0x9e37_79b9);
+    let mut out: std::collections::BTreeMap<u64, f64> = Default::default();
     let mut pairs = 0u64;
     let mut levels = vec![0u8; specs.len()];
-    let mut add = |i: usize, j: usize, out: &mut HashMap<u64, f64>| {
+    let mut add = |i: usize, j: usize, out: &mut std::collections::BTreeMap<u64, f64>| {
         for (c, spec) in specs.iter().enumerate() {
             levels[c] = level(spec, cx, i, j).0;
         }
@@ -603,6 +601,9 @@ fn session_patterns(
         if k < 2 {
             continue;
         }
+        // Seeded by the block's first row, so the sample does not depend on the order
+        // blocks are visited in.
+        let mut rng = Rng::new(seed ^ (g[0].1 as u64).wrapping_mul(0xff51_afd7_ed55_8ccd));
         let all = (k * (k - 1) / 2) as f64;
         if rate >= 1.0 {
             for x in 0..k {
@@ -634,7 +635,7 @@ fn session_patterns(
 /// Expectation–maximisation of m and the match share over comparison patterns, u
 /// fixed; comparisons marked `fixed` (blocked on) are left out of the likelihood.
 fn em(
-    patterns: &HashMap<u64, f64>,
+    patterns: &std::collections::BTreeMap<u64, f64>,
     start: &[Vec<f64>],
     u: &[Vec<f64>],
     fixed: &[bool],
@@ -716,7 +717,7 @@ mod tests {
             vec![0.5, 0.5],
         ];
         let lambda = 0.2;
-        let mut patterns = HashMap::new();
+        let mut patterns = std::collections::BTreeMap::new();
         for a in 0..3u8 {
             for b in 0..3u8 {
                 for c in 0..2u8 {

@@ -84,6 +84,8 @@ pub struct Records {
     pub name_groups: Vec<Box<[u32]>>,
     /// Standardised name → nickname groups (from the nickname table).
     pub nicknames: HashMap<String, Vec<u32>>,
+    /// Name as recorded → standardised name id (standardise each spelling once).
+    raw_names: HashMap<Box<str>, u32>,
     pub soundexes: Interner,
     /// Row → date of birth as yyyymmdd, 0 when missing.
     pub dob: Vec<u32>,
@@ -124,7 +126,18 @@ impl Records {
         i
     }
     fn name_id(&mut self, raw: Option<&str>) -> u32 {
-        let Some(s) = raw.and_then(text::name_standardise) else {
+        let Some(raw) = raw else {
+            return NONE;
+        };
+        if let Some(id) = self.raw_names.get(raw) {
+            return *id;
+        }
+        let id = self.standard_name_id(raw);
+        self.raw_names.insert(raw.into(), id);
+        id
+    }
+    fn standard_name_id(&mut self, raw: &str) -> u32 {
+        let Some(s) = text::name_standardise(raw) else {
             return NONE;
         };
         let before = self.names.len();
@@ -157,6 +170,54 @@ impl Records {
         }
         id
     }
+    /// Put the rows in an order that depends only on their content (files are read in
+    /// parallel, so arrival order varies): sampling and tie-breaks then give the same
+    /// model and links on every run.
+    fn canonical_order(&mut self) {
+        // FNV-1a over the row's texts: a content hash, the same on every run.
+        let fnv = |h: u64, t: &str| -> u64 {
+            t.bytes()
+                .chain(std::iter::once(0xff))
+                .fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+        };
+        fn text(i: &Interner, id: u32) -> &str {
+            if id == NONE { "" } else { i.text(id) }
+        }
+        let sort_key = |i: usize| {
+            let mut h = 0xcbf2_9ce4_8422_2325u64;
+            h = fnv(h, text(&self.names, self.given[i]));
+            h = fnv(h, text(&self.names, self.family[i]));
+            h = fnv(h, text(&self.postcodes, self.postcode[i]));
+            h = fnv(h, text(&self.providers, self.provider[i] as u32));
+            let lk = (self.local_key[i] != NONE).then(|| self.keys[self.local_key[i] as usize]);
+            (
+                self.keys[self.key[i] as usize],
+                self.dob[i],
+                self.sex[i],
+                h,
+                lk,
+                self.ethnicity[i],
+                self.registered[i],
+            )
+        };
+        let mut perm: Vec<u32> = (0..self.len() as u32).collect();
+        perm.sort_by_cached_key(|&i| sort_key(i as usize));
+        fn apply<T: Copy>(v: &mut Vec<T>, perm: &[u32]) {
+            *v = perm.iter().map(|&i| v[i as usize]).collect();
+        }
+        apply(&mut self.key, &perm);
+        apply(&mut self.nhs, &perm);
+        apply(&mut self.local_key, &perm);
+        apply(&mut self.given, &perm);
+        apply(&mut self.family, &perm);
+        apply(&mut self.dob, &perm);
+        apply(&mut self.sex, &perm);
+        apply(&mut self.postcode, &perm);
+        apply(&mut self.provider, &perm);
+        apply(&mut self.ethnicity, &perm);
+        apply(&mut self.registered, &perm);
+    }
+
     /// The rows carrying candidate key `k`, or implying it.
     pub fn rows_of(&self, k: u128) -> Vec<usize> {
         let Some(&id) = self.key_index.get(&k) else {
@@ -240,7 +301,7 @@ pub async fn load(
         nicknames,
         ..Default::default()
     };
-    let mut local_cache: HashMap<(u32, Box<str>), u128> = HashMap::new();
+    let mut local_cache: HashMap<u32, HashMap<Box<str>, u128>> = HashMap::new();
     let mut issuers = Interner::default();
     while let Some(b) = stream.next().await {
         add_batch(
@@ -251,6 +312,8 @@ pub async fn load(
             &mut issuers,
         )?;
     }
+    r.raw_names = HashMap::new();
+    r.canonical_order();
     Ok(r)
 }
 
@@ -258,7 +321,7 @@ fn add_batch(
     r: &mut Records,
     b: &RecordBatch,
     key: &Key,
-    local_cache: &mut HashMap<(u32, Box<str>), u128>,
+    local_cache: &mut HashMap<u32, HashMap<Box<str>, u128>>,
     issuers: &mut Interner,
 ) -> Result<(), String> {
     use datafusion::arrow::compute::cast;
@@ -278,17 +341,27 @@ fn add_batch(
         let k = key_bits(k).ok_or_else(|| format!("identity row with a malformed key `{k}`"))?;
         let kid = r.key_id(k);
         r.key.push(kid);
-        let nhs = s(1, row)
-            .filter(|n| text::nhs_number_valid(n))
-            .map(|n| n.chars().filter(char::is_ascii_digit).collect::<String>());
+        let nhs = s(1, row).filter(|n| text::nhs_number_valid(n)).map(|n| {
+            if n.bytes().all(|b| b.is_ascii_digit()) {
+                std::borrow::Cow::Borrowed(n)
+            } else {
+                std::borrow::Cow::Owned(n.chars().filter(char::is_ascii_digit).collect())
+            }
+        });
         let local = s(7, row);
         let mut lk = NONE;
         if let (Some(_), Some(l)) = (&nhs, local) {
             let iss = issuers.id(s(8, row).unwrap_or(""));
-            let k = *local_cache.entry((iss, l.into())).or_insert_with(|| {
-                key_bits(&key.person_key(&format!("local:{}:{l}", issuers.text(iss))))
-                    .unwrap_or_default()
-            });
+            let per_issuer = local_cache.entry(iss).or_default();
+            let k = match per_issuer.get(l) {
+                Some(k) => *k,
+                None => {
+                    let k = key_bits(&key.person_key(&format!("local:{}:{l}", issuers.text(iss))))
+                        .unwrap_or_default();
+                    per_issuer.insert(l.into(), k);
+                    k
+                }
+            };
             lk = r.key_id(k);
         }
         r.local_key.push(lk);

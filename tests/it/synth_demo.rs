@@ -189,6 +189,9 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     );
     let ics_path = dir.path().join("ics.yaml");
     std::fs::write(&ics_path, ics).unwrap();
+    // The demo linked already (same settings): linking again gives the same bytes.
+    let demo_map = std::fs::read(out.join("linkage/link_map.parquet")).unwrap();
+    let demo_model = std::fs::read(out.join("linkage/model.json")).unwrap();
     let o = onboard_in(
         &root(),
         &[
@@ -202,6 +205,8 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let map = out.join("linkage/link_map.parquet");
+    assert!(std::fs::read(&map).unwrap() == demo_map, "linkage is reproducible");
+    assert!(std::fs::read(out.join("linkage/model.json")).unwrap() == demo_model);
     let o = onboard_in(
         &root(),
         &[

@@ -4,8 +4,9 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report
-//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity, quarantine, run.json)
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate
+//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)
+//!                                                          quarantine, run.json)      spine)
 //! ```
 //!
 //! * [`diagnostics`]: the one problem model (`file:line:col`, stable code, hint) and its renderers.
@@ -20,7 +21,8 @@
 //! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
 //! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
-//! * [`link`]: person-key candidates joined into persons (first slice of linkage).
+//! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
+//!   trained by EM, guarded clustering, the spine with survivorship.
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
 //! * [`synth`]: a synthetic ICS with ground truth (for the demo, tests and benchmarks).

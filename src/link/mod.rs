@@ -50,6 +50,10 @@ pub struct LinkSummary {
     pub keyless_rows: usize,
     pub candidate_keys: usize,
     pub persons: usize,
+    /// Persons that kept the key they had in the previous link map.
+    pub person_keys_kept: usize,
+    /// Persons with a new key (first link, or not in the previous map).
+    pub person_keys_new: usize,
     pub same_record_links: usize,
     pub candidate_pairs_scored: u64,
     pub probabilistic_links: usize,
@@ -445,18 +449,24 @@ pub async fn link(
         let root = roots[c as usize] as usize;
         smallest[root] = smallest[root].min(r.keys[k]);
     }
-    let mut person = vec![0u128; nc];
-    let mut persons = 0;
-    for c in 0..nc {
-        if roots[c] as usize == c {
-            persons += 1;
-            let text = match cl.nhs[c] {
-                NONE => key.person_key(&format!("person:key:{}", key_text(smallest[c]))),
-                nhs => key.person_key(&format!("person:nhs:{}", r.nhs_numbers.text(nhs))),
-            };
-            person[c] = key_bits(&text).ok_or("person key is not 32 hex digits")?;
+    let previous = read_link_map(&out.join("linkage").join("link_map.parquet"))?;
+    let mut inherited = vec![u128::MAX; nc];
+    for (k, &c) in p.key_cluster.iter().enumerate() {
+        if let Ok(at) = previous.binary_search_by(|e| e.0.cmp(&r.keys[k])) {
+            let root = roots[c as usize] as usize;
+            inherited[root] = inherited[root].min(previous[at].1);
         }
     }
+    let derived = |c: usize, salt: usize| -> Result<u128, String> {
+        let text = match (cl.nhs[c], salt) {
+            (NONE, 0) | (_, 1) => key.person_key(&format!("person:key:{}", key_text(smallest[c]))),
+            (nhs, 0) => key.person_key(&format!("person:nhs:{}", r.nhs_numbers.text(nhs))),
+            (_, n) => key.person_key(&format!("person:key:{}:{n}", key_text(smallest[c]))),
+        };
+        key_bits(&text).ok_or_else(|| "person key is not 32 hex digits".to_string())
+    };
+    let person = assign_person_keys(&roots, &smallest, &inherited, &derived, &mut summary)?;
+    let persons = summary.person_keys_kept + summary.person_keys_new;
     let mut map: Vec<(u128, u128)> = p
         .key_cluster
         .iter()
@@ -506,6 +516,87 @@ pub async fn link(
         review,
         model: p.model,
     })
+}
+
+/// Person keys, stable across reruns and loads: a person keeps the key its candidate
+/// keys had in the previous link map (the smallest such; when a previous person splits,
+/// the part with the smallest candidate key keeps it), else gets the keyed hash of its
+/// NHS number, else of its smallest candidate key (`derived(c, 0)`; on a clash with a
+/// kept key, `derived(c, 1)`, …). Returns the key of each root cluster.
+fn assign_person_keys(
+    roots: &[u32],
+    smallest: &[u128],
+    inherited: &[u128],
+    derived: &dyn Fn(usize, usize) -> Result<u128, String>,
+    summary: &mut LinkSummary,
+) -> Result<Vec<u128>, String> {
+    let mut order: Vec<usize> = (0..roots.len())
+        .filter(|&c| roots[c] as usize == c)
+        .collect();
+    order.sort_unstable_by_key(|&c| smallest[c]);
+    let mut person = vec![0u128; roots.len()];
+    let mut taken: std::collections::HashSet<u128> = Default::default();
+    let mut fresh = Vec::new();
+    for &c in &order {
+        if inherited[c] != u128::MAX && taken.insert(inherited[c]) {
+            person[c] = inherited[c];
+            summary.person_keys_kept += 1;
+        } else {
+            fresh.push(c);
+        }
+    }
+    for c in fresh {
+        let mut salt = 0;
+        let k = loop {
+            let k = derived(c, salt)?;
+            if taken.insert(k) {
+                break k;
+            }
+            salt += 1;
+        };
+        person[c] = k;
+        summary.person_keys_new += 1;
+    }
+    Ok(person)
+}
+
+/// The link map of a previous `link` (empty when there is none), sorted.
+fn read_link_map(path: &Path) -> Result<Vec<(u128, u128)>, String> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    if !path.is_file() {
+        return Ok(vec![]);
+    }
+    let bad = |e: String| {
+        format!(
+            "previous link map {} is unreadable ({e}); move it away to link from scratch",
+            path.display()
+        )
+    };
+    let f = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    for b in reader {
+        let b = b.map_err(|e| bad(e.to_string()))?;
+        if b.num_columns() < 2 {
+            return Err(bad("expected candidate_key, person_key".into()));
+        }
+        let (Some(c), Some(p)) = (
+            b.column(0).as_string_opt::<i32>(),
+            b.column(1).as_string_opt::<i32>(),
+        ) else {
+            return Err(bad("columns are not text".into()));
+        };
+        for i in 0..b.num_rows() {
+            if let (Some(x), Some(y)) = (key_bits(c.value(i)), key_bits(p.value(i))) {
+                out.push((x, y));
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
 }
 
 /// Rows by provider and linkage tier.
@@ -698,6 +789,36 @@ mod tests {
             "same year allowed"
         );
         assert!(!dob_compatible(19_800_312, 19_900_521, true));
+    }
+
+    /// A person keeps its previous key; when a previous person splits, the part with
+    /// the smallest candidate key keeps it and the other gets a fresh one; a fresh key
+    /// never repeats a kept one.
+    #[test]
+    fn person_keys_are_kept_across_loads() {
+        // Roots 0, 1, 2; cluster 3 merged into 0.
+        let roots = [0, 1, 2, 0];
+        let smallest = [10, 20, 30, 0];
+        let inherited = [7, 7, u128::MAX, 0];
+        let derived = |c: usize, salt: usize| -> Result<u128, String> {
+            Ok(if c == 2 && salt == 0 {
+                7
+            } else {
+                100 + c as u128 * 10 + salt as u128
+            })
+        };
+        let mut s = LinkSummary::default();
+        let p = assign_person_keys(&roots, &smallest, &inherited, &derived, &mut s).unwrap();
+        assert_eq!(
+            p[0], 7,
+            "the part with the smallest candidate key keeps the key"
+        );
+        assert_eq!(p[1], 110, "the other part gets a fresh key");
+        assert_eq!(
+            p[2], 121,
+            "a derived key that clashes with a kept one is salted"
+        );
+        assert_eq!((s.person_keys_kept, s.person_keys_new), (1, 2));
     }
 
     /// The guard refuses a merge of two NHS numbers and of incompatible dates of birth,

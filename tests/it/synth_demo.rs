@@ -205,7 +205,10 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let map = out.join("linkage/link_map.parquet");
-    assert!(std::fs::read(&map).unwrap() == demo_map, "linkage is reproducible");
+    assert!(
+        std::fs::read(&map).unwrap() == demo_map,
+        "linkage is reproducible"
+    );
     assert!(std::fs::read(out.join("linkage/model.json")).unwrap() == demo_model);
     let o = onboard_in(
         &root(),
@@ -383,6 +386,40 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     assert_eq!(
         e["linked"].as_bool().unwrap(),
         total >= e["threshold"].as_f64().unwrap()
+    );
+
+    // Person keys are stable: relinking kept every key; a stricter model splits some
+    // persons, and each keeps its key on one part.
+    assert_eq!(summary["person_keys_kept"], summary["persons"], "{summary}");
+    let strict = ics_path.with_file_name("strict.yaml");
+    let text = std::fs::read_to_string(&ics_path)
+        .unwrap()
+        .replace("link_threshold: 6.64", "link_threshold: 40")
+        .replace("review_threshold: 3.17", "review_threshold: 30");
+    std::fs::write(&strict, text).unwrap();
+    let o = onboard_in(
+        &root(),
+        &[
+            "link",
+            "--out",
+            out.to_str().unwrap(),
+            "--demo-key",
+            "--ics",
+            strict.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let after: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("linkage/summary.json")).unwrap()).unwrap();
+    let (before_n, after_n) = (
+        summary["persons"].as_u64().unwrap(),
+        after["persons"].as_u64().unwrap(),
+    );
+    assert!(after_n > before_n, "fewer links, more persons: {after}");
+    assert_eq!(after["person_keys_kept"].as_u64().unwrap(), before_n);
+    assert_eq!(
+        after["person_keys_new"].as_u64().unwrap(),
+        after_n - before_n
     );
 }
 

@@ -270,13 +270,19 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
     for c in &e.contributions {
         running += c.weight;
         s.push_str(&format!(
-            "{:<14} {:<22} m={:<7} u={:<8} {:>+7.2}  (running {:>+7.2})\n",
-            c.comparison, c.level, c.m, c.u, c.weight, running
+            "{:<14} {:<26} m={:<10} u={:<10} {:>+7.2}  (running {:>+7.2})\n",
+            c.comparison,
+            c.level,
+            probability_text(c.m),
+            probability_text(c.u),
+            c.weight,
+            running
         ));
     }
     s.push_str(&format!(
-        "\ntotal {:+.2} against threshold {:.2}: {}\n",
+        "\ntotal {:+.2} (match probability {:.4}) against threshold {:.2}: {}\n",
         e.total,
+        e.match_probability,
         e.threshold,
         if e.linked { "linked" } else { "not linked" }
     ));
@@ -305,6 +311,15 @@ fn linkage_settings(
         }
         None => Default::default(),
     })
+}
+
+/// A probability for people: four decimals, or scientific notation when small.
+fn probability_text(p: f64) -> String {
+    if p >= 0.001 {
+        format!("{p:.4}")
+    } else {
+        format!("{p:.2e}")
+    }
 }
 
 fn link(a: LinkArgs) -> anyhow::Result<u8> {

@@ -89,7 +89,14 @@ pub struct ReviewItem {
     pub key_a: String,
     pub key_b: String,
     pub total: f64,
+    /// 2^total / (1 + 2^total).
+    pub match_probability: f64,
     pub contributions: Vec<Contribution>,
+}
+
+/// The match probability of a match weight (log2 posterior odds).
+pub fn probability(w: f64) -> f64 {
+    1.0 / (1.0 + (-w).exp2())
 }
 
 /// The result of linkage.
@@ -438,6 +445,7 @@ pub async fn link(
             key_a: key_text(r.keys[r.key[x as usize] as usize]),
             key_b: key_text(r.keys[r.key[y as usize] as usize]),
             total: w,
+            match_probability: probability(w),
             contributions: p.model.explain(&cx, x as usize, y as usize),
         })
         .collect();
@@ -696,6 +704,7 @@ pub struct MatchExplanation {
     pub key_b: String,
     pub contributions: Vec<Contribution>,
     pub total: f64,
+    pub match_probability: f64,
     pub threshold: f64,
     pub linked: bool,
 }
@@ -735,6 +744,7 @@ pub async fn explain_match(
         key_b: b.into(),
         contributions: p.model.explain(&cx, x, y),
         total,
+        match_probability: probability(total),
         threshold: s.link_threshold,
         linked: total >= s.link_threshold,
     })

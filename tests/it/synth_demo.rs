@@ -376,6 +376,23 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     );
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
     let e: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // The waterfall as people read it (the model is reproducible, so is this).
+    let human = onboard_in(
+        &root(),
+        &[
+            "explain-match",
+            "--out",
+            out.to_str().unwrap(),
+            "--demo-key",
+            &pair[0],
+            &pair[1],
+        ],
+    );
+    assert_eq!(code(&human), 0);
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(root().join("tests/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.bind(|| insta::assert_snapshot!("explain_match__waterfall", stdout(&human)));
     let total: f64 = e["contributions"]
         .as_array()
         .unwrap()

@@ -15,7 +15,7 @@ two records match from the NHS-number rule; links at match probability 0.99. The
 deterministic step (shared candidate keys; NHS number and local id on one row) is
 applied to Splink's clusters the same way onboard applies it.
 
-    pip install splink duckdb
+    pip install splink duckdb pandas
     cargo build --profile fast --bin onboard
     python3 benches/linkage_bench.py --onboard $CARGO_TARGET_DIR/fast/onboard --patients 20000
 """

@@ -278,6 +278,13 @@ pub async fn load(
 ) -> Result<Records, String> {
     let ctx = crate::engine::planning_context();
     let dir = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
+    if !dir.is_dir() {
+        return Err(format!(
+            "no identity zone at {}: is {} the output directory of a published `onboard run`?",
+            dir.display(),
+            out.display()
+        ));
+    }
     let opts = ParquetReadOptions::default().table_partition_cols(vec![
         ("provider".into(), DataType::Utf8),
         ("source".into(), DataType::Utf8),

@@ -483,6 +483,19 @@ pub async fn link(
         .collect();
     map.sort_unstable();
     summary.persons = persons;
+    // Persons holding more than one valid NHS number (counted from the rows, not
+    // assumed from the guard).
+    let mut held: Vec<(u32, u32)> = (0..n)
+        .filter(|&i| r.nhs[i] != NONE)
+        .map(|i| (roots[p.cluster[i] as usize], r.nhs[i]))
+        .collect();
+    held.sort_unstable();
+    held.dedup();
+    summary.persons_with_several_nhs_numbers = held
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| g.len() > 1)
+        .count();
+    drop(held);
     for c in 0..nc {
         if roots[c] as usize == c {
             let d = &cl.dobs[c];

@@ -57,15 +57,40 @@ pub fn key_bits(s: &str) -> Option<u128> {
 
 /// An integer key back as its 32 hex characters.
 pub fn key_text(k: u128) -> String {
-    format!("{k:032x}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let b: Vec<u8> = (0..32)
+        .map(|i| HEX[((k >> (124 - 4 * i)) & 15) as usize])
+        .collect();
+    String::from_utf8(b).unwrap_or_default()
 }
+
+/// Keys are keyed hashes already: their low 64 bits index a map directly.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64 ^ (v >> 64) as u64;
+    }
+}
+
+/// A map keyed by candidate keys.
+pub type KeyMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// Identity rows as columns. Row `i` is described by the i-th entry of each vector.
 #[derive(Default)]
 pub struct Records {
     /// Candidate keys (the rows' own keys and the local-id keys they imply).
     pub keys: Vec<u128>,
-    pub key_index: HashMap<u128, u32>,
+    pub key_index: KeyMap<u32>,
     /// Row → its candidate key.
     pub key: Vec<u32>,
     /// Row → valid NHS number (interned) or NONE.
@@ -277,6 +302,14 @@ pub async fn load(
     nicknames: HashMap<String, Vec<u32>>,
 ) -> Result<Records, String> {
     let ctx = crate::engine::planning_context();
+    // Plain Utf8 columns: the rows are read as text, and views would be copied.
+    ctx.state_ref()
+        .write()
+        .config_mut()
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     let dir = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
     if !dir.is_dir() {
         return Err(format!(

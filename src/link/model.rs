@@ -476,6 +476,7 @@ pub fn train(
                 let k = estimated_in[c].len() as f64;
                 sums[c].iter().map(|x| (x / k).max(1e-6)).collect()
             };
+            let m = no_worse_than_different(m, &u[c]);
             let weights = m.iter().zip(&u[c]).map(|(m, u)| (m / u).log2()).collect();
             let mut levels: Vec<String> = spec.levels.iter().map(Level::label).collect();
             levels.push("different".into());
@@ -509,6 +510,19 @@ pub fn train(
         u_sample_pairs: drawn,
         sessions,
     }
+}
+
+/// Partial agreement is never stronger evidence against a match than disagreement:
+/// where EM saw almost no matches at a level, raise its m so its weight is at least
+/// that of `different` (the last level), then renormalise.
+fn no_worse_than_different(mut m: Vec<f64>, u: &[f64]) -> Vec<f64> {
+    let last = m.len() - 1;
+    let floor = m[last] / u[last];
+    for l in 0..last {
+        m[l] = m[l].max(u[l] * floor);
+    }
+    let t: f64 = m.iter().sum();
+    m.iter().map(|x| x / t).collect()
 }
 
 /// Starting m: level frequencies over pairs of rows sharing a valid NHS number (at
@@ -741,6 +755,16 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn partial_agreement_never_weighs_below_disagreement() {
+        let u = [0.01, 0.02, 0.97];
+        let m = no_worse_than_different(vec![0.95, 1e-6, 0.05], &u);
+        let w: Vec<f64> = m.iter().zip(&u).map(|(m, u)| (m / u).log2()).collect();
+        assert!(w[1] >= w[2] - 1e-9, "{w:?}");
+        assert!((m.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(w[0] > w[1]);
     }
 
     #[test]

@@ -182,12 +182,11 @@ pub fn dob_compatible(a: u32, b: u32, same_year: bool) -> bool {
     if a == b || a == 0 || b == 0 {
         return true;
     }
-    let swap = |d: u32| d / 10_000 * 10_000 + (d % 100) * 100 + d / 100 % 100;
-    let one_digit = {
-        let (x, y) = (format!("{a:08}"), format!("{b:08}"));
-        x.bytes().zip(y.bytes()).filter(|(p, q)| p != q).count() == 1
-    };
-    swap(a) == b || one_digit || (same_year && a / 10_000 == b / 10_000)
+    let one_digit = (0..8)
+        .filter(|k| a / 10u32.pow(*k) % 10 != b / 10u32.pow(*k) % 10)
+        .count()
+        == 1;
+    model::swap(a) == b || one_digit || (same_year && a / 10_000 == b / 10_000)
 }
 
 /// The identity rows with their deterministic clusters and the trained model.
@@ -763,35 +762,54 @@ pub async fn explain_match(
     })
 }
 
-/// Write the link map as Parquet (`candidate_key, person_key`) via a temporary file.
+/// Rows a written record batch holds at most.
+const BATCH_ROWS: usize = 65_536;
+
+/// Write record batches as one Parquet file, through a temporary file renamed into
+/// place (a reader sees the old file or the new one, never half of one).
+fn write_parquet(
+    path: &Path,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: impl Iterator<
+        Item = Result<datafusion::arrow::array::RecordBatch, datafusion::arrow::error::ArrowError>,
+    >,
+) -> Result<(), String> {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let tmp = path.with_extension("parquet.tmp");
+    let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
+        .map_err(|e| e.to_string())?;
+    for b in batches {
+        w.write(&b.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    }
+    w.close().map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+}
+
+/// Write the link map as Parquet (`candidate_key, person_key`).
 pub fn write_link_map(map: &[(u128, u128)], path: &Path) -> Result<(), String> {
-    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+    use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use std::sync::Arc;
     let schema = Arc::new(Schema::new(vec![
         Field::new("candidate_key", DataType::Utf8, false),
         Field::new("person_key", DataType::Utf8, false),
     ]));
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
-    }
-    let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema.clone(), None)
-        .map_err(|e| e.to_string())?;
-    for chunk in map.chunks(65_536) {
-        let mut a = StringBuilder::with_capacity(chunk.len(), chunk.len() * 32);
-        let mut b = StringBuilder::with_capacity(chunk.len(), chunk.len() * 32);
-        for (c, p) in chunk {
-            a.append_value(key_text(*c));
-            b.append_value(key_text(*p));
-        }
-        let cols: Vec<ArrayRef> = vec![Arc::new(a.finish()), Arc::new(b.finish())];
-        let batch = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
-        w.write(&batch).map_err(|e| e.to_string())?;
-    }
-    w.close().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    let batches = map.chunks(BATCH_ROWS).map(|chunk| {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                chunk.iter().map(|e| key_text(e.0)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                chunk.iter().map(|e| key_text(e.1)),
+            )),
+        ];
+        RecordBatch::try_new(schema.clone(), cols)
+    });
+    write_parquet(path, schema.clone(), batches)
 }
 
 #[cfg(test)]

@@ -92,7 +92,8 @@ impl Context<'_> {
     }
 }
 
-fn swap(ymd: u32) -> u32 {
+/// The date (yyyymmdd) with day and month swapped; 0 when that is no other date.
+pub fn swap(ymd: u32) -> u32 {
     let (y, m, d) = (ymd / 10_000, ymd / 100 % 100, ymd % 100);
     if d > 12 || d == m {
         return 0;

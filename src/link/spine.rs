@@ -410,7 +410,6 @@ fn write_address_periods(p: &AddressPeriods, dir: &Path) -> Result<usize, String
     use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("person_key", DataType::Utf8, false),
         Field::new("lsoa11", DataType::Utf8, false),
@@ -429,12 +428,8 @@ fn write_address_periods(p: &AddressPeriods, dir: &Path) -> Result<usize, String
         Arc::new(StringArray::from_iter_values(p.source.iter())),
         Arc::new(BooleanArray::from(p.current.clone())),
     ];
-    let b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
-    let f = std::fs::File::create(dir.join("part-0.parquet")).map_err(|e| e.to_string())?;
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
-        .map_err(|e| e.to_string())?;
-    w.write(&b).map_err(|e| e.to_string())?;
-    w.close().map_err(|e| e.to_string())?;
+    let batch = RecordBatch::try_new(schema.clone(), cols);
+    super::write_parquet(&dir.join("part-0.parquet"), schema, std::iter::once(batch))?;
     Ok(p.person_key.len())
 }
 
@@ -457,7 +452,6 @@ fn write_persons(p: &Persons, dir: &Path) -> Result<usize, String> {
     use datafusion::arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let schema = Arc::new(Schema::new(vec![
         Field::new("person_key", DataType::Utf8, false),
         Field::new("birth_year_month", DataType::Date32, true),
@@ -472,38 +466,32 @@ fn write_persons(p: &Persons, dir: &Path) -> Result<usize, String> {
         Some((d - epoch).num_days() as i32)
     };
     let code = |c: u8| (c != 0).then(|| (c as char).to_string());
-    let f = std::fs::File::create(dir.join("part-0.parquet")).map_err(|e| e.to_string())?;
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema.clone(), None)
-        .map_err(|e| e.to_string())?;
     let n = p.person_key.len();
-    let mut at = 0;
-    while at < n {
-        let end = (at + 65_536).min(n);
+    let batches = (0..n).step_by(super::BATCH_ROWS).map(|at| {
+        let r = at..(at + super::BATCH_ROWS).min(n);
         let cols: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
-                p.person_key[at..end].iter().map(|k| key_text(*k)),
+                p.person_key[r.clone()].iter().map(|k| key_text(*k)),
             )),
             Arc::new(Date32Array::from_iter(
-                p.dob[at..end].iter().map(|d| month(*d)),
+                p.dob[r.clone()].iter().map(|d| month(*d)),
             )),
             Arc::new(StringArray::from_iter(
-                p.sex[at..end].iter().map(|c| code(*c)),
+                p.sex[r.clone()].iter().map(|c| code(*c)),
             )),
             Arc::new(StringArray::from_iter(
-                p.ethnic_category[at..end].iter().map(|c| code(*c)),
+                p.ethnic_category[r.clone()].iter().map(|c| code(*c)),
             )),
             Arc::new(StringArray::from_iter(
-                p.ethnic_source_provider[at..end].iter().cloned(),
+                p.ethnic_source_provider[r.clone()].iter().cloned(),
             )),
             Arc::new(StringArray::from_iter(
-                p.postcode_district[at..end].iter().cloned(),
+                p.postcode_district[r].iter().cloned(),
             )),
         ];
-        let b = RecordBatch::try_new(schema.clone(), cols).map_err(|e| e.to_string())?;
-        w.write(&b).map_err(|e| e.to_string())?;
-        at = end;
-    }
-    w.close().map_err(|e| e.to_string())?;
+        RecordBatch::try_new(schema.clone(), cols)
+    });
+    super::write_parquet(&dir.join("part-0.parquet"), schema.clone(), batches)?;
     Ok(n)
 }
 

@@ -444,26 +444,32 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
 #[test]
 fn linkage_settings_are_checked() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("ics.yaml");
-    std::fs::write(
-        &bad,
-        "ics: { id: x, name: X }\nproviders: []\nlanding: l\nlinkage:\n  link_threshold: 2\n  review_threshold: 5\n  \
-         comparisons:\n    - { field: sex, levels: [soundex] }\n",
-    )
-    .unwrap();
-    let o = onboard_in(
-        &root(),
-        &[
-            "link",
-            "--out",
-            dir.path().to_str().unwrap(),
-            "--demo-key",
-            "--ics",
-            bad.to_str().unwrap(),
-        ],
+    // `onboard link` with an ICS file whose linkage section is `linkage`.
+    let link_with = |name: &str, linkage: &str| {
+        let ics = dir.path().join(name);
+        std::fs::write(
+            &ics,
+            format!("ics: {{ id: x, name: X }}\nproviders: []\nlanding: l\nlinkage:\n{linkage}"),
+        )
+        .unwrap();
+        let o = onboard_in(
+            &root(),
+            &[
+                "link",
+                "--out",
+                dir.path().to_str().unwrap(),
+                "--demo-key",
+                "--ics",
+                ics.to_str().unwrap(),
+            ],
+        );
+        assert_ne!(code(&o), 0);
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = link_with(
+        "ics.yaml",
+        "  link_threshold: 2\n  review_threshold: 5\n  comparisons:\n    - { field: sex, levels: [soundex] }\n",
     );
-    assert_ne!(code(&o), 0);
-    let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains("level `soundex` does not apply to `sex`"),
         "{err}"
@@ -472,25 +478,8 @@ fn linkage_settings_are_checked() {
         err.contains("review_threshold (5) is above link_threshold (2)"),
         "{err}"
     );
-    let unknown = dir.path().join("unknown.yaml");
-    std::fs::write(
-        &unknown,
-        "ics: { id: x, name: X }\nproviders: []\nlanding: l\nlinkage:\n  blocking: [[shoe_size]]\n",
-    )
-    .unwrap();
-    let o = onboard_in(
-        &root(),
-        &[
-            "link",
-            "--out",
-            dir.path().to_str().unwrap(),
-            "--demo-key",
-            "--ics",
-            unknown.to_str().unwrap(),
-        ],
-    );
-    assert_ne!(code(&o), 0);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("shoe_size"));
+    let err = link_with("unknown.yaml", "  blocking: [[shoe_size]]\n");
+    assert!(err.contains("shoe_size"), "{err}");
 }
 
 #[test]

@@ -39,8 +39,88 @@ pub enum Command {
     Link(LinkArgs),
     /// Show, comparison by comparison, how two person-key candidates score as a match.
     ExplainMatch(ExplainMatchArgs),
+    /// Risk of emergency admission: features, models, scores and explanations (docs/risk.md).
+    Risk(RiskArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RiskArgs {
+    #[command(subcommand)]
+    pub command: RiskCommand,
+}
+
+/// Where a risk command works: a linked run and the ICS file with its `risk:` section.
+#[derive(Debug, Args, Clone)]
+pub struct RiskTarget {
+    /// Output directory of a linked run (holds linkage/spine/).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// ICS file whose `risk:` section declares features, dates, models and bands
+    /// (default: the shipped defaults, reference date from run.json).
+    #[arg(long, value_name = "FILE")]
+    pub ics: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RiskCommand {
+    /// Compute gold/features at the training, validation and score as-of dates (or those given).
+    Features {
+        #[command(flatten)]
+        target: RiskTarget,
+        /// As-of date (YYYY-MM-DD); repeatable. Default: every date of `risk.as_of`.
+        #[arg(long = "as-of", value_name = "DATE")]
+        as_of: Vec<String>,
+    },
+    /// Print the feature query of an as-of date as SQL and as a DataFusion logical plan.
+    Plan {
+        #[command(flatten)]
+        target: RiskTarget,
+        #[arg(long = "as-of", value_name = "DATE")]
+        as_of: Option<String>,
+    },
+    /// Train (or import) the champion, the challenger and a Charlson-only baseline; write model cards.
+    Train {
+        #[command(flatten)]
+        target: RiskTarget,
+    },
+    /// Score everyone at the score as-of date with exact SHAP explanations.
+    Score {
+        #[command(flatten)]
+        target: RiskTarget,
+        /// Model version (default: the champion in models/registry.json).
+        #[arg(long, value_name = "VERSION")]
+        model: Option<String>,
+        #[arg(long = "as-of", value_name = "DATE")]
+        as_of: Option<String>,
+    },
+    /// Print explanation cards: of one person key, or of the highest-ranked persons.
+    Explain {
+        #[command(flatten)]
+        target: RiskTarget,
+        /// Person key (default: the `--top` highest-ranked persons).
+        person: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long, value_name = "VERSION")]
+        model: Option<String>,
+        #[arg(long = "as-of", value_name = "DATE")]
+        as_of: Option<String>,
+        #[arg(long, value_enum, default_value_t = TextOrJson::Text)]
+        format: TextOrJson,
+    },
+    /// features → train → score → the explained high-risk list, in one step.
+    Run {
+        #[command(flatten)]
+        target: RiskTarget,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextOrJson {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -247,6 +327,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::EvaluateLinkage(a) => evaluate_linkage(a),
         Command::Link(a) => link(a),
         Command::ExplainMatch(a) => explain_match(a),
+        Command::Risk(a) => risk(a),
     }
 }
 
@@ -591,6 +672,101 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     } else {
         1
     })
+}
+
+fn risk_stage(t: &RiskTarget) -> anyhow::Result<crate::risk::Stage> {
+    let ics = match &t.ics {
+        Some(p) => Some(crate::ics::Ics::load(p).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    Ok(crate::risk::Stage::load(&t.out, ics.as_ref())?)
+}
+
+fn as_of_arg(s: &Option<String>) -> anyhow::Result<Option<chrono::NaiveDate>> {
+    s.as_deref()
+        .map(|d| {
+            crate::risk::parse_date(d)
+                .ok_or_else(|| anyhow::anyhow!("--as-of `{d}` is not a date (YYYY-MM-DD)"))
+        })
+        .transpose()
+}
+
+fn risk(a: RiskArgs) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    match a.command {
+        RiskCommand::Features { target, as_of } => {
+            let stage = risk_stage(&target)?;
+            let dates = if as_of.is_empty() {
+                stage.all_as_of()
+            } else {
+                as_of
+                    .iter()
+                    .map(|d| as_of_arg(&Some(d.clone())).map(|d| d.unwrap_or(stage.as_of.score)))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            let written = rt.block_on(crate::risk::write_features(&stage, &dates))?;
+            emit(&crate::risk::report::features_text(&written))?;
+        }
+        RiskCommand::Plan { target, as_of } => {
+            let stage = risk_stage(&target)?;
+            let d = as_of_arg(&as_of)?.unwrap_or(stage.as_of.score);
+            emit(&rt.block_on(crate::risk::plan(&stage, d))?)?;
+        }
+        RiskCommand::Train { target } => {
+            let stage = risk_stage(&target)?;
+            let t = rt.block_on(crate::risk::train::train(&stage))?;
+            emit(&crate::risk::report::trained_text(&stage, &t))?;
+        }
+        RiskCommand::Score {
+            target,
+            model,
+            as_of,
+        } => {
+            let stage = risk_stage(&target)?;
+            let s = rt.block_on(crate::risk::score::score(
+                &stage,
+                model.as_deref(),
+                as_of_arg(&as_of)?,
+            ))?;
+            emit(&crate::risk::report::pyramid(&s))?;
+        }
+        RiskCommand::Explain {
+            target,
+            person,
+            top,
+            model,
+            as_of,
+            format,
+        } => {
+            let stage = risk_stage(&target)?;
+            let version = match model {
+                Some(m) => m,
+                None => crate::risk::train::read_artefact(&stage.out, None)?.version,
+            };
+            let d = as_of_arg(&as_of)?.unwrap_or(stage.as_of.score);
+            let cards = rt.block_on(crate::risk::report::cards(
+                &stage,
+                &version,
+                d,
+                person.as_deref(),
+                top,
+            ))?;
+            match format {
+                TextOrJson::Json => emit(&(serde_json::to_string_pretty(&cards)? + "\n"))?,
+                TextOrJson::Text => emit(
+                    &cards
+                        .iter()
+                        .map(crate::risk::report::card_text)
+                        .collect::<String>(),
+                )?,
+            }
+        }
+        RiskCommand::Run { target } => {
+            let stage = risk_stage(&target)?;
+            emit(&rt.block_on(crate::risk::report::run_all(&stage))?)?;
+        }
+    }
+    Ok(0)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

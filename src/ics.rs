@@ -30,6 +30,9 @@ pub struct IcsFile {
     pub fail_run_on_breach: bool,
     #[serde(default)]
     pub linkage: LinkageSettings,
+    /// Risk scoring (`onboard risk …`, docs/risk.md).
+    #[serde(default)]
+    pub risk: crate::risk::config::RiskSettings,
 }
 
 pub use crate::link::config::LinkageSettings;

@@ -4,9 +4,9 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate
-//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)
-//!                                                          quarantine, run.json)      spine)
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk
+//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,
+//!                                                          quarantine, run.json)      spine)                scores, SHAP)
 //! ```
 //!
 //! * [`diagnostics`]: the one problem model (`file:line:col`, stable code, hint) and its renderers.
@@ -24,6 +24,8 @@
 //! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
 //!   trained by EM, guarded clustering, the spine with survivorship.
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
+//! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
+//!   trained or imported models, exact SHAP explanations, model cards.
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
 //! * [`synth`]: a synthetic ICS with ground truth (for the demo, tests and benchmarks).
 //! * [`reference`]: reference documentation generated from the registries.
@@ -43,6 +45,7 @@ pub mod execute;
 pub mod report;
 pub mod link;
 pub mod evaluate;
+pub mod risk;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

@@ -767,7 +767,7 @@ const BATCH_ROWS: usize = 65_536;
 
 /// Write record batches as one Parquet file, through a temporary file renamed into
 /// place (a reader sees the old file or the new one, never half of one).
-fn write_parquet(
+pub(crate) fn write_parquet(
     path: &Path,
     schema: datafusion::arrow::datatypes::SchemaRef,
     batches: impl Iterator<

@@ -665,6 +665,16 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
             "linkage report: {}\n",
             out.join("linkage").join("report.html").display()
         ))?;
+        let t = Instant::now();
+        let loaded = crate::ics::Ics::load(&ics).map_err(|e| anyhow::anyhow!(e))?;
+        let stage = crate::risk::Stage::load(&out, Some(&loaded))?;
+        let risk = rt.block_on(crate::risk::report::run_all(&stage))?;
+        let line = format!(
+            "\n5. risk      features, models, scores and explanations ({:.1} s)\n",
+            t.elapsed().as_secs_f64()
+        );
+        eprint!("{line}");
+        emit(&risk)?;
     }
     emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
     Ok(if published.record.status == "succeeded" {

@@ -249,12 +249,12 @@ fn register_imd(ctx: &SessionContext) -> Result<(), SpineError> {
     Ok(())
 }
 
-/// The first and last dates with any care event or GP record, to check that an as-of
+/// The first and last dates with any care event, GP record or diagnosis, to check that an as-of
 /// date has the history its features need.
 pub async fn data_span(ctx: &SessionContext) -> Result<Option<(NaiveDate, NaiveDate)>, SpineError> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Date32Type;
-    let sql = "SELECT MIN(d) AS lo, MAX(d) AS hi FROM (SELECT CAST(start_ts AS DATE) AS d FROM care_event UNION ALL SELECT observed_date AS d FROM observation)";
+    let sql = "SELECT MIN(d) AS lo, MAX(d) AS hi FROM (SELECT CAST(start_ts AS DATE) AS d FROM care_event UNION ALL SELECT observed_date AS d FROM observation UNION ALL SELECT diagnosis_date AS d FROM diagnosis)";
     let err = |e: datafusion::error::DataFusionError| SpineError::Read {
         table: "care_event, observation".into(),
         message: e.to_string(),

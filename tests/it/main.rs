@@ -4,6 +4,7 @@
 
 mod drift;
 mod formats;
+mod risk;
 mod robustness;
 mod udfs;
 mod run_ics;

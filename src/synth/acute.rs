@@ -1,11 +1,14 @@
 //! The acute trust: SUS APC spells with a diagnosis-per-row file, SUS outpatient
 //! attendances and ECDS emergency care attendances.
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 
+use super::codes::{CONDITIONS, ELECTIVE_PRIMARY, EMERGENCY_PRIMARY, EXACERBATIONS, HFRS_CODES};
+use super::d_iso;
+use super::health::YEAR;
+use super::history::Spell;
 use super::people::Ctx;
 use super::sinks::Spec;
-use super::{CONDITIONS, d_iso};
 
 pub(super) const APC_SPELLS: Spec = Spec::csv(
     "acute/RXX/apc_spells_{year}.csv",
@@ -87,67 +90,41 @@ struct Recorded {
     dob: NaiveDate,
 }
 
-/// A spell to write.
-struct Spell {
-    adm: NaiveDate,
-    dis: NaiveDate,
-    los: usize,
-    emergency: bool,
+/// Spell ids in admission order over the whole stream (the truth uses the same).
+pub(super) fn spell_id(person: &str, k: usize) -> String {
+    format!("S{}-{}", &person[1..], k + 1)
 }
 
-/// Spells (emergency history and electives), their diagnoses, outpatients, A&E.
+/// Spells admitted by the extract date (and not yet discharged ones, with no
+/// discharge date), their diagnoses, outpatients, A&E.
 pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
     let hosp = hospital_number(c);
-    let p = c.p;
-    let electives = c.rng.poisson(0.04 + 0.03 * p.conditions.len() as f64);
-    let mut spell_no = 0;
-    for k in 0..(p.prior_emergency + electives) {
-        let emergency = k < p.prior_emergency;
-        let adm = c.day_in_last(365);
-        let los = if emergency {
-            c.rng.poisson(4.0 + 3.0 * p.frailty)
-        } else {
-            c.rng.poisson(0.6)
-        };
-        let dis = adm + Duration::days(los as i64);
-        if dis > c.world.as_of {
-            continue;
+    let h = c.h;
+    for (k, s) in h.spells.iter().enumerate() {
+        if c.in_extract(s.day) {
+            spell(c, &hosp, &spell_id(&c.p.id, k), s)?;
         }
-        spell_no += 1;
-        let id = format!("S{}-{spell_no}", &p.id[1..]);
-        let s = Spell {
-            adm,
-            dis,
-            los,
-            emergency,
-        };
-        spell(c, &hosp, &id, &s)?;
     }
     outpatients(c, &hosp)?;
-    for _ in 0..c
-        .rng
-        .poisson(0.12 + 0.08 * p.conditions.len() as f64 + 0.3 * p.prior_emergency as f64)
-    {
-        let nhs = c.nhs_as(0.04);
-        let dob = c.dob_as();
-        let date = c.day_in_last(365);
-        ecds(c, &hosp, date, false, &Recorded { nhs, dob })?;
+    for (k, &(d, admitted)) in h.ecds.iter().enumerate() {
+        if c.in_extract(d) {
+            let nhs = c.nhs_as(if admitted { 0.03 } else { 0.04 });
+            let dob = c.dob_as();
+            let id = format!("E{}-{k}", &c.p.id[1..]);
+            ecds(c, &hosp, &id, c.date(d), admitted, &Recorded { nhs, dob })?;
+        }
     }
     Ok(())
 }
 
 fn spell(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()> {
     let p = c.p;
-    let method = if s.emergency {
-        c.rng.one(&["21", "21", "21", "22", "2A", "2B", "2D", "24"])
-    } else {
-        c.rng.one(&["11", "12", "13"])
-    };
+    let los = s.discharge - s.day;
     let eth = if c.rng.chance(0.92) { p.ethnicity } else { "" };
     let cost = format!(
         "{:.2}",
         if s.emergency {
-            1800.0 + s.los as f64 * 420.0
+            1800.0 + f64::from(los) * 420.0
         } else {
             950.0 + c.rng.f() * 1500.0
         }
@@ -157,10 +134,11 @@ fn spell(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()> {
     let pc = c.postcode_as();
     let adm_at = format!(
         "{} {:02}:{:02}",
-        d_iso(s.adm),
+        d_iso(c.date(s.day)),
         c.rng.below(24),
         c.rng.below(60)
     );
+    let discharged = s.discharge <= c.world.extract;
     c.w.apc_spells.row(&[
         id,
         &nhs,
@@ -170,38 +148,61 @@ fn spell(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()> {
         &pc,
         eth,
         &adm_at,
-        &d_iso(s.dis),
-        method,
+        &if discharged {
+            d_iso(c.date(s.discharge))
+        } else {
+            String::new()
+        },
+        s.method,
         if s.emergency { "19" } else { "51" },
-        "1",
+        if discharged { "1" } else { "" },
         if s.emergency { "FD01A" } else { "HC12B" },
         &cost,
         "RXX01",
     ])?;
     c.truth("acute-rxx", "spells", id)?;
-    diagnoses(c, hosp, id, s.adm)?;
-    if method == "21" {
-        ecds(c, hosp, s.adm, true, &Recorded { nhs, dob })?;
-    }
-    Ok(())
+    diagnoses(c, hosp, id, s)
 }
 
-fn diagnoses(c: &mut Ctx, hosp: &str, id: &str, adm: NaiveDate) -> std::io::Result<()> {
-    let conds = &c.p.conditions;
-    let n_diag = 1 + c.rng.below(3).min(conds.len());
-    for pos in 1..=n_diag {
-        let code = if pos <= conds.len() {
-            CONDITIONS[conds[pos - 1]].1
-        } else {
-            "R69.X"
-        };
+/// The diagnoses of a spell: the presenting problem (an exacerbation of a condition the
+/// person has, when there is one), the conditions present, and frailty codes.
+fn spell_codes(c: &mut Ctx, s: &Spell) -> Vec<&'static str> {
+    let health = &c.p.health;
+    let present: Vec<usize> = health.conditions_at(s.day).collect();
+    let mut codes = Vec::new();
+    let exacerbation = EXACERBATIONS
+        .iter()
+        .find(|(k, _)| present.iter().any(|&i| CONDITIONS[i].key == *k));
+    codes.push(match exacerbation {
+        Some((_, code)) if s.emergency && c.rng.chance(0.4) => *code,
+        _ if s.emergency => c.rng.one(EMERGENCY_PRIMARY),
+        _ => c.rng.one(ELECTIVE_PRIMARY),
+    });
+    for i in present {
+        if c.rng.chance(0.85) && !codes.contains(&CONDITIONS[i].icd10) {
+            codes.push(CONDITIONS[i].icd10);
+        }
+    }
+    let age = f64::from(s.day - c.p.dob_day) / YEAR;
+    let frailty = health.frailty_at(age, s.day);
+    for code in HFRS_CODES {
+        if c.rng.chance(0.3 * frailty) && !codes.contains(code) {
+            codes.push(code);
+        }
+    }
+    codes
+}
+
+fn diagnoses(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()> {
+    let date = d_iso(c.date(s.day));
+    for (pos, code) in spell_codes(c, s).into_iter().enumerate() {
         let code = if c.rng.chance(0.5) {
             code.replace('.', "")
         } else {
             code.to_string()
         };
-        c.w.apc_diagnoses
-            .row(&[id, hosp, &pos.to_string(), &code, &d_iso(adm)])?;
+        let pos = (pos + 1).to_string();
+        c.w.apc_diagnoses.row(&[id, hosp, &pos, &code, &date])?;
         c.truth("acute-rxx", "diagnoses", &format!("{id}-{pos}"))?;
     }
     Ok(())
@@ -209,9 +210,15 @@ fn diagnoses(c: &mut Ctx, hosp: &str, id: &str, adm: NaiveDate) -> std::io::Resu
 
 fn outpatients(c: &mut Ctx, hosp: &str) -> std::io::Result<()> {
     let p = c.p;
-    for k in 0..c.rng.poisson(0.25 + 0.35 * p.conditions.len() as f64) {
+    let mut days: Vec<i32> =
+        c.h.outpatients
+            .iter()
+            .copied()
+            .filter(|d| c.in_extract(*d))
+            .collect();
+    days.sort();
+    for (k, d) in days.into_iter().enumerate() {
         let id = format!("OP{}-{k}", &p.id[1..]);
-        let date = c.day_in_last(365);
         let first = if k == 0 {
             "1"
         } else {
@@ -232,7 +239,7 @@ fn outpatients(c: &mut Ctx, hosp: &str) -> std::io::Result<()> {
             &d_iso(dob),
             &p.sex.to_string(),
             &pc,
-            &d_iso(date),
+            &d_iso(c.date(d)),
             status,
             first,
             function,
@@ -247,12 +254,12 @@ fn outpatients(c: &mut Ctx, hosp: &str) -> std::io::Result<()> {
 fn ecds(
     c: &mut Ctx,
     hosp: &str,
+    id: &str,
     date: NaiveDate,
     admitted: bool,
     r: &Recorded,
 ) -> std::io::Result<()> {
     let p = c.p;
-    let id = format!("E{}-{}", &p.id[1..], c.w.ecds.rows);
     let dept = if admitted {
         "01"
     } else {
@@ -274,7 +281,7 @@ fn ecds(
         .one(&["1077251000000100", "1077241000000103", "1064891000000107"]);
     let cost = format!("{:.2}", 180.0 + c.rng.f() * 250.0);
     c.w.ecds.row(&[
-        &id,
+        id,
         &r.nhs,
         hosp,
         &r.dob.format("%Y%m%d").to_string(),
@@ -291,5 +298,5 @@ fn ecds(
         if admitted { "306706006" } else { "182992009" },
         &cost,
     ])?;
-    c.truth("acute-rxx-ecds", "attendances", &id)
+    c.truth("acute-rxx-ecds", "attendances", id)
 }

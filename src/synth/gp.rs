@@ -1,12 +1,14 @@
 //! GP records at the registered practice: EMIS Web (comma CSV, dd/mm/yyyy, SNOMED CT,
 //! text ethnicity) and SystmOne (pipe-delimited, spaced headers, date-times, CTV3).
 
-use chrono::Duration;
+use chrono::{Duration, NaiveDate};
 
+use super::codes::{CONDITIONS, DRUGS, OBSERVATIONS};
+use super::history::{GpEvent, Issue};
 use super::names::{ctv3_ethnicity_text, emis_ethnicity_text};
 use super::people::Ctx;
 use super::sinks::Spec;
-use super::{CONDITIONS, OBSERVATIONS, PRACTICES, d_dmy, d_iso};
+use super::{PRACTICES, d_dmy, d_iso};
 
 pub(super) const EMIS_PATIENTS: Spec = Spec::csv(
     "gp/emis/{ods}/patients_{date}.csv",
@@ -43,6 +45,18 @@ pub(super) const EMIS_OBSERVATIONS: Spec = Spec::csv(
         "NumericUnit",
     ],
 );
+pub(super) const EMIS_MEDICATIONS: Spec = Spec::csv(
+    "gp/emis/{ods}/medications_{date}.csv",
+    &[
+        "IssueRecordGuid",
+        "PatientGuid",
+        "IssueDate",
+        "DmdCode",
+        "DrugName",
+        "Quantity",
+        "CourseType",
+    ],
+);
 pub(super) const S1_PATIENTS: Spec = Spec {
     path: "gp/systmone/F81010/SRPatient_{date}.csv",
     header: &[
@@ -71,6 +85,21 @@ pub(super) const S1_CODES: Spec = Spec {
     latin1: false,
 };
 
+pub(super) const S1_MEDICATIONS: Spec = Spec {
+    path: "gp/systmone/F81010/SRPrimaryCareMedication_{date}.csv",
+    header: &[
+        "RowIdentifier",
+        "IDPatient",
+        "DateEvent",
+        "DMDCode",
+        "Drug",
+        "Quantity",
+        "IssueType",
+    ],
+    delimiter: b'|',
+    latin1: false,
+};
+
 /// The person's record at their practice.
 pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
     let (ods, system) = PRACTICES[c.p.practice];
@@ -91,9 +120,12 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
         };
         emis_patient(c, &gp, eth_recorded)?;
         emis_registration(c, &gp, reg_start)?;
-        emis_observations(c, &gp)
+        emis_observations(c, &gp)?;
+        emis_medications(c, &gp)
     } else {
-        systmone(c, eth_recorded)
+        systmone(c, eth_recorded)?;
+        systmone_codes(c)?;
+        systmone_medications(c)
     }
 }
 
@@ -145,7 +177,7 @@ fn emis_patient(c: &mut Ctx, gp: &Gp, eth_recorded: bool) -> std::io::Result<()>
     Ok(())
 }
 
-fn emis_registration(c: &mut Ctx, gp: &Gp, reg_start: chrono::NaiveDate) -> std::io::Result<()> {
+fn emis_registration(c: &mut Ctx, gp: &Gp, reg_start: NaiveDate) -> std::io::Result<()> {
     let p = c.p;
     c.w.emis[gp.e].registrations.row(&[
         &gp.local,
@@ -158,33 +190,48 @@ fn emis_registration(c: &mut Ctx, gp: &Gp, reg_start: chrono::NaiveDate) -> std:
     c.truth(&gp.provider, "registrations", &gp.local)
 }
 
+/// The GP events in the extract: condition codes from onset (any date), observations
+/// in the history window.
+fn gp_events(c: &Ctx) -> Vec<(i32, GpEvent)> {
+    c.h.gp
+        .iter()
+        .copied()
+        .filter(|(d, e)| {
+            *d <= c.world.extract && (matches!(e, GpEvent::Condition(_)) || c.in_extract(*d))
+        })
+        .collect()
+}
+
+/// A code and value of a GP event (SNOMED for EMIS, else CTV3), value and unit.
+fn coded(c: &mut Ctx, e: GpEvent, snomed: bool) -> (&'static str, String, &'static str) {
+    match e {
+        GpEvent::Condition(k) => {
+            let cond = &CONDITIONS[k];
+            (
+                if snomed { cond.snomed } else { cond.ctv3 },
+                String::new(),
+                "",
+            )
+        }
+        GpEvent::Observation(o) => {
+            let o = &OBSERVATIONS[o];
+            let value = format!("{:.1}", o.3 + c.rng.f() * (o.4 - o.3));
+            (if snomed { o.0 } else { o.1 }, value, o.2)
+        }
+    }
+}
+
 fn emis_observations(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
-    let p = c.p;
-    let n_obs = 1 + p.conditions.len() * 2 + c.rng.poisson(1.0 + p.age as f64 / 25.0);
-    for k in 0..n_obs {
+    for (k, (d, e)) in gp_events(c).into_iter().enumerate() {
         let id = format!("{}-O{k}", gp.local);
-        let date = c.day_in_last(730);
-        let (code, value, unit) = if k < p.conditions.len() {
-            (
-                CONDITIONS[p.conditions[k]].2.to_string(),
-                String::new(),
-                String::new(),
-            )
-        } else {
-            let o = c.rng.pick(OBSERVATIONS);
-            (
-                o.0.to_string(),
-                format!("{:.1}", o.3 + c.rng.f() * (o.4 - o.3)),
-                o.2.to_string(),
-            )
-        };
+        let (code, value, unit) = coded(c, e, true);
         let row = [
             id.as_str(),
             gp.local.as_str(),
-            &d_dmy(date),
-            &code,
+            &d_dmy(c.date(d)),
+            code,
             &value,
-            &unit,
+            unit,
         ];
         if c.rng.chance(0.00005) {
             c.w.emis[gp.e].observations.ragged(&row)?;
@@ -196,9 +243,41 @@ fn emis_observations(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Medication issues in the history window.
+fn issues(c: &Ctx) -> Vec<Issue> {
+    c.h.medications
+        .iter()
+        .copied()
+        .filter(|i| c.in_extract(i.day) && i.day >= c.p.dob_day)
+        .collect()
+}
+
+fn emis_medications(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
+    for (k, i) in issues(c).into_iter().enumerate() {
+        let id = format!("{}-M{k}", gp.local);
+        let (code, name, quantity) = DRUGS[i.drug];
+        let date = d_dmy(c.date(i.day));
+        c.w.emis[gp.e].medications.row(&[
+            &id,
+            &gp.local,
+            &date,
+            code,
+            name,
+            &quantity.to_string(),
+            if i.repeat { "Repeat" } else { "Acute" },
+        ])?;
+        c.truth(&gp.provider, "medications", &id)?;
+    }
+    Ok(())
+}
+
+fn s1_id(c: &Ctx) -> String {
+    format!("{}", 500_000_000 + c.p.n)
+}
+
 fn systmone(c: &mut Ctx, eth_recorded: bool) -> std::io::Result<()> {
     let p = c.p;
-    let s1_id = format!("{}", 500_000_000 + p.n);
+    let s1_id = s1_id(c);
     let nhs_spaced = format!("{} {} {}", &p.nhs[..3], &p.nhs[3..6], &p.nhs[6..]);
     let eth = if eth_recorded {
         ctv3_ethnicity_text(p.ethnicity)
@@ -217,23 +296,37 @@ fn systmone(c: &mut Ctx, eth_recorded: bool) -> std::io::Result<()> {
         &p.postcode,
         eth,
     ])?;
-    c.truth("systmone-f81010", "patients", &s1_id)?;
-    let n = 1 + p.conditions.len() + c.rng.poisson(1.0 + p.age as f64 / 30.0);
-    for k in 0..n {
+    c.truth("systmone-f81010", "patients", &s1_id)
+}
+
+fn systmone_codes(c: &mut Ctx) -> std::io::Result<()> {
+    let s1_id = s1_id(c);
+    for (k, (d, e)) in gp_events(c).into_iter().enumerate() {
         let id = format!("{s1_id}-{k}");
-        let date = c.day_in_last(730);
-        let (code, value) = if k < p.conditions.len() {
-            (CONDITIONS[p.conditions[k]].3.to_string(), String::new())
-        } else {
-            let o = c.rng.pick(OBSERVATIONS);
-            (
-                o.1.to_string(),
-                format!("{:.1}", o.3 + c.rng.f() * (o.4 - o.3)),
-            )
-        };
-        let at = format!("{} 10:{:02}:00", d_iso(date), c.rng.below(60));
-        c.w.s1_codes.row(&[&id, &s1_id, &at, &code, &value])?;
+        let (code, value, _) = coded(c, e, false);
+        let at = format!("{} 10:{:02}:00", d_iso(c.date(d)), c.rng.below(60));
+        c.w.s1_codes.row(&[&id, &s1_id, &at, code, &value])?;
         c.truth("systmone-f81010", "coded_events", &id)?;
+    }
+    Ok(())
+}
+
+fn systmone_medications(c: &mut Ctx) -> std::io::Result<()> {
+    let s1_id = s1_id(c);
+    for (k, i) in issues(c).into_iter().enumerate() {
+        let id = format!("{s1_id}-M{k}");
+        let (code, name, quantity) = DRUGS[i.drug];
+        let at = format!("{} 09:{:02}:00", d_iso(c.date(i.day)), c.rng.below(60));
+        c.w.s1_medications.row(&[
+            &id,
+            &s1_id,
+            &at,
+            code,
+            name,
+            &quantity.to_string(),
+            if i.repeat { "Repeat" } else { "Acute" },
+        ])?;
+        c.truth("systmone-f81010", "medications", &id)?;
     }
     Ok(())
 }

@@ -2,24 +2,23 @@
 
 use serde_json::{Value, json};
 
+use super::d_iso;
 use super::people::Ctx;
 use super::sinks::Spec;
-use super::{CONDITIONS, d_iso};
 
 /// NDJSON: only the path is used.
 pub(super) const MHSDS: Spec = Spec::csv("mental_health/RXA/mhsds_contacts_{year}.ndjson", &[]);
 
 pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
     let p = c.p;
-    let depression = p
-        .conditions
-        .iter()
-        .filter(|k| CONDITIONS[**k].0 == "depression")
-        .count() as f64;
-    if !c.rng.chance(0.04 + 0.03 * depression * 5.0) {
-        return Ok(());
-    }
-    for k in 0..(1 + c.rng.poisson(4.0)) {
+    let mut days: Vec<i32> =
+        c.h.mental_health
+            .iter()
+            .copied()
+            .filter(|d| c.in_extract(*d))
+            .collect();
+    days.sort();
+    for (k, d) in days.into_iter().enumerate() {
         let id = format!("M{}-{k}", &p.id[1..]);
         let nhs = c.nhs_as(0.05);
         let dob = d_iso(c.dob_as());
@@ -29,7 +28,7 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
             p.sex.to_string()
         };
         let pc = c.postcode_as();
-        let date = d_iso(c.day_in_last(365));
+        let date = d_iso(c.date(d));
         let team = c.rng.one(&["A05", "C02", "C10", "E01"]);
         let attend = c.rng.one(&["5", "5", "6", "7", "2"]);
         let obj = json!({

@@ -4,10 +4,13 @@
 
 use chrono::{Datelike, Duration, NaiveDate};
 
+use super::hazard::Process;
+use super::health::{self, Health};
+use super::history::History;
 use super::names::{ETHNICITY, FEMALE, MALE, NICKNAMES, SURNAMES};
 use super::rng::Rng;
 use super::writers::Writers;
-use super::{CONDITIONS, PRACTICES, World};
+use super::{PRACTICES, World};
 
 /// One synthetic person (the truth).
 pub(super) struct Person {
@@ -19,17 +22,17 @@ pub(super) struct Person {
     pub family: String,
     pub sex: u8,
     pub dob: NaiveDate,
+    /// Date of birth as a day from the world's origin.
+    pub dob_day: i32,
+    /// Age in whole years at the extract date.
     pub age: i64,
     pub postcode: String,
     pub old_postcode: Option<String>,
     pub lsoa: usize,
     pub imd_decile: u8,
     pub ethnicity: &'static str,
-    pub conditions: Vec<usize>,
-    pub frailty: f64,
-    pub prior_emergency: usize,
     pub practice: usize,
-    pub risk: f64,
+    pub health: Health,
     /// `T…` of the twin this person was born with, or empty.
     pub twin_of: String,
 }
@@ -69,7 +72,6 @@ impl Population {
         let mut person = make_person(rng, p, world);
         if let Some(TwinSeed(q, dob, family, postcode, lsoa, eth)) = self.pending_twin.take() {
             person.dob = dob;
-            person.age = (world.as_of - dob).num_days() / 365;
             person.family = family;
             person.postcode = postcode;
             person.lsoa = lsoa;
@@ -86,7 +88,48 @@ impl Population {
                 person.ethnicity,
             ));
         }
+        person.age = (world.as_of - person.dob).num_days() / 365;
+        person.dob_day = world.day(person.dob);
+        person.health = health::draw(rng, person.dob_day, person.imd_decile, world);
         person
+    }
+}
+
+fn make_person(rng: &mut Rng, p: usize, world: &World) -> Person {
+    let places = &world.places;
+    let sex = if rng.chance(0.5) { 1 } else { 2 };
+    let age = draw_age(rng);
+    let dob = world.as_of - Duration::days(age * 365 + rng.below(365) as i64 + age / 4);
+    let given = if sex == 1 {
+        rng.pick(MALE)
+    } else {
+        rng.pick(FEMALE)
+    }
+    .to_string();
+    let lsoa = rng.below(places.lsoas.len());
+    let postcode = rng.pick(&places.postcodes[lsoa]).clone();
+    let old_postcode = rng.chance(0.10).then(|| {
+        let l = rng.below(places.lsoas.len());
+        rng.pick(&places.postcodes[l]).clone()
+    });
+    Person {
+        id: format!("T{p:07}"),
+        n: p as u64,
+        nhs: nhs_number(p as u64),
+        given,
+        family: rng.pick(SURNAMES).to_string(),
+        sex,
+        dob,
+        dob_day: 0,
+        age,
+        postcode,
+        old_postcode,
+        lsoa,
+        imd_decile: places.lsoas[lsoa].decile,
+        ethnicity: draw_ethnicity(rng),
+        practice: rng.below(PRACTICES.len()),
+        health: Health::default(),
+        twin_of: String::new(),
     }
 }
 
@@ -116,79 +159,6 @@ fn draw_ethnicity(rng: &mut Rng) -> &'static str {
     "A"
 }
 
-fn make_person(rng: &mut Rng, p: usize, world: &World) -> Person {
-    let places = &world.places;
-    let sex = if rng.chance(0.5) { 1 } else { 2 };
-    let age = draw_age(rng);
-    let dob = world.as_of - Duration::days(age * 365 + rng.below(365) as i64 + age / 4);
-    let given = if sex == 1 {
-        rng.pick(MALE)
-    } else {
-        rng.pick(FEMALE)
-    }
-    .to_string();
-    let lsoa = rng.below(places.lsoas.len());
-    let postcode = rng.pick(&places.postcodes[lsoa]).clone();
-    let old_postcode = rng.chance(0.10).then(|| {
-        let l = rng.below(places.lsoas.len());
-        rng.pick(&places.postcodes[l]).clone()
-    });
-    let ethnicity = draw_ethnicity(rng);
-    let imd_decile = places.lsoas[lsoa].decile;
-    let mut person = Person {
-        id: format!("T{p:07}"),
-        n: p as u64,
-        nhs: nhs_number(p as u64),
-        given,
-        family: String::new(),
-        sex,
-        dob,
-        age,
-        postcode,
-        old_postcode,
-        lsoa,
-        imd_decile,
-        ethnicity,
-        conditions: Vec::new(),
-        frailty: 0.0,
-        prior_emergency: 0,
-        practice: 0,
-        risk: 0.0,
-        twin_of: String::new(),
-    };
-    draw_health(rng, &mut person);
-    person.family = rng.pick(SURNAMES).to_string();
-    person.practice = rng.below(PRACTICES.len());
-    person
-}
-
-fn draw_health(rng: &mut Rng, p: &mut Person) {
-    let age = p.age;
-    let deprivation = (10 - p.imd_decile as i64) as f64 / 9.0;
-    let lambda = 0.05 + (age as f64 / 28.0).powf(1.6) * 0.35 + deprivation * 0.4;
-    let n_cond = rng.poisson(lambda).min(CONDITIONS.len());
-    while p.conditions.len() < n_cond {
-        let c = rng.below(CONDITIONS.len());
-        if !p.conditions.contains(&c) {
-            p.conditions.push(c);
-        }
-    }
-    p.conditions.sort();
-    p.frailty = if age >= 65 {
-        ((age - 65) as f64 / 30.0 * 0.5 + n_cond as f64 * 0.06 + rng.f() * 0.1).min(1.0)
-    } else {
-        0.0
-    };
-    let base = -4.6
-        + 0.018 * (age as f64 - 50.0)
-        + 0.30 * n_cond as f64
-        + 1.2 * p.frailty
-        + 0.5 * deprivation;
-    p.prior_emergency = rng.poisson(4.0 * (1.0 / (1.0 + (-base).exp())));
-    let logit = base + 0.55 * p.prior_emergency as f64 + (rng.f() - 0.5) * 0.8;
-    p.risk = 1.0 / (1.0 + (-logit).exp());
-}
-
 /// A typo: two neighbouring letters swapped.
 fn typo(rng: &mut Rng, s: &str) -> String {
     let mut c: Vec<char> = s.chars().collect();
@@ -199,10 +169,13 @@ fn typo(rng: &mut Rng, s: &str) -> String {
     c.into_iter().collect()
 }
 
-/// Writing one person: the generator, the person, the open files and the world.
+/// Writing one person: the generator, the person and their history, the open files
+/// and the world.
 pub(super) struct Ctx<'a> {
     pub rng: &'a mut Rng,
     pub p: &'a Person,
+    pub h: &'a History,
+    pub process: &'a Process,
     pub w: &'a mut Writers,
     pub world: &'a World,
 }
@@ -263,8 +236,11 @@ impl Ctx<'_> {
             self.p.family.clone()
         }
     }
-    /// A day in the `days` before the as-of date.
-    pub(super) fn day_in_last(&mut self, days: usize) -> NaiveDate {
-        self.world.as_of - Duration::days(1 + self.rng.below(days) as i64)
+    /// Whether an event on day `d` is in the extracts (history window to extract date).
+    pub(super) fn in_extract(&self, d: i32) -> bool {
+        self.world.start <= d && d <= self.world.extract
+    }
+    pub(super) fn date(&self, d: i32) -> NaiveDate {
+        self.world.date(d)
     }
 }

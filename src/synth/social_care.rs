@@ -1,9 +1,9 @@
 //! Adult social care (ASC-CLD-like events): latin-1, 2021-census ethnicity text, the
 //! NHS number often blank, accented names only here.
 
-use chrono::Duration;
-
 use super::d_dmy;
+use super::health::YEAR;
+use super::history::CareEvent;
 use super::names::{ACCENTED, asc_ethnicity_text};
 use super::people::Ctx;
 use super::sinks::Spec;
@@ -49,7 +49,13 @@ struct Client {
 
 pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
     let p = c.p;
-    if !((p.age >= 65 && p.frailty > 0.35 && c.rng.chance(0.6)) || c.rng.chance(0.005)) {
+    let events: Vec<CareEvent> =
+        c.h.social_care
+            .iter()
+            .copied()
+            .filter(|e| c.in_extract(e.start))
+            .collect();
+    if events.is_empty() {
         return Ok(());
     }
     let la_id = format!("LA{:07}", p.n * 3 + 1);
@@ -67,30 +73,34 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
         given,
         family,
     };
-    let residential = if p.frailty > 0.6 {
-        "Long Term Support: Residential"
-    } else {
-        "Long Term Support: Community"
-    };
-    let events = [
-        ("Assessment", "Short Term Support"),
-        ("Service", residential),
-        ("Review", "Long Term Support: Community"),
-    ];
-    let n = 1 + c.rng.below(3);
-    for (event, service) in events.iter().take(n) {
-        event_row(c, &client, event, service)?;
+    for e in events {
+        event_row(c, &client, &e)?;
     }
     Ok(())
 }
 
-fn event_row(c: &mut Ctx, cl: &Client, event: &str, service: &str) -> std::io::Result<()> {
+fn service_type(c: &Ctx, e: &CareEvent) -> &'static str {
+    match e.kind {
+        "Assessment" => "Short Term Support",
+        "Service" => {
+            let age = f64::from(e.start - c.p.dob_day) / YEAR;
+            if c.p.health.frailty_at(age, e.start) > 0.6 {
+                "Long Term Support: Residential"
+            } else {
+                "Long Term Support: Community"
+            }
+        }
+        _ => "Long Term Support: Community",
+    }
+}
+
+fn event_row(c: &mut Ctx, cl: &Client, e: &CareEvent) -> std::io::Result<()> {
     let p = c.p;
-    let start = c.day_in_last(365);
-    let end = if event == "Service" && c.rng.chance(0.5) {
-        String::new()
-    } else {
-        d_dmy(start + Duration::days(c.rng.below(60) as i64))
+    let event = e.kind;
+    let start = c.date(e.start);
+    let end = match e.end {
+        Some(d) if d <= c.world.extract => d_dmy(c.date(d)),
+        _ => String::new(),
     };
     let id = format!("{}|{event}|{}", cl.la_id, d_dmy(start));
     let dob = d_dmy(c.dob_as());
@@ -110,7 +120,7 @@ fn event_row(c: &mut Ctx, cl: &Client, event: &str, service: &str) -> std::io::R
         event,
         &d_dmy(start),
         &end,
-        service,
+        service_type(c, e),
         if event == "Service" { "Home Care" } else { "" },
         reason,
         &cost,

@@ -39,10 +39,17 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
 
 fn calls_111(c: &mut Ctx) -> std::io::Result<()> {
     let p = c.p;
-    for k in 0..c.rng.poisson(0.15 + 0.2 * p.prior_emergency as f64) {
+    let mut days: Vec<i32> =
+        c.h.calls_111
+            .iter()
+            .copied()
+            .filter(|d| c.in_extract(*d))
+            .collect();
+    days.sort();
+    for (k, d) in days.into_iter().enumerate() {
         let id = format!("111-{}-{k}", &p.id[1..]);
         let nhs = c.nhs_as(0.10);
-        let t = c.day_in_last(365);
+        let t = c.date(d);
         let dob = d_iso(c.dob_as());
         let pc = c.postcode_as();
         let at = format!(
@@ -68,11 +75,22 @@ fn calls_111(c: &mut Ctx) -> std::io::Result<()> {
 
 fn ambulance(c: &mut Ctx) -> std::io::Result<()> {
     let p = c.p;
-    for k in 0..c.rng.poisson(0.03 + 0.35 * p.prior_emergency as f64) {
+    let mut incidents: Vec<(i32, bool)> =
+        c.h.ambulance
+            .iter()
+            .copied()
+            .filter(|x| c.in_extract(x.0))
+            .collect();
+    incidents.sort();
+    for (k, (d, conveyed)) in incidents.into_iter().enumerate() {
         let id = format!("AMB-{}-{k}", &p.id[1..]);
         let nhs = c.nhs_as(0.15);
-        let t = c.day_in_last(365);
-        let outcome = c.rng.one(&["CONVEY", "CONVEY", "ST", "HT"]);
+        let t = c.date(d);
+        let outcome = if conveyed {
+            "CONVEY"
+        } else {
+            c.rng.one(&["ST", "HT", "HT"])
+        };
         let dob = d_dmy(c.dob_as());
         let pc = c.postcode_as();
         let at = format!("{} {:02}:{:02}", d_dmy(t), c.rng.below(24), c.rng.below(60));

@@ -11,6 +11,7 @@ pub(super) struct EmisFiles {
     pub patients: Csv,
     pub registrations: Csv,
     pub observations: Csv,
+    pub medications: Csv,
 }
 
 /// All open extract files.
@@ -18,6 +19,7 @@ pub(super) struct Writers {
     pub emis: Vec<EmisFiles>,
     pub s1_patients: Csv,
     pub s1_codes: Csv,
+    pub s1_medications: Csv,
     pub apc_spells: Csv,
     pub apc_diagnoses: Csv,
     pub op: Csv,
@@ -50,6 +52,10 @@ impl Writers {
                         &landing.path(&gp::EMIS_OBSERVATIONS, ods),
                         &gp::EMIS_OBSERVATIONS,
                     )?,
+                    medications: Csv::create(
+                        &landing.path(&gp::EMIS_MEDICATIONS, ods),
+                        &gp::EMIS_MEDICATIONS,
+                    )?,
                 })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -57,6 +63,7 @@ impl Writers {
             emis,
             s1_patients: csv(&gp::S1_PATIENTS)?,
             s1_codes: csv(&gp::S1_CODES)?,
+            s1_medications: csv(&gp::S1_MEDICATIONS)?,
             apc_spells: csv(&acute::APC_SPELLS)?,
             apc_diagnoses: csv(&acute::APC_DIAGNOSES)?,
             op: csv(&acute::OP_ATTENDANCES)?,
@@ -80,8 +87,10 @@ impl Writers {
             ("gp/emis/patients", emis(|e| &e.patients)),
             ("gp/emis/registrations", emis(|e| &e.registrations)),
             ("gp/emis/observations", emis(|e| &e.observations)),
+            ("gp/emis/medications", emis(|e| &e.medications)),
             ("gp/systmone/patients", self.s1_patients.rows),
             ("gp/systmone/coded_events", self.s1_codes.rows),
+            ("gp/systmone/medications", self.s1_medications.rows),
             ("acute/apc_spells", self.apc_spells.rows),
             ("acute/apc_diagnoses", self.apc_diagnoses.rows),
             ("acute/op_attendances", self.op.rows),
@@ -103,10 +112,12 @@ impl Writers {
             e.patients.finish()?;
             e.registrations.finish()?;
             e.observations.finish()?;
+            e.medications.finish()?;
         }
         for c in [
             self.s1_patients,
             self.s1_codes,
+            self.s1_medications,
             self.apc_spells,
             self.apc_diagnoses,
             self.op,

@@ -97,7 +97,7 @@ pub(super) fn draw(rng: &mut Rng, dob: i32, imd_decile: u8, world: &World) -> He
     Health {
         onsets,
         frail_u: rng.f(),
-        latent: 0.35 * rng.normal(),
+        latent: 0.3 * rng.normal(),
         deprivation,
         services,
     }

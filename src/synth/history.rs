@@ -124,7 +124,7 @@ fn emergency_care(rng: &mut Rng, s: &Subject, world: &World, h: &mut History) {
         });
         if method == "21" {
             h.ecds.push((a.day, true));
-            if rng.chance(if age >= 70.0 { 0.6 } else { 0.35 }) {
+            if rng.chance(if age >= 70.0 { 0.45 } else { 0.25 }) {
                 h.ambulance.push((a.day, true));
             }
         }
@@ -134,7 +134,7 @@ fn emergency_care(rng: &mut Rng, s: &Subject, world: &World, h: &mut History) {
         if rng.chance(0.3) {
             h.outpatients.push(a.discharge + 14 + rng.below(28) as i32);
         }
-        if age >= 75.0 && rng.chance(0.5) {
+        if age >= 75.0 && rng.chance(0.3) {
             h.community.push(a.discharge + 1 + rng.below(10) as i32);
         }
     }
@@ -173,16 +173,16 @@ fn block(rng: &mut Rng, s: &Subject, b: i32, h: &mut History) {
     events_in(rng, 0.22 + 0.3 * n, b, &mut h.outpatients);
     events_in(rng, 0.08 + 0.04 * n + 0.4 * risk, b, &mut days);
     h.ecds.extend(days.drain(..).map(|d| (d, false)));
-    events_in(rng, 0.10 + 0.4 * risk, b, &mut h.calls_111);
-    events_in(rng, 0.01 + 0.2 * risk, b, &mut days);
+    events_in(rng, 0.05 + 0.3 * risk, b, &mut h.calls_111);
+    events_in(rng, 0.005 + 0.1 * risk, b, &mut days);
     h.ambulance
         .extend(days.drain(..).map(|d| (d, rng.chance(0.3))));
     if (age >= 65.0 && n >= 2.0) || s.health.services.community {
-        events_in(rng, 0.8 + 2.5 * frailty, b, &mut h.community);
+        events_in(rng, 0.4 + 1.2 * frailty, b, &mut h.community);
     }
     let depressed = s.health.has_at("depression", b);
     if s.health.services.mental_health || (depressed && s.health.frail_u < 0.15) {
-        events_in(rng, 4.0, b, &mut h.mental_health);
+        events_in(rng, 1.6, b, &mut h.mental_health);
     }
     let observations = 0.8 + age / 30.0 + 0.5 * n;
     events_in(rng, observations, b, &mut days);

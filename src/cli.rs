@@ -211,6 +211,12 @@ pub struct SynthArgs {
     /// As-of date: extracts end here; outcomes are the 90 days after (YYYY-MM-DD).
     #[arg(long, default_value = "2026-10-31")]
     pub as_of: String,
+    /// Years of history before the as-of date in the extracts.
+    #[arg(long, default_value_t = 3)]
+    pub history_years: u32,
+    /// Truth as-of dates: the as-of date and every N-th month-end back 24 months.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    pub truth_every_months: u32,
 }
 
 #[derive(Debug, Args)]
@@ -543,7 +549,11 @@ fn synth_options(
 }
 
 fn synth(a: SynthArgs) -> anyhow::Result<u8> {
-    let opts = synth_options(a.patients, a.seed, a.out.clone(), &a.as_of)?;
+    let opts = crate::synth::SynthOptions {
+        history_years: a.history_years,
+        truth_every_months: a.truth_every_months,
+        ..synth_options(a.patients, a.seed, a.out.clone(), &a.as_of)?
+    };
     let t = std::time::Instant::now();
     let s = crate::synth::generate(&opts).map_err(|e| anyhow::anyhow!(e))?;
     emit(&format!(

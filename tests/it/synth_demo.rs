@@ -49,6 +49,8 @@ fn synth_is_deterministic_and_in_native_shapes() {
     // Ten source systems, each in its own shape.
     for f in [
         "landing/gp/emis/F81001/patients_20261031.csv",
+        "landing/gp/emis/F81001/medications_20261031.csv",
+        "landing/gp/systmone/F81010/SRPrimaryCareMedication_20261031.csv",
         "landing/gp/systmone/F81010/SRPatient_20261031.csv",
         "landing/acute/RXX/apc_spells_2026.csv",
         "landing/acute/RXX/op_attendances_2026.csv",
@@ -60,6 +62,8 @@ fn synth_is_deterministic_and_in_native_shapes() {
         "landing/urgent_care/ambulance/incidents_2026.csv",
         "truth/person_records.csv",
         "truth/outcomes_90d.csv",
+        "truth/condition_onsets.csv",
+        "truth/emergency_admissions.csv",
         "reference/postcode_lsoa11_SYNTHETIC.csv",
     ] {
         assert!(a.join(f).is_file(), "{f} missing");
@@ -70,6 +74,7 @@ fn synth_is_deterministic_and_in_native_shapes() {
         s1.starts_with("Patient ID|NHS Number|"),
         "SystmOne is pipe-delimited with its own names"
     );
+    truth_matches_the_extracts(&a);
     // Every postcode in the synthetic lookup maps to a real Leeds LSOA of IMD 2019.
     let lookup =
         onboard::refdata::load_postcode_lookup(&a.join("reference/postcode_lsoa11_SYNTHETIC.csv"))
@@ -79,6 +84,77 @@ fn synth_is_deterministic_and_in_native_shapes() {
         imd.iter()
             .any(|r| &r.lsoa11 == l && r.lad_code == "E08000035")
     }));
+}
+
+/// The truth has a row per person per truth as-of date, and for as-of dates whose 90
+/// days end before the extract date its admissions are exactly the emergency spells in
+/// the APC extract.
+fn truth_matches_the_extracts(dir: &Path) {
+    use std::collections::BTreeMap;
+    let read = |p: &str| {
+        let mut r = csv::Reader::from_path(dir.join(p)).unwrap();
+        r.records().map(|x| x.unwrap()).collect::<Vec<_>>()
+    };
+    let outcomes = read("truth/outcomes_90d.csv");
+    let dates: std::collections::BTreeSet<String> =
+        outcomes.iter().map(|r| r[1].to_string()).collect();
+    assert_eq!(dates.len(), 9, "{dates:?}");
+    assert!(dates.contains("2024-10-31") && dates.contains("2026-10-31"));
+    assert_eq!(outcomes.len(), 500 * 9);
+    // Spell admissions by person (hospital number H<digits> = T<digits>).
+    let mut spells: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in read("landing/acute/RXX/apc_spells_2026.csv") {
+        let emergency = matches!(
+            &s[9],
+            "21" | "22" | "23" | "24" | "25" | "28" | "2A" | "2B" | "2C" | "2D"
+        );
+        assert!(&s[7][..10] <= "2026-10-31" && &s[7][..10] >= "2023-10-31");
+        if emergency {
+            let person = format!("T{}", &s[2][1..]);
+            spells
+                .entry(person)
+                .or_default()
+                .push(s[7][..10].to_string());
+        }
+    }
+    let mut checked = 0;
+    let (mut sum_risk, mut admitted) = (0.0, 0);
+    for o in &outcomes {
+        let risk: f64 = o[5].parse().unwrap();
+        assert!((0.0..=1.0).contains(&risk), "{o:?}");
+        let as_of = chrono::NaiveDate::parse_from_str(&o[1], "%Y-%m-%d").unwrap();
+        let end = as_of + chrono::Duration::days(90);
+        sum_risk += risk;
+        admitted += usize::from(&o[3] != "0");
+        if end > chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap() {
+            continue;
+        }
+        let (from, to) = (as_of.to_string(), end.to_string());
+        let in_window: Vec<&String> = spells
+            .get(&o[0])
+            .map(|v| v.iter().filter(|d| **d > from && **d <= to).collect())
+            .unwrap_or_default();
+        assert_eq!(in_window.len().to_string(), o[3], "{o:?}");
+        assert_eq!(in_window.first().map(|d| d.as_str()).unwrap_or(""), &o[4]);
+        checked += 1;
+    }
+    assert_eq!(checked, 500 * 8);
+    // The probabilities are calibrated to what happened (loosely, 500 people).
+    let n = outcomes.len() as f64;
+    assert!(
+        (sum_risk / n - admitted as f64 / n).abs() < 0.015,
+        "{} vs {}",
+        sum_risk / n,
+        admitted as f64 / n
+    );
+    // Conditions appear in the GP record from onset.
+    let onsets = read("truth/condition_onsets.csv");
+    assert!(onsets.iter().any(|r| &r[2] < "2023-10-31"));
+    assert!(
+        onsets
+            .iter()
+            .any(|r| &r[2] >= "2023-10-31" && &r[2] <= "2026-10-31")
+    );
 }
 
 #[test]
@@ -101,7 +177,7 @@ fn demo_runs_end_to_end_and_faults_land_where_they_should() {
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let sources = run["sources"].as_array().unwrap();
-    assert_eq!(sources.len(), 17, "every source of every provider ran");
+    assert_eq!(sources.len(), 20, "every source of every provider ran");
     let mut read = 0;
     for s in sources {
         assert_eq!(

@@ -1,0 +1,135 @@
+//! Every extract file of one synthetic ICS, opened together, counted and committed
+//! together.
+
+use std::collections::BTreeMap;
+
+use super::sinks::{Csv, FileNames, Ndjson, ParquetSink};
+use super::{PRACTICES, acute, community, gp, mental_health, social_care, truth, urgent_care};
+
+/// The extracts of one EMIS practice.
+pub(super) struct EmisFiles {
+    pub patients: Csv,
+    pub registrations: Csv,
+    pub observations: Csv,
+    pub medications: Csv,
+}
+
+/// All open extract files.
+pub(super) struct Writers {
+    pub emis: Vec<EmisFiles>,
+    pub s1_patients: Csv,
+    pub s1_codes: Csv,
+    pub s1_medications: Csv,
+    pub apc_spells: Csv,
+    pub apc_diagnoses: Csv,
+    pub op: Csv,
+    pub ecds: Csv,
+    pub csds: Csv,
+    pub mhsds: Ndjson,
+    pub asc: Csv,
+    pub nhs111: ParquetSink,
+    pub ambulance: Csv,
+    pub truth: truth::TruthFiles,
+}
+
+impl Writers {
+    pub(super) fn create(landing: &FileNames, truth_dir: &FileNames) -> std::io::Result<Writers> {
+        let csv = |spec| Csv::create(&landing.path(spec, ""), spec);
+        let emis = PRACTICES
+            .iter()
+            .filter(|p| p.1 == "emis")
+            .map(|(ods, _)| {
+                Ok(EmisFiles {
+                    patients: Csv::create(
+                        &landing.path(&gp::EMIS_PATIENTS, ods),
+                        &gp::EMIS_PATIENTS,
+                    )?,
+                    registrations: Csv::create(
+                        &landing.path(&gp::EMIS_REGISTRATIONS, ods),
+                        &gp::EMIS_REGISTRATIONS,
+                    )?,
+                    observations: Csv::create(
+                        &landing.path(&gp::EMIS_OBSERVATIONS, ods),
+                        &gp::EMIS_OBSERVATIONS,
+                    )?,
+                    medications: Csv::create(
+                        &landing.path(&gp::EMIS_MEDICATIONS, ods),
+                        &gp::EMIS_MEDICATIONS,
+                    )?,
+                })
+            })
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Writers {
+            emis,
+            s1_patients: csv(&gp::S1_PATIENTS)?,
+            s1_codes: csv(&gp::S1_CODES)?,
+            s1_medications: csv(&gp::S1_MEDICATIONS)?,
+            apc_spells: csv(&acute::APC_SPELLS)?,
+            apc_diagnoses: csv(&acute::APC_DIAGNOSES)?,
+            op: csv(&acute::OP_ATTENDANCES)?,
+            ecds: csv(&acute::ECDS)?,
+            csds: csv(&community::CSDS)?,
+            mhsds: Ndjson::create(&landing.path(&mental_health::MHSDS, ""))?,
+            asc: csv(&social_care::ASC_CLD)?,
+            nhs111: ParquetSink::create(
+                &landing.path(&urgent_care::NHS111, ""),
+                urgent_care::NHS111.header,
+            )?,
+            ambulance: csv(&urgent_care::AMBULANCE)?,
+            truth: truth::TruthFiles::create(truth_dir)?,
+        })
+    }
+
+    /// Rows written per source (the keys of `synth.json`).
+    pub(super) fn counts(&self) -> BTreeMap<String, u64> {
+        let emis = |f: fn(&EmisFiles) -> &Csv| self.emis.iter().map(|e| f(e).rows).sum::<u64>();
+        [
+            ("gp/emis/patients", emis(|e| &e.patients)),
+            ("gp/emis/registrations", emis(|e| &e.registrations)),
+            ("gp/emis/observations", emis(|e| &e.observations)),
+            ("gp/emis/medications", emis(|e| &e.medications)),
+            ("gp/systmone/patients", self.s1_patients.rows),
+            ("gp/systmone/coded_events", self.s1_codes.rows),
+            ("gp/systmone/medications", self.s1_medications.rows),
+            ("acute/apc_spells", self.apc_spells.rows),
+            ("acute/apc_diagnoses", self.apc_diagnoses.rows),
+            ("acute/op_attendances", self.op.rows),
+            ("acute/ecds", self.ecds.rows),
+            ("community/csds_contacts", self.csds.rows),
+            ("mental_health/mhsds_contacts", self.mhsds.rows),
+            ("social_care/asc_cld", self.asc.rows),
+            ("urgent_care/nhs111_calls", self.nhs111.rows),
+            ("urgent_care/ambulance_incidents", self.ambulance.rows),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// Flush and move every file into place.
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        for e in self.emis {
+            e.patients.finish()?;
+            e.registrations.finish()?;
+            e.observations.finish()?;
+            e.medications.finish()?;
+        }
+        for c in [
+            self.s1_patients,
+            self.s1_codes,
+            self.s1_medications,
+            self.apc_spells,
+            self.apc_diagnoses,
+            self.op,
+            self.ecds,
+            self.csds,
+            self.asc,
+            self.ambulance,
+        ] {
+            c.finish()?;
+        }
+        self.mhsds.finish()?;
+        self.nhs111.finish()?;
+        self.truth.finish()
+    }
+}

@@ -155,13 +155,17 @@ fn window_of(k: &FeatureKind) -> Option<&Window> {
     }
 }
 
-/// Months of history before an as-of date the features need (the longest count window).
-pub fn history_months(specs: &[FeatureSpec]) -> u32 {
+/// The care-event windows of the features: (feature, setting, months back).
+pub fn event_windows(specs: &[FeatureSpec]) -> Vec<(String, String, u32)> {
     specs
         .iter()
-        .filter_map(|s| window_of(&s.kind).map(|w| w.to_months))
-        .max()
-        .unwrap_or(0)
+        .filter_map(|s| match &s.kind {
+            FeatureKind::EventCount {
+                setting, window, ..
+            } => Some((s.name.clone(), setting.clone(), window.to_months)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Query parts collected per source table.

@@ -179,19 +179,21 @@ pub async fn feature_query(
     ctx: &SessionContext,
     as_of: NaiveDate,
 ) -> Result<features::FeatureQuery, RiskError> {
-    let need = features::history_months(&stage.specs);
     let span = spine::data_span(ctx).await?;
-    let Some((first, last)) = span else {
+    let Some((_, last)) = span else {
         return Err(RiskError::Data(format!(
             "{} holds no care events or GP records",
             spine::spine_dir(&stage.out).display()
         )));
     };
-    let start = config::months_before(as_of, need);
-    if start < first {
-        return Err(RiskError::Data(format!(
-            "as-of {as_of} has not enough history: the features look back {need} months (to {start}) but the data begin on {first}; choose a later as-of date (risk.as_of)"
-        )));
+    let first = spine::first_event_by_setting(ctx).await?;
+    for (feature, setting, months) in features::event_windows(&stage.specs) {
+        let start = config::months_before(as_of, months);
+        if let Some(f) = first.get(&setting).filter(|f| **f > start) {
+            return Err(RiskError::Data(format!(
+                "as-of {as_of} has not enough history: feature `{feature}` counts {setting} events back {months} months (to {start}) but the {setting} data begin on {f}; choose a later as-of date (risk.as_of)"
+            )));
+        }
     }
     if as_of > stage.reference.max(last) {
         return Err(RiskError::Data(format!(

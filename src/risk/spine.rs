@@ -249,6 +249,40 @@ fn register_imd(ctx: &SessionContext) -> Result<(), SpineError> {
     Ok(())
 }
 
+/// The first care event of each setting, to check that an as-of date has the history
+/// its event counts need.
+pub async fn first_event_by_setting(
+    ctx: &SessionContext,
+) -> Result<std::collections::BTreeMap<String, NaiveDate>, SpineError> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Date32Type;
+    let err = |e: datafusion::error::DataFusionError| SpineError::Read {
+        table: "care_event".into(),
+        message: e.to_string(),
+    };
+    let sql = "SELECT setting, MIN(CAST(start_ts AS DATE)) AS first FROM care_event WHERE setting IS NOT NULL GROUP BY setting";
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
+    let mut out = std::collections::BTreeMap::new();
+    for b in &batches {
+        let s = b.column(0).as_string::<i32>();
+        let d = b.column(1).as_primitive::<Date32Type>();
+        for i in 0..b.num_rows() {
+            if !d.is_null(i)
+                && let Some(day) = NaiveDate::from_num_days_from_ce_opt(d.value(i) + 719_163)
+            {
+                out.insert(s.value(i).to_string(), day);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The first and last dates with any care event, GP record or diagnosis, to check that an as-of
 /// date has the history its features need.
 pub async fn data_span(ctx: &SessionContext) -> Result<Option<(NaiveDate, NaiveDate)>, SpineError> {

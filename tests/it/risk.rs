@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Date32Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, Date32Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use super::util::root;
@@ -253,4 +253,238 @@ fn charlson_elixhauser_and_hfrs_agree_with_comorbidipy() {
     assert_eq!(agree[0] + aids_only, compared);
     assert_eq!(agree[2] + hfrs_full_codes, compared);
     assert!(aids_only > 0, "the AIDS weight difference is exercised");
+}
+
+fn cli(args: &[&str]) -> anyhow::Result<u8> {
+    use clap::Parser;
+    let cli =
+        onboard::cli::Cli::try_parse_from(std::iter::once("onboard").chain(args.iter().copied()))?;
+    onboard::cli::run(cli)
+}
+
+fn read_dir_batches(dir: &Path) -> Vec<RecordBatch> {
+    super::run_ics::read_parquet_dir(dir)
+}
+
+fn col_f64(b: &RecordBatch, name: &str) -> Vec<f64> {
+    use datafusion::arrow::array::AsArray;
+    let c = b
+        .column_by_name(name)
+        .unwrap_or_else(|| panic!("no column {name}"));
+    c.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+        .values()
+        .to_vec()
+}
+
+fn col_str(b: &RecordBatch, name: &str) -> Vec<String> {
+    use datafusion::arrow::array::AsArray;
+    let c =
+        datafusion::arrow::compute::cast(b.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+    let c = c.as_string::<i32>();
+    (0..c.len()).map(|i| c.value(i).to_string()).collect()
+}
+
+/// Additivity of every person's SHAP row: base + Σ contributions = log-odds.
+fn max_additivity_error(dir: &Path) -> (usize, f64) {
+    let mut worst = 0.0f64;
+    let mut rows = 0;
+    for b in read_dir_batches(dir) {
+        let lo = col_f64(&b, "log_odds");
+        let base = col_f64(&b, "base_value");
+        let shap: Vec<Vec<f64>> = b
+            .schema()
+            .fields()
+            .iter()
+            .filter(|f| f.name().starts_with("shap_"))
+            .map(|f| col_f64(&b, f.name()))
+            .collect();
+        assert!(!shap.is_empty());
+        for i in 0..b.num_rows() {
+            let sum: f64 = base[i] + shap.iter().map(|c| c[i]).sum::<f64>();
+            worst = worst.max((sum - lo[i]).abs());
+        }
+        rows += b.num_rows();
+    }
+    (rows, worst)
+}
+
+#[test]
+fn the_synthetic_ics_is_scored_and_explained_from_its_own_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = out.to_str().unwrap();
+    assert_eq!(cli(&["demo", "--out", o, "--patients", "2500"]).unwrap(), 0);
+    let reg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("models/registry.json")).unwrap()).unwrap();
+    let champion = reg["champion"].as_str().unwrap().to_string();
+    let roles: Vec<&str> = reg["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["champion", "challenger", "baseline"]);
+    // Labels come from the ingested spells: the validation date has outcomes, the score date none.
+    let card = std::fs::read_to_string(out.join("models").join(&champion).join("card.md")).unwrap();
+    assert!(
+        card.contains("AUROC") && card.contains("imd_quintile") && card.contains("ethnic_group"),
+        "{card}"
+    );
+    let model: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("models").join(&champion).join("model.json")).unwrap(),
+    )
+    .unwrap();
+    let auroc = model["validation"]["evaluation"]["auroc"].as_f64().unwrap();
+    assert!(
+        auroc > 0.7,
+        "the champion finds risk in the data: AUROC {auroc}"
+    );
+    let score_dir = |t: &str, v: &str| {
+        out.join("gold")
+            .join(t)
+            .join("as_of=2026-10-31")
+            .join(format!("model={v}"))
+    };
+    // Exact SHAP for the linear champion.
+    let (rows, err) = max_additivity_error(&score_dir("shap", &champion));
+    assert!(rows > 2000, "{rows} persons scored");
+    assert!(err < 1e-9, "linear SHAP additivity error {err}");
+    // Every high-risk person has three factors with labels and values.
+    let scores = read_dir_batches(&score_dir("risk_scores", &champion));
+    let mut high = std::collections::BTreeSet::new();
+    for b in &scores {
+        for (k, band) in col_str(b, "person_key").into_iter().zip(col_str(b, "band")) {
+            if band == "very_high" || band == "high" {
+                high.insert(k);
+            }
+        }
+    }
+    assert!(!high.is_empty());
+    let mut factors: std::collections::BTreeMap<String, usize> = Default::default();
+    for b in read_dir_batches(&score_dir("explanations", &champion)) {
+        for k in col_str(&b, "person_key") {
+            *factors.entry(k).or_default() += 1;
+        }
+        // No identifier leaves the identity zone: the columns are the documented ones.
+        let names: Vec<String> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "person_key",
+                "as_of_date",
+                "model_version",
+                "factor_rank",
+                "feature",
+                "label",
+                "value",
+                "typical_value",
+                "contribution",
+                "odds_ratio",
+                "evidence"
+            ]
+        );
+    }
+    for k in &high {
+        assert_eq!(factors.get(k), Some(&3), "{k} has three factors");
+    }
+    // The trees challenger scores too, with TreeSHAP additive to 1e-6.
+    let challenger = reg["versions"][1]["version"].as_str().unwrap().to_string();
+    assert_eq!(
+        cli(&[
+            "risk",
+            "score",
+            "--out",
+            o,
+            "--ics",
+            out.join("ics.yaml").to_str().unwrap(),
+            "--model",
+            &challenger
+        ])
+        .unwrap(),
+        0
+    );
+    let (_, err) = max_additivity_error(&score_dir("shap", &challenger));
+    assert!(err < 1e-6, "TreeSHAP additivity error {err}");
+    // One person's card, as JSON.
+    let key = high.iter().next().unwrap();
+    assert_eq!(
+        cli(&["risk", "explain", "--out", o, key, "--format", "json"]).unwrap(),
+        0
+    );
+    bad_inputs(&out);
+}
+
+/// Bad input gets an error naming the file or setting.
+fn bad_inputs(out: &Path) {
+    let o = out.to_str().unwrap();
+    let ics = std::fs::read_to_string(out.join("ics.yaml")).unwrap();
+    let with = |name: &str, risk: &str| {
+        let p = out.join(name);
+        std::fs::write(&p, format!("{ics}risk:\n{risk}")).unwrap();
+        p
+    };
+    let err = |p: &Path, cmd: &str| {
+        let e = cli(&["risk", cmd, "--out", o, "--ics", p.to_str().unwrap()]).unwrap_err();
+        format!("{e:#}")
+    };
+    let p = with(
+        "unknown-list.yaml",
+        "  features:\n    - { name: chf, kind: condition, codelist: ltc_heart_failur }\n",
+    );
+    let e = err(&p, "features");
+    assert!(
+        e.contains("ltc_heart_failur") && e.contains("did you mean `ltc_heart_failure`"),
+        "{e}"
+    );
+    let p = with(
+        "unknown-kind.yaml",
+        "  features:\n    - { name: x, kind: frailty_magic }\n",
+    );
+    let e = err(&p, "features");
+    assert!(e.contains("frailty_magic"), "{e}");
+    let p = with(
+        "early.yaml",
+        "  as_of: { train: ['2023-11-30'], validate: '2024-04-30', score: '2026-10-31' }\n",
+    );
+    let e = err(&p, "features");
+    assert!(
+        e.contains("not enough history") && e.contains("2023-11-30"),
+        "{e}"
+    );
+    std::fs::write(out.join("not-a-model.json"), "{\"hello\": 1}").unwrap();
+    let p = with(
+        "bad-model.yaml",
+        "  model: { kind: xgboost, path: not-a-model.json }\n",
+    );
+    let e = err(&p, "train");
+    assert!(e.contains("not-a-model.json"), "{e}");
+    std::fs::write(
+        out.join("linear.json"),
+        "{\"intercept\": -3, \"coefficients\": {\"age\": 0.02, \"emergency_admisions_0_3m\": 1.0}}",
+    )
+    .unwrap();
+    let p = with(
+        "mismatch.yaml",
+        "  model: { kind: linear_json, path: linear.json }\n",
+    );
+    let e = err(&p, "train");
+    assert!(e.contains("emergency_admisions_0_3m"), "{e}");
+    let e = format!(
+        "{:#}",
+        cli(&[
+            "risk",
+            "score",
+            "--out",
+            o,
+            "--model",
+            "logistic-20990101-deadbeef"
+        ])
+        .unwrap_err()
+    );
+    assert!(e.contains("does not exist"), "{e}");
 }

@@ -27,7 +27,7 @@ fn run_into(out: &Path, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
+pub fn read_parquet_dir(dir: &Path) -> Vec<RecordBatch> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let mut files = Vec::new();
     collect(dir, &mut files);

@@ -43,6 +43,7 @@ pub mod execute;
 pub mod report;
 pub mod link;
 pub mod evaluate;
+pub mod risk;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

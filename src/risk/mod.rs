@@ -1,0 +1,3 @@
+//! Risk scoring.
+
+pub mod model;

@@ -1,0 +1,281 @@
+//! Risk models and their exact explanations: L2-regularised logistic regression trained here
+//! (standardisation and imputation inside the model), gradient-boosted trees trained here or
+//! imported from XGBoost's native JSON, imported linear models, and exact SHAP values in
+//! log-odds space (closed form for linear models, path-dependent TreeSHAP for trees).
+//!
+//! Depends on std, serde and thiserror only: the solvers (Newton/IRLS with a Cholesky
+//! factorisation, histogram boosting) are small and are checked against scikit-learn,
+//! xgboost and shap in `tests/it/risk_models.rs`. Every model serialises with serde and is
+//! part of the model artefact.
+
+mod error;
+mod gbm;
+mod linear;
+pub mod metrics;
+mod treeshap;
+mod trees;
+mod xgboost;
+
+pub use error::ModelError;
+pub use gbm::GbmParams;
+pub use linear::{Imputation, LogisticModel, LogisticParams, linear_from_json};
+pub use metrics::auroc;
+pub use trees::{Tree, TreeEnsemble, TreeSource};
+
+use serde::{Deserialize, Serialize};
+
+/// Row-major design matrix; `f64::NAN` marks a missing value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    pub names: Vec<String>,
+    pub rows: usize,
+    /// `data.len() == rows * names.len()`.
+    pub data: Vec<f64>,
+}
+
+impl Matrix {
+    /// A matrix from named columns of equal length (each a feature).
+    pub fn from_columns(names: Vec<String>, columns: &[Vec<f64>]) -> Result<Matrix, ModelError> {
+        let rows = columns.first().map_or(0, Vec::len);
+        if names.len() != columns.len() {
+            return Err(ModelError::Shape(format!(
+                "{} names for {} columns",
+                names.len(),
+                columns.len()
+            )));
+        }
+        if let Some((i, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != rows) {
+            return Err(ModelError::Shape(format!(
+                "column `{}` has {} rows, expected {rows}",
+                names[i],
+                c.len()
+            )));
+        }
+        let mut data = Vec::with_capacity(rows * columns.len());
+        for r in 0..rows {
+            data.extend(columns.iter().map(|c| c[r]));
+        }
+        Ok(Matrix { names, rows, data })
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        let p = self.cols();
+        &self.data[i * p..(i + 1) * p]
+    }
+
+    pub fn cols(&self) -> usize {
+        self.names.len()
+    }
+
+    /// The matrix is well formed (`data.len() == rows * cols`).
+    pub(crate) fn check_shape(&self) -> Result<(), ModelError> {
+        if self.data.len() != self.rows * self.cols() {
+            return Err(ModelError::Shape(format!(
+                "data has {} values, expected {} rows x {} columns",
+                self.data.len(),
+                self.rows,
+                self.cols()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Training data: labels match the rows, there is at least one row of each class.
+    pub(crate) fn check_training(&self, y: &[bool]) -> Result<(), ModelError> {
+        self.check_shape()?;
+        if y.len() != self.rows {
+            return Err(ModelError::Shape(format!(
+                "{} labels for {} rows",
+                y.len(),
+                self.rows
+            )));
+        }
+        let positives = y.iter().filter(|&&v| v).count();
+        if positives == 0 || positives == y.len() {
+            return Err(ModelError::OneClass {
+                rows: y.len(),
+                positives,
+            });
+        }
+        if let Some(i) = self.data.iter().position(|v| v.is_infinite()) {
+            return Err(ModelError::NonFinite {
+                feature: self.names[i % self.cols()].clone(),
+                row: i / self.cols(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A fitted or imported model; the artefact serialises it with `"kind": "logistic" | "trees"`.
+#[derive(Serialize, Deserialize, Clone, Debug)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Model {
+    Logistic(LogisticModel),
+    Trees(TreeEnsemble),
+}
+
+impl Model {
+    pub fn feature_names(&self) -> &[String] {
+        match self {
+            Model::Logistic(m) => &m.feature_names,
+            Model::Trees(m) => &m.feature_names,
+        }
+    }
+
+    /// The model output in log-odds.
+    pub fn margin(&self, x: &[f64]) -> f64 {
+        match self {
+            Model::Logistic(m) => m.margin(x),
+            Model::Trees(m) => m.margin(x),
+        }
+    }
+
+    pub fn probability(&self, x: &[f64]) -> f64 {
+        sigmoid(self.margin(x))
+    }
+
+    /// Exact SHAP in log-odds space: (base value, one contribution per feature);
+    /// `base + sum(contributions) == margin(x)` to 1e-9 (linear) / 1e-6 (trees).
+    pub fn shap(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let mut phi = vec![0.0; self.feature_names().len()];
+        let base = self.shap_into(x, &mut phi);
+        (base, phi)
+    }
+
+    /// As [`Model::shap`], writing the contributions into `phi` (length = number of
+    /// features; overwritten) and returning the base value. No allocation per call once the
+    /// model's explanation tables are built (on first use).
+    pub fn shap_into(&self, x: &[f64], phi: &mut [f64]) -> f64 {
+        match self {
+            Model::Logistic(m) => m.shap_into(x, phi),
+            Model::Trees(m) => m.shap_into(x, phi),
+        }
+    }
+
+    /// The base value of the explanations (the same for every row).
+    pub fn base_value(&self) -> f64 {
+        match self {
+            Model::Logistic(m) => m.base_value(),
+            Model::Trees(m) => m.expected_value(),
+        }
+    }
+
+    /// The declared feature names (in the order of the design matrix) are exactly the
+    /// model's: otherwise an error listing the missing and unexpected names.
+    pub fn check_features(&self, declared: &[String]) -> Result<(), ModelError> {
+        check_feature_names(self.feature_names(), declared)
+    }
+}
+
+/// The logistic function, stable for large |m|.
+pub fn sigmoid(m: f64) -> f64 {
+    if m >= 0.0 {
+        1.0 / (1.0 + (-m).exp())
+    } else {
+        let e = m.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// Model features against declared features: same names in the same order.
+pub fn check_feature_names(model: &[String], declared: &[String]) -> Result<(), ModelError> {
+    let missing: Vec<String> = model
+        .iter()
+        .filter(|n| !declared.contains(n))
+        .cloned()
+        .collect();
+    let unexpected: Vec<String> = declared
+        .iter()
+        .filter(|n| !model.contains(n))
+        .cloned()
+        .collect();
+    if missing.is_empty() && unexpected.is_empty() {
+        if model == declared {
+            return Ok(());
+        }
+        return Err(ModelError::FeatureOrder {
+            model: model.to_vec(),
+            declared: declared.to_vec(),
+        });
+    }
+    let hints = missing
+        .iter()
+        .filter_map(|m| closest(m, &unexpected).map(|u| format!("`{u}` -> `{m}`?")))
+        .collect();
+    Err(ModelError::FeatureMismatch {
+        missing,
+        unexpected,
+        hints,
+    })
+}
+
+/// The closest name by edit distance, when it is close enough to be a likely typo.
+fn closest(name: &str, candidates: &[String]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(name.len().max(c.len()) / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.clone())
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn feature_mismatch_lists_missing_unexpected_and_hints() {
+        let err = check_feature_names(
+            &names(&["age", "emergency_admissions_3m", "imd_decile"]),
+            &names(&["age", "emergency_admisions_3m", "sex"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("missing: emergency_admissions_3m, imd_decile"),
+            "{err}"
+        );
+        assert!(
+            err.contains("unexpected: emergency_admisions_3m, sex"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`emergency_admisions_3m` -> `emergency_admissions_3m`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn feature_order_matters() {
+        let err = check_feature_names(&names(&["a", "b"]), &names(&["b", "a"])).unwrap_err();
+        assert!(matches!(err, ModelError::FeatureOrder { .. }));
+        assert!(check_feature_names(&names(&["a", "b"]), &names(&["a", "b"])).is_ok());
+    }
+
+    #[test]
+    fn matrix_from_columns_is_row_major() {
+        let m =
+            Matrix::from_columns(names(&["a", "b"]), &[vec![1.0, 2.0], vec![3.0, 4.0]]).unwrap();
+        assert_eq!(m.row(1), &[2.0, 4.0]);
+        assert!(Matrix::from_columns(names(&["a"]), &[vec![1.0], vec![2.0]]).is_err());
+    }
+}

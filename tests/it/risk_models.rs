@@ -222,6 +222,18 @@ fn imported_xgboost_matches_xgboost_and_shap() {
     );
     assert!(d_shap < 1e-6, "SHAP values differ by {d_shap:e}");
     assert!(d_base < 1e-6, "base values differ by {d_base:e}");
+    // The batch explanation (tree by tree over blocks of rows, all cores) is the same.
+    let ex = model.explain(&xh).unwrap();
+    assert!((ex.base - base).abs() < 1e-12);
+    assert!(max_diff(&ex.margins, &margins) < 1e-12);
+    let batch_worst = (0..xh.rows)
+        .map(|i| max_diff(ex.row(i), &phi[i]))
+        .fold(0.0, f64::max);
+    assert!(batch_worst < 1e-12, "{batch_worst:e}");
+    let mut renamed = xh.clone();
+    renamed.names[0] = "age_years".into();
+    let err = model.explain(&renamed).unwrap_err().to_string();
+    assert!(err.contains("missing: age; unexpected: age_years"), "{err}");
     // Serialised and read back, the model scores the same.
     let back: Model = serde_json::from_str(&serde_json::to_string(&model).unwrap()).unwrap();
     assert_eq!(back.margin(xh.row(3)), model.margin(xh.row(3)));

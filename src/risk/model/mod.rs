@@ -153,6 +153,48 @@ impl Model {
         }
     }
 
+    /// Margins and SHAP values of every row of `x` (whose columns must be the model's
+    /// features), on all cores; tree models are explained tree by tree over blocks of rows.
+    pub fn explain(&self, x: &Matrix) -> Result<Explanations, ModelError> {
+        x.check_shape()?;
+        self.check_features(&x.names)?;
+        let p = x.cols();
+        let mut margins = vec![0.0; x.rows];
+        let mut phi = vec![0.0; x.data.len()];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows_per = x.rows.div_ceil(threads).max(1024);
+        std::thread::scope(|scope| {
+            let chunks = x
+                .data
+                .chunks(rows_per * p.max(1))
+                .zip(phi.chunks_mut(rows_per * p.max(1)))
+                .zip(margins.chunks_mut(rows_per));
+            for ((xs, ps), ms) in chunks {
+                scope.spawn(move || self.explain_chunk(xs, p, ps, ms));
+            }
+        });
+        Ok(Explanations {
+            base: self.base_value(),
+            features: p,
+            margins,
+            phi,
+        })
+    }
+
+    fn explain_chunk(&self, x: &[f64], p: usize, phi: &mut [f64], margins: &mut [f64]) {
+        match self {
+            Model::Trees(m) => m.explainer().shap_rows(x, p, phi),
+            Model::Logistic(m) => {
+                for (xr, pr) in x.chunks_exact(p).zip(phi.chunks_exact_mut(p)) {
+                    m.shap_into(xr, pr);
+                }
+            }
+        }
+        for (xr, m) in x.chunks_exact(p).zip(margins.iter_mut()) {
+            *m = self.margin(xr);
+        }
+    }
+
     /// The base value of the explanations (the same for every row).
     pub fn base_value(&self) -> f64 {
         match self {
@@ -165,6 +207,24 @@ impl Model {
     /// model's: otherwise an error listing the missing and unexpected names.
     pub fn check_features(&self, declared: &[String]) -> Result<(), ModelError> {
         check_feature_names(self.feature_names(), declared)
+    }
+}
+
+/// Margins and SHAP values of many rows (see [`Model::explain`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanations {
+    /// The base value, the same for every row.
+    pub base: f64,
+    pub features: usize,
+    /// Log-odds per row.
+    pub margins: Vec<f64>,
+    /// Row-major: the contributions of row `r` are `phi[r * features..(r + 1) * features]`.
+    pub phi: Vec<f64>,
+}
+
+impl Explanations {
+    pub fn row(&self, r: usize) -> &[f64] {
+        &self.phi[r * self.features..(r + 1) * self.features]
     }
 }
 

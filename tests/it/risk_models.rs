@@ -222,6 +222,29 @@ fn imported_xgboost_matches_xgboost_and_shap() {
     );
     assert!(d_shap < 1e-6, "SHAP values differ by {d_shap:e}");
     assert!(d_base < 1e-6, "base values differ by {d_base:e}");
+    // Values just below a threshold: xgboost rounds them to float32, where they equal the
+    // threshold and go right; so does the import.
+    let (edge, _) = read_csv(&dir.join("edge.csv"));
+    let e = json(dir, "edge_ref.json");
+    let edge_margins: Vec<f64> = (0..edge.rows)
+        .map(|i| f64::from(xgb_f32(edge.row(i))))
+        .collect();
+    let d_edge = max_diff(&edge_margins, &floats(&e["margin"]));
+    let (_, edge_phi) = additive_shap(&model, &edge, 1e-6);
+    let edge_ref = rows(&e["shap_values"]);
+    let d_edge_shap = edge_phi
+        .iter()
+        .zip(&edge_ref)
+        .map(|(a, b)| max_diff(a, b))
+        .fold(0.0, f64::max);
+    println!(
+        "{} rows at float32 thresholds: margin {d_edge:e}, TreeSHAP {d_edge_shap:e}",
+        edge.rows
+    );
+    assert!(
+        edge.rows > 5 && d_edge < 1e-6 && d_edge_shap < 1e-6,
+        "{d_edge:e} {d_edge_shap:e}"
+    );
     // The batch explanation (tree by tree over blocks of rows, all cores) is the same.
     let ex = model.explain(&xh).unwrap();
     assert!((ex.base - base).abs() < 1e-12);

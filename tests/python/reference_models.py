@@ -13,6 +13,8 @@ Writes, from a seeded synthetic data set with missing values and a nonlinear tar
                            linear-model import format {"intercept", "coefficients", "means"}
   linear_import_ref.json   its decision_function and LinearExplainer values on the holdout
   m.json                   xgboost binary:logistic Booster.save_model
+  edge.csv, edge_ref.json  rows with age just below an age threshold (float32 rounding)
+                           and xgboost's margins and shap's values for them
   xgb_ref.json             xgboost margins (output_margin=True) and
                            shap.TreeExplainer(feature_perturbation="tree_path_dependent")
                            shap_values and expected_value on the holdout (and shap's
@@ -134,6 +136,7 @@ def boosted(out, xtr, ytr, xho, yho, lr_auc):
     booster = xgb.train(params, dtr, num_boost_round=GBM["trees"])
     booster.save_model(os.path.join(out, "m.json"))
     margin = booster.predict(dho, output_margin=True)
+    edge_rows(out, booster, xho)
     explainer = shap.TreeExplainer(booster, feature_perturbation="tree_path_dependent")
     values = explainer.shap_values(xho)
     # shap hands xgboost models to xgboost's own float32 TreeSHAP (pred_contribs); its own
@@ -152,6 +155,33 @@ def boosted(out, xtr, ytr, xho, yho, lr_auc):
             "versions": {"xgboost": xgb.__version__, "shap": shap.__version__, "sklearn": sklearn.__version__},
         },
         open(os.path.join(out, "xgb_ref.json"), "w"),
+    )
+
+
+def edge_rows(out, booster, xho):
+    """Rows whose age is just below a split threshold of age (threshold - 1e-9): in float64
+    they would go left, but xgboost compares in float32, where the value rounds to the
+    threshold itself and goes right. Written with xgboost's margins and shap's values."""
+    model = json.loads(booster.save_raw("json"))
+    thresholds = sorted(
+        {
+            float(c)
+            for t in model["learner"]["gradient_booster"]["model"]["trees"]
+            for c, f, l in zip(t["split_conditions"], t["split_indices"], t["left_children"])
+            if l != -1 and f == 0
+        }
+    )
+    x = xho[: len(thresholds)].copy()
+    x[:, 0] = np.array(thresholds) - 1e-9
+    assert np.all(x[:, 0].astype(np.float32) == np.array(thresholds, dtype=np.float32))
+    write_csv(os.path.join(out, "edge.csv"), x, np.zeros(len(x), dtype=int))
+    explainer = shap.TreeExplainer(booster, feature_perturbation="tree_path_dependent")
+    json.dump(
+        {
+            "margin": booster.predict(xgb.DMatrix(x, feature_names=NAMES), output_margin=True).astype(float).tolist(),
+            "shap_values": np.asarray(explainer.shap_values(x), dtype=float).tolist(),
+        },
+        open(os.path.join(out, "edge_ref.json"), "w"),
     )
 
 

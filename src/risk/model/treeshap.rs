@@ -229,15 +229,43 @@ impl Explainer {
     /// SHAP for rows `x` (row-major, `p` columns) into `phi` (same shape), tree by tree
     /// over blocks of rows so one tree's tables stay in cache.
     pub fn shap_rows(&self, x: &[f64], p: usize, phi: &mut [f64]) {
-        const BLOCK: usize = 128;
+        const BLOCK: usize = 64;
         phi.fill(0.0);
+        let mut dirs = [0u64; BLOCK];
         for (xb, pb) in x.chunks(BLOCK * p).zip(phi.chunks_mut(BLOCK * p)) {
             for t in 0..self.tree_leaf_start.len() - 1 {
                 let (s, e) = (self.tree_inner_start[t], self.tree_inner_start[t + 1]);
                 let has_dirs = e > s || self.tree_leaf_start[t + 1] - self.tree_leaf_start[t] == 1;
-                for (xr, pr) in xb.chunks_exact(p).zip(pb.chunks_exact_mut(p)) {
-                    let dirs = has_dirs.then(|| self.directions(s, e, xr));
-                    self.add_tree_shap(t, xr, dirs, pr);
+                if !has_dirs || self.packed_leaf.is_empty() {
+                    for (xr, pr) in xb.chunks_exact(p).zip(pb.chunks_exact_mut(p)) {
+                        let d = has_dirs.then(|| self.directions(s, e, xr));
+                        self.add_tree_shap(t, xr, d, pr);
+                    }
+                    continue;
+                }
+                for (d, xr) in dirs.iter_mut().zip(xb.chunks_exact(p)) {
+                    *d = self.directions(s, e, xr);
+                }
+                self.add_tree_block(t, &dirs[..xb.len() / p], p, pb);
+            }
+        }
+    }
+
+    /// Tree `t`'s contributions for a block of rows with known directions, leaf by leaf so
+    /// that consecutive additions go to different rows (no dependency chain through `phi`).
+    fn add_tree_block(&self, t: usize, dirs: &[u64], p: usize, phi: &mut [f64]) {
+        let leaves = self.tree_leaf_start[t]..self.tree_leaf_start[t + 1];
+        for &(first, k, offset) in &self.packed_leaf[leaves] {
+            let els = &self.packed_el[first as usize..][..k as usize];
+            let table = &self.table[offset as usize..][..(els.len() << els.len())];
+            for (&d, pr) in dirs.iter().zip(phi.chunks_exact_mut(p)) {
+                let mut mask = 0usize;
+                for (bit, &(req, exp, _)) in els.iter().enumerate() {
+                    mask |= usize::from(d & req == exp) << bit;
+                }
+                let row = &table[mask * els.len()..][..els.len()];
+                for (&(_, _, f), c) in els.iter().zip(row) {
+                    pr[f as usize] += c;
                 }
             }
         }

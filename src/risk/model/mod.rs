@@ -67,6 +67,25 @@ impl Matrix {
         self.names.len()
     }
 
+    /// The columns at `indices`, in that order (e.g. from [`Model::feature_indices`]).
+    pub fn select(&self, indices: &[usize]) -> Result<Matrix, ModelError> {
+        self.check_shape()?;
+        let p = self.cols();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= p) {
+            return Err(ModelError::Shape(format!("column {bad} of {p}")));
+        }
+        let mut data = Vec::with_capacity(self.rows * indices.len());
+        for r in 0..self.rows {
+            let row = self.row(r);
+            data.extend(indices.iter().map(|&i| row[i]));
+        }
+        Ok(Matrix {
+            names: indices.iter().map(|&i| self.names[i].clone()).collect(),
+            rows: self.rows,
+            data,
+        })
+    }
+
     /// The matrix is well formed (`data.len() == rows * cols`).
     pub(crate) fn check_shape(&self) -> Result<(), ModelError> {
         if self.data.len() != self.rows * self.cols() {
@@ -151,6 +170,40 @@ impl Model {
             Model::Logistic(m) => m.shap_into(x, phi),
             Model::Trees(m) => m.shap_into(x, phi),
         }
+    }
+
+    /// Map the model's features onto declared features by name: for each model feature, its
+    /// position in `declared` (any order; declared features the model does not use are
+    /// allowed). Missing names are an error with did-you-mean hints.
+    pub fn feature_indices(&self, declared: &[String]) -> Result<Vec<usize>, ModelError> {
+        let model = self.feature_names();
+        let found: Vec<Option<usize>> = model
+            .iter()
+            .map(|n| declared.iter().position(|d| d == n))
+            .collect();
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
+        }
+        let missing: Vec<String> = model
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let unused: Vec<String> = declared
+            .iter()
+            .filter(|d| !model.contains(d))
+            .cloned()
+            .collect();
+        let hints = missing
+            .iter()
+            .filter_map(|m| closest(m, &unused).map(|u| format!("`{u}` -> `{m}`?")))
+            .collect();
+        Err(ModelError::FeatureMismatch {
+            missing,
+            unexpected: unused,
+            hints,
+        })
     }
 
     /// Margins and SHAP values of every row of `x` (whose columns must be the model's
@@ -320,6 +373,28 @@ mod tests {
         );
         assert!(
             err.contains("`emergency_admisions_3m` -> `emergency_admissions_3m`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn features_map_by_name() {
+        let m = Model::Logistic(
+            linear_from_json(r#"{"intercept": 0, "coefficients": {"b": 1, "a": 2}}"#).unwrap(),
+        );
+        let declared = names(&["a", "x", "b"]);
+        let idx = m.feature_indices(&declared).unwrap();
+        assert_eq!(idx, vec![2, 0]);
+        let x = Matrix::from_columns(declared, &[vec![1.0], vec![9.0], vec![3.0]]).unwrap();
+        let sel = x.select(&idx).unwrap();
+        assert_eq!(sel.names, names(&["b", "a"]));
+        assert_eq!(m.margin(sel.row(0)), 3.0 + 2.0);
+        let err = m
+            .feature_indices(&names(&["aa", "b"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing: a; unexpected: aa; did you mean `aa` -> `a`?"),
             "{err}"
         );
     }

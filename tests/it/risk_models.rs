@@ -6,45 +6,67 @@ use onboard::risk::model::{
     linear_from_json,
 };
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The reference outputs, generated once per test run; None when the libraries are missing
-/// (and `CI` is not set).
-fn reference() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let probe = Command::new("python3")
-            .args(["-c", "import sklearn, xgboost, shap"])
-            .output();
-        if !probe.is_ok_and(|o| o.status.success()) {
-            if std::env::var_os("CI").is_some() {
-                panic!("CI is set but python3 cannot import sklearn, xgboost, shap");
+/// The reference outputs (file name -> text), generated once per test run in a temporary
+/// directory that is removed afterwards; None when the libraries are missing (and `CI` is
+/// not set).
+fn reference() -> Option<&'static Reference> {
+    static FILES: OnceLock<Option<Reference>> = OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let probe = Command::new("python3")
+                .args(["-c", "import sklearn, xgboost, shap"])
+                .output();
+            if !probe.is_ok_and(|o| o.status.success()) {
+                if std::env::var_os("CI").is_some() {
+                    panic!("CI is set but python3 cannot import sklearn, xgboost, shap");
+                }
+                println!("skipped: pip install scikit-learn xgboost shap");
+                return None;
             }
-            println!("skipped: pip install scikit-learn xgboost shap");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("temp dir").keep();
-        let script = super::util::root().join("tests/python/reference_models.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&dir)
-            .output()
-            .expect("run python3");
-        assert!(
-            out.status.success(),
-            "reference_models.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Some(dir)
-    })
-    .as_deref()
+            let dir = tempfile::tempdir().expect("temp dir");
+            let script = super::util::root().join("tests/python/reference_models.py");
+            let out = Command::new("python3")
+                .arg(&script)
+                .arg(dir.path())
+                .output()
+                .expect("run python3");
+            assert!(
+                out.status.success(),
+                "reference_models.py failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let files = std::fs::read_dir(dir.path())
+                .expect("read reference dir")
+                .map(|e| {
+                    let path = e.expect("entry").path();
+                    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                    (
+                        name,
+                        std::fs::read_to_string(&path).expect("read reference file"),
+                    )
+                })
+                .collect();
+            Some(Reference(files))
+        })
+        .as_ref()
 }
 
-fn json(dir: &Path, name: &str) -> Value {
-    let text = std::fs::read_to_string(dir.join(name)).expect(name);
-    serde_json::from_str(&text).expect(name)
+struct Reference(HashMap<String, String>);
+
+impl Reference {
+    fn text(&self, name: &str) -> &str {
+        self.0
+            .get(name)
+            .unwrap_or_else(|| panic!("reference_models.py wrote no {name}"))
+    }
+}
+
+fn json(dir: &Reference, name: &str) -> Value {
+    serde_json::from_str(dir.text(name)).expect(name)
 }
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -60,8 +82,8 @@ fn rows(v: &Value) -> Vec<Vec<f64>> {
 }
 
 /// A CSV written by the script: features, then `y`; an empty cell is missing.
-fn read_csv(path: &Path) -> (Matrix, Vec<bool>) {
-    let text = std::fs::read_to_string(path).expect("csv");
+fn read_csv(dir: &Reference, name: &str) -> (Matrix, Vec<bool>) {
+    let text = dir.text(name);
     let mut lines = text.lines();
     let header: Vec<String> = lines
         .next()
@@ -119,8 +141,8 @@ fn additive_shap(model: &Model, x: &Matrix, tol: f64) -> (f64, Vec<Vec<f64>>) {
 #[test]
 fn logistic_regression_matches_sklearn_and_linear_explainer() {
     let Some(dir) = reference() else { return };
-    let (x, y) = read_csv(&dir.join("train.csv"));
-    let (xh, _) = read_csv(&dir.join("holdout.csv"));
+    let (x, y) = read_csv(dir, "train.csv");
+    let (xh, _) = read_csv(dir, "holdout.csv");
     let r = json(dir, "lr.json");
     let p = LogisticParams {
         c: r["C"].as_f64().unwrap(),
@@ -155,9 +177,9 @@ fn logistic_regression_matches_sklearn_and_linear_explainer() {
 #[test]
 fn imported_linear_model_matches_sklearn() {
     let Some(dir) = reference() else { return };
-    let (xh, _) = read_csv(&dir.join("holdout.csv"));
-    let text = std::fs::read_to_string(dir.join("linear_import.json")).unwrap();
-    let model = Model::Logistic(linear_from_json(&text).unwrap());
+    let (xh, _) = read_csv(dir, "holdout.csv");
+    let text = dir.text("linear_import.json");
+    let model = Model::Logistic(linear_from_json(text).unwrap());
     model.check_features(&xh.names).unwrap();
     let r = json(dir, "linear_import_ref.json");
     let margins: Vec<f64> = (0..xh.rows).map(|i| model.margin(xh.row(i))).collect();
@@ -176,9 +198,9 @@ fn imported_linear_model_matches_sklearn() {
 #[test]
 fn imported_xgboost_matches_xgboost_and_shap() {
     let Some(dir) = reference() else { return };
-    let (xh, _) = read_csv(&dir.join("holdout.csv"));
-    let text = std::fs::read_to_string(dir.join("m.json")).unwrap();
-    let model = Model::Trees(TreeEnsemble::from_xgboost_json(&text).unwrap());
+    let (xh, _) = read_csv(dir, "holdout.csv");
+    let text = dir.text("m.json");
+    let model = Model::Trees(TreeEnsemble::from_xgboost_json(text).unwrap());
     model.check_features(&xh.names).unwrap();
     let r = json(dir, "xgb_ref.json");
     let Model::Trees(trees) = &model else {
@@ -224,7 +246,7 @@ fn imported_xgboost_matches_xgboost_and_shap() {
     assert!(d_base < 1e-6, "base values differ by {d_base:e}");
     // Values just below a threshold: xgboost rounds them to float32, where they equal the
     // threshold and go right; so does the import.
-    let (edge, _) = read_csv(&dir.join("edge.csv"));
+    let (edge, _) = read_csv(dir, "edge.csv");
     let e = json(dir, "edge_ref.json");
     let edge_margins: Vec<f64> = (0..edge.rows)
         .map(|i| f64::from(xgb_f32(edge.row(i))))
@@ -265,8 +287,8 @@ fn imported_xgboost_matches_xgboost_and_shap() {
 #[test]
 fn trained_gbm_is_close_to_xgboost_and_beats_logistic_regression() {
     let Some(dir) = reference() else { return };
-    let (x, y) = read_csv(&dir.join("train.csv"));
-    let (xh, yh) = read_csv(&dir.join("holdout.csv"));
+    let (x, y) = read_csv(dir, "train.csv");
+    let (xh, yh) = read_csv(dir, "holdout.csv");
     let r = json(dir, "xgb_ref.json");
     let params = &r["params"];
     let p = GbmParams {

@@ -142,7 +142,8 @@ impl Model {
         }
     }
 
-    /// The model output in log-odds.
+    /// The model output in log-odds; `x` holds one value per model feature, in the order
+    /// of [`Model::feature_names`] (NaN = missing).
     pub fn margin(&self, x: &[f64]) -> f64 {
         match self {
             Model::Logistic(m) => m.margin(x),
@@ -166,6 +167,13 @@ impl Model {
     /// features; overwritten) and returning the base value. No allocation per call once the
     /// model's explanation tables are built (on first use).
     pub fn shap_into(&self, x: &[f64], phi: &mut [f64]) -> f64 {
+        let p = self.feature_names().len();
+        assert!(
+            x.len() == p && phi.len() == p,
+            "shap_into: {} values and {} contributions for a model of {p} features",
+            x.len(),
+            phi.len()
+        );
         match self {
             Model::Logistic(m) => m.shap_into(x, phi),
             Model::Trees(m) => m.shap_into(x, phi),
@@ -216,6 +224,9 @@ impl Model {
         let mut phi = vec![0.0; x.data.len()];
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let rows_per = x.rows.div_ceil(threads).max(1024);
+        if p == 0 {
+            margins.fill(self.margin(&[]));
+        }
         std::thread::scope(|scope| {
             let chunks = x
                 .data

@@ -10,5 +10,6 @@ mod udfs;
 mod run_ics;
 mod crash;
 mod synth_demo;
+mod risk_models;
 mod util;
 mod validate_cli;

@@ -199,7 +199,35 @@ impl<'a> Grower<'a> {
             .unwrap_or_else(|| vec![[0.0; 2]; self.p * BINS])
     }
 
+    /// The histogram of `rows`. Large nodes are split into a fixed number of parts built on
+    /// threads and added in order, so the result does not depend on the number of cores.
     fn build(&self, hist: &mut [[f64; 2]], rows: &[u32], grad: &[[f64; 2]]) {
+        const PARTS: usize = 4;
+        const PARALLEL_ROWS: usize = 1 << 16;
+        if rows.len() < PARALLEL_ROWS {
+            self.build_part(hist, rows, grad);
+            return;
+        }
+        let part = rows.len().div_ceil(PARTS);
+        let mut partials: Vec<Vec<[f64; 2]>> =
+            (1..PARTS).map(|_| vec![[0.0; 2]; hist.len()]).collect();
+        std::thread::scope(|scope| {
+            let mut chunks = rows.chunks(part);
+            let first = chunks.next().unwrap_or(&[]);
+            for (buf, chunk) in partials.iter_mut().zip(chunks) {
+                scope.spawn(move || self.build_part(buf, chunk, grad));
+            }
+            self.build_part(hist, first, grad);
+        });
+        for buf in &partials {
+            for (a, b) in hist.iter_mut().zip(buf) {
+                a[0] += b[0];
+                a[1] += b[1];
+            }
+        }
+    }
+
+    fn build_part(&self, hist: &mut [[f64; 2]], rows: &[u32], grad: &[[f64; 2]]) {
         hist.fill([0.0; 2]);
         let p = self.p;
         for &r in rows {

@@ -67,6 +67,25 @@ impl Matrix {
         self.names.len()
     }
 
+    /// The columns at `indices`, in that order (e.g. from [`Model::feature_indices`]).
+    pub fn select(&self, indices: &[usize]) -> Result<Matrix, ModelError> {
+        self.check_shape()?;
+        let p = self.cols();
+        if let Some(&bad) = indices.iter().find(|&&i| i >= p) {
+            return Err(ModelError::Shape(format!("column {bad} of {p}")));
+        }
+        let mut data = Vec::with_capacity(self.rows * indices.len());
+        for r in 0..self.rows {
+            let row = self.row(r);
+            data.extend(indices.iter().map(|&i| row[i]));
+        }
+        Ok(Matrix {
+            names: indices.iter().map(|&i| self.names[i].clone()).collect(),
+            rows: self.rows,
+            data,
+        })
+    }
+
     /// The matrix is well formed (`data.len() == rows * cols`).
     pub(crate) fn check_shape(&self) -> Result<(), ModelError> {
         if self.data.len() != self.rows * self.cols() {
@@ -123,7 +142,8 @@ impl Model {
         }
     }
 
-    /// The model output in log-odds.
+    /// The model output in log-odds; `x` holds one value per model feature, in the order
+    /// of [`Model::feature_names`] (NaN = missing).
     pub fn margin(&self, x: &[f64]) -> f64 {
         match self {
             Model::Logistic(m) => m.margin(x),
@@ -147,9 +167,95 @@ impl Model {
     /// features; overwritten) and returning the base value. No allocation per call once the
     /// model's explanation tables are built (on first use).
     pub fn shap_into(&self, x: &[f64], phi: &mut [f64]) -> f64 {
+        let p = self.feature_names().len();
+        assert!(
+            x.len() == p && phi.len() == p,
+            "shap_into: {} values and {} contributions for a model of {p} features",
+            x.len(),
+            phi.len()
+        );
         match self {
             Model::Logistic(m) => m.shap_into(x, phi),
             Model::Trees(m) => m.shap_into(x, phi),
+        }
+    }
+
+    /// Map the model's features onto declared features by name: for each model feature, its
+    /// position in `declared` (any order; declared features the model does not use are
+    /// allowed). Missing names are an error with did-you-mean hints.
+    pub fn feature_indices(&self, declared: &[String]) -> Result<Vec<usize>, ModelError> {
+        let model = self.feature_names();
+        let found: Vec<Option<usize>> = model
+            .iter()
+            .map(|n| declared.iter().position(|d| d == n))
+            .collect();
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
+        }
+        let missing: Vec<String> = model
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| n.clone())
+            .collect();
+        let unused: Vec<String> = declared
+            .iter()
+            .filter(|d| !model.contains(d))
+            .cloned()
+            .collect();
+        let hints = missing
+            .iter()
+            .filter_map(|m| closest(m, &unused).map(|u| format!("`{u}` -> `{m}`?")))
+            .collect();
+        Err(ModelError::FeatureMismatch {
+            missing,
+            unexpected: unused,
+            hints,
+        })
+    }
+
+    /// Margins and SHAP values of every row of `x` (whose columns must be the model's
+    /// features), on all cores; tree models are explained tree by tree over blocks of rows.
+    pub fn explain(&self, x: &Matrix) -> Result<Explanations, ModelError> {
+        x.check_shape()?;
+        self.check_features(&x.names)?;
+        let p = x.cols();
+        let mut margins = vec![0.0; x.rows];
+        let mut phi = vec![0.0; x.data.len()];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let rows_per = x.rows.div_ceil(threads).max(1024);
+        if p == 0 {
+            margins.fill(self.margin(&[]));
+        }
+        std::thread::scope(|scope| {
+            let chunks = x
+                .data
+                .chunks(rows_per * p.max(1))
+                .zip(phi.chunks_mut(rows_per * p.max(1)))
+                .zip(margins.chunks_mut(rows_per));
+            for ((xs, ps), ms) in chunks {
+                scope.spawn(move || self.explain_chunk(xs, p, ps, ms));
+            }
+        });
+        Ok(Explanations {
+            base: self.base_value(),
+            features: p,
+            margins,
+            phi,
+        })
+    }
+
+    fn explain_chunk(&self, x: &[f64], p: usize, phi: &mut [f64], margins: &mut [f64]) {
+        match self {
+            Model::Trees(m) => m.explainer().shap_rows(x, p, phi),
+            Model::Logistic(m) => {
+                for (xr, pr) in x.chunks_exact(p).zip(phi.chunks_exact_mut(p)) {
+                    m.shap_into(xr, pr);
+                }
+            }
+        }
+        for (xr, m) in x.chunks_exact(p).zip(margins.iter_mut()) {
+            *m = self.margin(xr);
         }
     }
 
@@ -165,6 +271,24 @@ impl Model {
     /// model's: otherwise an error listing the missing and unexpected names.
     pub fn check_features(&self, declared: &[String]) -> Result<(), ModelError> {
         check_feature_names(self.feature_names(), declared)
+    }
+}
+
+/// Margins and SHAP values of many rows (see [`Model::explain`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Explanations {
+    /// The base value, the same for every row.
+    pub base: f64,
+    pub features: usize,
+    /// Log-odds per row.
+    pub margins: Vec<f64>,
+    /// Row-major: the contributions of row `r` are `phi[r * features..(r + 1) * features]`.
+    pub phi: Vec<f64>,
+}
+
+impl Explanations {
+    pub fn row(&self, r: usize) -> &[f64] {
+        &self.phi[r * self.features..(r + 1) * self.features]
     }
 }
 
@@ -260,6 +384,28 @@ mod tests {
         );
         assert!(
             err.contains("`emergency_admisions_3m` -> `emergency_admissions_3m`?"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn features_map_by_name() {
+        let m = Model::Logistic(
+            linear_from_json(r#"{"intercept": 0, "coefficients": {"b": 1, "a": 2}}"#).unwrap(),
+        );
+        let declared = names(&["a", "x", "b"]);
+        let idx = m.feature_indices(&declared).unwrap();
+        assert_eq!(idx, vec![2, 0]);
+        let x = Matrix::from_columns(declared, &[vec![1.0], vec![9.0], vec![3.0]]).unwrap();
+        let sel = x.select(&idx).unwrap();
+        assert_eq!(sel.names, names(&["b", "a"]));
+        assert_eq!(m.margin(sel.row(0)), 3.0 + 2.0);
+        let err = m
+            .feature_indices(&names(&["aa", "b"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("missing: a; unexpected: aa; did you mean `aa` -> `a`?"),
             "{err}"
         );
     }

@@ -170,6 +170,26 @@ impl TreeEnsemble {
         sigmoid(self.margin(x))
     }
 
+    /// The margin in XGBoost's own float32 arithmetic: `logit(base_score)` computed in
+    /// float32, then each tree's leaf added in float32 in tree order, as XGBoost's CPU
+    /// predictor does. It reproduces `predict(output_margin=True)` of an imported model;
+    /// [`TreeEnsemble::margin`] sums the same float32 leaves in f64 (which SHAP adds up to
+    /// exactly) and differs from it by float32 rounding only (about `trees * 6e-8 * |margin|`).
+    pub fn margin_xgboost_f32(&self) -> impl Fn(&[f64]) -> f32 + '_ {
+        let base = match &self.source {
+            TreeSource::Xgboost { base_score, .. } => {
+                let p = *base_score as f32;
+                -(1.0f32 / p - 1.0f32).ln()
+            }
+            TreeSource::Trained { .. } => self.base_margin as f32,
+        };
+        move |x| {
+            self.trees
+                .iter()
+                .fold(base, |m, t| m + t.value[t.leaf(x)] as f32)
+        }
+    }
+
     pub(crate) fn explainer(&self) -> &Explainer {
         self.explainer.get_or_init(|| Explainer::new(self))
     }

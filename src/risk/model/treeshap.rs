@@ -24,6 +24,14 @@ const STACK_DEPTH: usize = 64;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Explainer {
     pub expected_value: f64,
+    /// Leaves of tree `t` are `tree_leaf_start[t]..tree_leaf_start[t + 1]`.
+    tree_leaf_start: Vec<usize>,
+    /// Inner nodes of tree `t` are `tree_inner_start[t]..tree_inner_start[t + 1]` when the
+    /// tree has at most 64 (its directions then fit one `u64`); else the range is empty.
+    tree_inner_start: Vec<usize>,
+    inner_feature: Vec<u32>,
+    inner_threshold: Vec<f32>,
+    inner_default_left: Vec<bool>,
     leaf_value: Vec<f64>,
     /// Elements of leaf `l` are `leaf_start[l]..leaf_start[l + 1]`.
     leaf_start: Vec<usize>,
@@ -33,17 +41,31 @@ pub(crate) struct Explainer {
     el_hi: Vec<f32>,
     /// Whether a missing value satisfies every split on the path for this feature.
     el_missing: Vec<bool>,
+    /// Satisfied when `directions & el_req == el_exp` (bit i: the row goes left at inner
+    /// node i of the tree), for trees with at most 64 inner nodes.
+    el_req: Vec<u64>,
+    el_exp: Vec<u64>,
     el_zero: Vec<f64>,
     /// Table of leaf `l` at `table_start[l]`, `2^k` rows of `k` contributions; empty when
     /// the ensemble is too deep to tabulate.
     table_start: Vec<usize>,
     table: Vec<f64>,
+    /// The hot loop's packed copies (tabulated ensembles only): per leaf (first element,
+    /// element count, table offset), per element (required bits, expected bits, feature).
+    packed_leaf: Vec<(u32, u32, u32)>,
+    packed_el: Vec<(u64, u64, u32)>,
 }
+
+/// A path element while walking a tree: feature, lo, hi, missing ok, zero fraction,
+/// required direction bits, expected direction bits.
+type Element = (u32, f32, f32, bool, f64, u64, u64);
 
 impl Explainer {
     pub fn new(model: &TreeEnsemble) -> Explainer {
         let mut ex = Explainer {
             expected_value: model.base_margin,
+            tree_leaf_start: vec![0],
+            tree_inner_start: vec![0],
             leaf_start: vec![0],
             ..Explainer::default()
         };
@@ -55,22 +77,22 @@ impl Explainer {
     }
 
     fn add_tree(&mut self, tree: &Tree) {
-        // Depth-first over (node, path of (feature, lo, hi, missing_ok, zero)).
-        type Element = (u32, f32, f32, bool, f64);
+        let inner: Vec<usize> = (0..tree.left.len()).filter(|&n| !tree.is_leaf(n)).collect();
+        let fast = inner.len() <= 64;
+        let mut bit = vec![0u64; tree.left.len()];
+        if fast {
+            for (i, &n) in inner.iter().enumerate() {
+                bit[n] = 1 << i;
+                self.inner_feature.push(tree.feature[n]);
+                self.inner_threshold.push(tree.threshold[n]);
+                self.inner_default_left.push(tree.default_left[n]);
+            }
+        }
+        self.tree_inner_start.push(self.inner_feature.len());
         let mut stack: Vec<(usize, Vec<Element>)> = vec![(0, Vec::new())];
         while let Some((n, path)) = stack.pop() {
             if tree.is_leaf(n) {
-                let v = tree.value[n];
-                self.expected_value += v * path.iter().map(|e| e.4).product::<f64>();
-                for &(f, lo, hi, miss, zero) in &path {
-                    self.el_feature.push(f);
-                    self.el_lo.push(lo);
-                    self.el_hi.push(hi);
-                    self.el_missing.push(miss);
-                    self.el_zero.push(zero);
-                }
-                self.leaf_value.push(v);
-                self.leaf_start.push(self.el_feature.len());
+                self.add_leaf(tree.value[n], &path);
                 continue;
             }
             let (l, r) = (tree.left[n] as usize, tree.right[n] as usize);
@@ -83,25 +105,42 @@ impl Explainer {
                 } else {
                     0.5
                 };
-                let miss_ok = tree.default_left[n] == goes_left;
                 let mut p = path.clone();
                 let e = match p.iter().position(|e| e.0 == f) {
                     Some(i) => &mut p[i],
                     None => {
-                        p.push((f, f32::NAN, f32::NAN, true, 1.0));
+                        p.push((f, f32::NAN, f32::NAN, true, 1.0, 0, 0));
                         p.last_mut().expect("just pushed")
                     }
                 };
                 if goes_left {
                     e.2 = e.2.min(t);
+                    e.6 |= bit[n];
                 } else {
                     e.1 = e.1.max(t);
                 }
-                e.3 &= miss_ok;
+                e.3 &= tree.default_left[n] == goes_left;
                 e.4 *= ratio;
+                e.5 |= bit[n];
                 stack.push((child, p));
             }
         }
+        self.tree_leaf_start.push(self.leaf_value.len());
+    }
+
+    fn add_leaf(&mut self, v: f64, path: &[Element]) {
+        self.expected_value += v * path.iter().map(|e| e.4).product::<f64>();
+        for &(f, lo, hi, miss, zero, req, exp) in path {
+            self.el_feature.push(f);
+            self.el_lo.push(lo);
+            self.el_hi.push(hi);
+            self.el_missing.push(miss);
+            self.el_zero.push(zero);
+            self.el_req.push(req);
+            self.el_exp.push(exp);
+        }
+        self.leaf_value.push(v);
+        self.leaf_start.push(self.el_feature.len());
     }
 
     fn build_tables(&mut self) {
@@ -120,7 +159,13 @@ impl Explainer {
         self.table = Vec::with_capacity(size);
         self.table_start = Vec::with_capacity(leaves);
         let mut out = [0.0; MAX_TABLE_DEPTH];
+        self.packed_el = (0..self.el_feature.len())
+            .map(|i| (self.el_req[i], self.el_exp[i], self.el_feature[i]))
+            .collect();
         for l in 0..leaves {
+            let k = self.leaf_start[l + 1] - self.leaf_start[l];
+            self.packed_leaf
+                .push((self.leaf_start[l] as u32, k as u32, self.table.len() as u32));
             self.table_start.push(self.table.len());
             let (s, e) = (self.leaf_start[l], self.leaf_start[l + 1]);
             let k = e - s;
@@ -131,17 +176,39 @@ impl Explainer {
         }
     }
 
-    /// The mask of path elements of leaf `l` that row `x` satisfies.
+    /// The directions row `x` takes at the inner nodes `s..e` of one tree (bit = left).
     #[inline]
-    fn mask(&self, s: usize, e: usize, x: &[f64]) -> u64 {
+    fn directions(&self, s: usize, e: usize, x: &[f64]) -> u64 {
+        let mut dirs = 0u64;
+        for (bit, i) in (s..e).enumerate() {
+            let v = x[self.inner_feature[i] as usize];
+            let left = if v.is_nan() {
+                self.inner_default_left[i]
+            } else {
+                (v as f32) < self.inner_threshold[i]
+            };
+            dirs |= u64::from(left) << bit;
+        }
+        dirs
+    }
+
+    /// The mask of path elements `s..e` that row `x` satisfies, from the tree's
+    /// directions when it has them, else from the elements' intervals.
+    #[inline]
+    fn mask(&self, s: usize, e: usize, x: &[f64], dirs: Option<u64>) -> u64 {
         let mut mask = 0u64;
         for (bit, i) in (s..e).enumerate() {
-            let v = x[self.el_feature[i] as usize];
-            let ok = if v.is_nan() {
-                self.el_missing[i]
-            } else {
-                let v = v as f32;
-                !(v < self.el_lo[i]) && !(v >= self.el_hi[i])
+            let ok = match dirs {
+                Some(d) => d & self.el_req[i] == self.el_exp[i],
+                None => {
+                    let v = x[self.el_feature[i] as usize];
+                    if v.is_nan() {
+                        self.el_missing[i]
+                    } else {
+                        let v = v as f32;
+                        !(v < self.el_lo[i]) && !(v >= self.el_hi[i])
+                    }
+                }
             };
             mask |= u64::from(ok) << bit;
         }
@@ -150,32 +217,110 @@ impl Explainer {
 
     pub fn shap_into(&self, x: &[f64], phi: &mut [f64]) -> f64 {
         phi.fill(0.0);
-        let tabulated = !self.table_start.is_empty();
-        let mut buf = [0.0; STACK_DEPTH];
-        for l in 0..self.leaf_value.len() {
-            let (s, e) = (self.leaf_start[l], self.leaf_start[l + 1]);
-            let k = e - s;
-            let mask = self.mask(s, e, x);
-            if tabulated {
-                let row = &self.table[self.table_start[l] + mask as usize * k..][..k];
-                for (i, c) in (s..e).zip(row) {
-                    phi[self.el_feature[i] as usize] += c;
-                }
-                continue;
-            }
-            let mut heap = Vec::new();
-            let out = if k <= STACK_DEPTH {
-                &mut buf[..k]
-            } else {
-                heap.resize(k, 0.0);
-                &mut heap[..]
-            };
-            leaf_contributions(&self.el_zero[s..e], mask, self.leaf_value[l], out);
-            for (i, c) in (s..e).zip(out.iter()) {
-                phi[self.el_feature[i] as usize] += c;
-            }
+        for t in 0..self.tree_leaf_start.len() - 1 {
+            let (s, e) = (self.tree_inner_start[t], self.tree_inner_start[t + 1]);
+            let dirs = (e > s || self.tree_leaf_start[t + 1] - self.tree_leaf_start[t] == 1)
+                .then(|| self.directions(s, e, x));
+            self.add_tree_shap(t, x, dirs, phi);
         }
         self.expected_value
+    }
+
+    /// SHAP for rows `x` (row-major, `p` columns) into `phi` (same shape), tree by tree
+    /// over blocks of rows so one tree's tables stay in cache.
+    pub fn shap_rows(&self, x: &[f64], p: usize, phi: &mut [f64]) {
+        const BLOCK: usize = 64;
+        phi.fill(0.0);
+        let mut dirs = [0u64; BLOCK];
+        for (xb, pb) in x.chunks(BLOCK * p).zip(phi.chunks_mut(BLOCK * p)) {
+            for t in 0..self.tree_leaf_start.len() - 1 {
+                let (s, e) = (self.tree_inner_start[t], self.tree_inner_start[t + 1]);
+                let has_dirs = e > s || self.tree_leaf_start[t + 1] - self.tree_leaf_start[t] == 1;
+                if !has_dirs || self.packed_leaf.is_empty() {
+                    for (xr, pr) in xb.chunks_exact(p).zip(pb.chunks_exact_mut(p)) {
+                        let d = has_dirs.then(|| self.directions(s, e, xr));
+                        self.add_tree_shap(t, xr, d, pr);
+                    }
+                    continue;
+                }
+                for (d, xr) in dirs.iter_mut().zip(xb.chunks_exact(p)) {
+                    *d = self.directions(s, e, xr);
+                }
+                self.add_tree_block(t, &dirs[..xb.len() / p], p, pb);
+            }
+        }
+    }
+
+    /// Tree `t`'s contributions for a block of rows with known directions, leaf by leaf so
+    /// that consecutive additions go to different rows (no dependency chain through `phi`).
+    fn add_tree_block(&self, t: usize, dirs: &[u64], p: usize, phi: &mut [f64]) {
+        let leaves = self.tree_leaf_start[t]..self.tree_leaf_start[t + 1];
+        for &(first, k, offset) in &self.packed_leaf[leaves] {
+            let els = &self.packed_el[first as usize..][..k as usize];
+            let table = &self.table[offset as usize..][..(els.len() << els.len())];
+            for (&d, pr) in dirs.iter().zip(phi.chunks_exact_mut(p)) {
+                let mut mask = 0usize;
+                for (bit, &(req, exp, _)) in els.iter().enumerate() {
+                    mask |= usize::from(d & req == exp) << bit;
+                }
+                let row = &table[mask * els.len()..][..els.len()];
+                for (&(_, _, f), c) in els.iter().zip(row) {
+                    pr[f as usize] += c;
+                }
+            }
+        }
+    }
+
+    /// Add tree `t`'s contributions for row `x` (with its directions when known).
+    #[inline]
+    fn add_tree_shap(&self, t: usize, x: &[f64], dirs: Option<u64>, phi: &mut [f64]) {
+        let leaves = self.tree_leaf_start[t]..self.tree_leaf_start[t + 1];
+        match dirs {
+            Some(d) if !self.packed_leaf.is_empty() => {
+                for &(first, k, offset) in &self.packed_leaf[leaves] {
+                    let els = &self.packed_el[first as usize..][..k as usize];
+                    let mut mask = 0usize;
+                    for (bit, &(req, exp, _)) in els.iter().enumerate() {
+                        mask |= usize::from(d & req == exp) << bit;
+                    }
+                    let row = &self.table[offset as usize + mask * els.len()..][..els.len()];
+                    for (&(_, _, f), c) in els.iter().zip(row) {
+                        phi[f as usize] += c;
+                    }
+                }
+            }
+            _ => {
+                for l in leaves {
+                    self.add_leaf_shap(l, x, dirs, phi);
+                }
+            }
+        }
+    }
+
+    #[inline]
+    fn add_leaf_shap(&self, l: usize, x: &[f64], dirs: Option<u64>, phi: &mut [f64]) {
+        let (s, e) = (self.leaf_start[l], self.leaf_start[l + 1]);
+        let k = e - s;
+        let mask = self.mask(s, e, x, dirs);
+        if !self.table_start.is_empty() {
+            let row = &self.table[self.table_start[l] + mask as usize * k..][..k];
+            for (i, c) in (s..e).zip(row) {
+                phi[self.el_feature[i] as usize] += c;
+            }
+            return;
+        }
+        let mut buf = [0.0; STACK_DEPTH];
+        let mut heap = Vec::new();
+        let out = if k <= STACK_DEPTH {
+            &mut buf[..k]
+        } else {
+            heap.resize(k, 0.0);
+            &mut heap[..]
+        };
+        leaf_contributions(&self.el_zero[s..e], mask, self.leaf_value[l], out);
+        for (i, c) in (s..e).zip(out.iter()) {
+            phi[self.el_feature[i] as usize] += c;
+        }
     }
 }
 
@@ -313,10 +458,18 @@ mod tests {
             let untabled = Explainer {
                 table_start: vec![],
                 table: vec![],
+                packed_leaf: vec![],
                 ..m.explainer().clone()
             };
             let mut phi2 = [0.0; 3];
             untabled.shap_into(&x, &mut phi2);
+            assert!(phi.iter().zip(&phi2).all(|(a, b)| (a - b).abs() < 1e-14));
+            // So does the interval test used for trees with more than 64 inner nodes.
+            let intervals = Explainer {
+                tree_inner_start: vec![0; untabled.tree_inner_start.len()],
+                ..untabled
+            };
+            intervals.shap_into(&x, &mut phi2);
             assert!(phi.iter().zip(&phi2).all(|(a, b)| (a - b).abs() < 1e-14));
         }
     }

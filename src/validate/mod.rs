@@ -30,13 +30,16 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// One extract file to check against the source whose path matches it.
     pub sample: Option<PathBuf>,
+    /// ICS files to check (besides those recognised by content among the paths), with
+    /// the manifests they name.
+    pub ics: Vec<PathBuf>,
 }
 
 /// The result of a validation run.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub diagnostics: Diagnostics,
-    /// Display names of the manifest files checked.
+    /// Display names of the files checked (ICS files first, then manifests).
     pub files: Vec<String>,
     /// Manifests without errors, resolved.
     pub manifests: Vec<ResolvedManifest>,
@@ -98,9 +101,12 @@ pub fn find_root(start: &Path) -> PathBuf {
     cwd
 }
 
-/// Validate manifests (files or directories).
+/// Validate manifests and ICS files (files or directories). An ICS file (recognised by
+/// its content, or given in [`Options::ics`]) is checked itself, and the manifests it
+/// names are checked with the rest.
 pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outcome> {
-    let files = collect_files(paths)?;
+    let mut outcome = Outcome::default();
+    let files = with_ics_providers(collect_files(paths)?, opts, &mut outcome)?;
     let root = opts.root.clone().unwrap_or_else(|| {
         find_root(
             files
@@ -110,7 +116,6 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
         )
     });
     let checker = Checker::new(&root);
-    let mut outcome = Outcome::default();
     let mut provider_ids: HashMap<String, (String, usize)> = HashMap::new();
     for path in &files {
         outcome.files.push(display_path(path));
@@ -155,6 +160,39 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
         }
     }
     Ok(outcome)
+}
+
+/// Check the ICS files among `files` (and in `opts.ics`) into `outcome`; returns the
+/// manifests to check: the other files and those the ICS files name, without repeats.
+fn with_ics_providers(
+    files: Vec<PathBuf>,
+    opts: &Options,
+    outcome: &mut Outcome,
+) -> std::io::Result<Vec<PathBuf>> {
+    let canonical = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let forced: Vec<PathBuf> = opts.ics.iter().map(canonical).collect();
+    let (mut ics, mut manifests): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|f| forced.contains(&canonical(f)) || crate::ics::is_ics_file(f));
+    ics.extend(opts.ics.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    ics.retain(|p| seen.insert(canonical(p)));
+    for path in &ics {
+        let checked = crate::ics::read(path);
+        outcome.files.push(checked.name.clone());
+        outcome.diagnostics.extend(checked.diagnostics);
+        let Some(parsed) = checked.parsed else {
+            continue;
+        };
+        let named: Vec<PathBuf> = (parsed.file.providers.iter())
+            .map(|p| parsed.resolve(p))
+            .filter(|p| p.exists()) // a missing one is ONB0905
+            .collect();
+        manifests.extend(collect_files(&named)?);
+    }
+    let mut seen = std::collections::HashSet::new();
+    manifests.retain(|m| seen.insert(canonical(m)));
+    Ok(manifests)
 }
 
 /// Compare each source's declared columns with the header of a real extract.

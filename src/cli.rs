@@ -137,6 +137,10 @@ pub struct RunArgs {
     /// Reference date for date rules (YYYY-MM-DD; default from the ICS file, else today).
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
+    /// Format of the diagnostics printed when the manifests have errors (the run
+    /// summary is text).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -702,8 +706,8 @@ fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
             emit(&run_summary(&p))?;
             Ok(if p.record.status == "succeeded" { 0 } else { 1 })
         }
-        Err(crate::execute::RunError::Invalid(text)) => {
-            emit(&text)?;
+        Err(crate::execute::RunError::Invalid(diags, files)) => {
+            emit(&diagnostics::render(a.format, &diags, &files))?;
             eprintln!("error: the manifests have errors; nothing was run");
             Ok(1)
         }

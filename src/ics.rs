@@ -147,7 +147,9 @@ pub struct Checked {
 impl Checked {
     /// The file, when it has no errors.
     pub fn ok(&self) -> Option<&Ics> {
-        self.parsed.as_ref().filter(|_| !self.diagnostics.has_errors())
+        self.parsed
+            .as_ref()
+            .filter(|_| !self.diagnostics.has_errors())
     }
 }
 
@@ -243,8 +245,11 @@ pub fn check_document(path: &Path, doc: &Document, diags: &mut Diagnostics) -> O
         Err(e) => {
             // The schema is generated from the same types; this is a backstop.
             diags.push(
-                Diagnostic::new(KIND.invalid_value, format!("the ICS file does not read: {e}"))
-                    .at(crate::diagnostics::Span::file_start(doc.file.clone())),
+                Diagnostic::new(
+                    KIND.invalid_value,
+                    format!("the ICS file does not read: {e}"),
+                )
+                .at(crate::diagnostics::Span::file_start(doc.file.clone())),
             );
             return None;
         }
@@ -268,7 +273,14 @@ impl Ics {
         match checked.ok().cloned() {
             Some(ics) => {
                 for d in checked.diagnostics.iter() {
-                    tracing::warn!("{}:{}:{}: [{}] {}", d.file_name(), d.line(), d.column(), d.code, d.message);
+                    tracing::warn!(
+                        "{}:{}:{}: [{}] {}",
+                        d.file_name(),
+                        d.line(),
+                        d.column(),
+                        d.code,
+                        d.message
+                    );
                 }
                 Ok(ics)
             }

@@ -54,7 +54,7 @@ fn providers(ics: &Ics) -> Vec<Finding> {
                     at,
                     format!(
                         "provider path `{entry}` does not exist ({})",
-                        crate::diagnostics::display_path(&path)
+                        crate::diagnostics::display_path(&crate::manifest::lexically_normal(&path))
                     ),
                 )
                 .label("not found")
@@ -81,7 +81,7 @@ fn missing_path_help(path: &Path) -> String {
 }
 
 fn holds_manifest(dir: &Path) -> bool {
-    crate::validate::collect_files(&[dir.to_path_buf()]).is_ok_and(|f| !f.is_empty())
+    crate::manifest::collect_files(&[dir.to_path_buf()]).is_ok_and(|f| !f.is_empty())
 }
 
 fn reference_date(date: Option<&str>) -> Option<Finding> {

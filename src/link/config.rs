@@ -392,14 +392,32 @@ impl LinkageSettings {
             );
         }
         if let Some(i) = self.blocking.iter().position(Vec::is_empty) {
-            p.push(Finding::new("ONB0911", format!("/blocking/{i}"), "linkage.blocking: a rule names no attribute").label("empty rule"));
+            p.push(
+                Finding::new(
+                    "ONB0911",
+                    format!("/blocking/{i}"),
+                    "linkage.blocking: a rule names no attribute",
+                )
+                .label("empty rule"),
+            );
         } else if self.blocking.is_empty() {
-            p.push(Finding::new("ONB0911", "/blocking", "linkage.blocking needs at least one rule, each naming an attribute").label("no rules"));
+            p.push(
+                Finding::new(
+                    "ONB0911",
+                    "/blocking",
+                    "linkage.blocking needs at least one rule, each naming an attribute",
+                )
+                .label("no rules"),
+            );
         }
         if self.comparisons.is_empty() || self.comparisons.len() > 8 {
             p.push(
-                Finding::new("ONB0912", "/comparisons", "linkage.comparisons needs 1 to 8 comparisons")
-                    .label(format!("{} comparisons", self.comparisons.len())),
+                Finding::new(
+                    "ONB0912",
+                    "/comparisons",
+                    "linkage.comparisons needs 1 to 8 comparisons",
+                )
+                .label(format!("{} comparisons", self.comparisons.len())),
             );
         }
         let mut seen = std::collections::HashSet::new();
@@ -407,35 +425,65 @@ impl LinkageSettings {
             let at = format!("/comparisons/{i}");
             if !seen.insert(c.field) {
                 p.push(
-                    Finding::new("ONB0912", format!("{at}/field"), format!("linkage.comparisons[{i}]: `{}` is compared twice", c.field.name()))
-                        .label("compared twice"),
+                    Finding::new(
+                        "ONB0912",
+                        format!("{at}/field"),
+                        format!(
+                            "linkage.comparisons[{i}]: `{}` is compared twice",
+                            c.field.name()
+                        ),
+                    )
+                    .label("compared twice"),
                 );
             }
             if c.levels.is_empty() || c.levels.len() > 6 {
                 p.push(
-                    Finding::new("ONB0912", format!("{at}/levels"), format!("linkage.comparisons[{i}] ({}): needs 1 to 6 levels", c.field.name()))
-                        .label(format!("{} levels", c.levels.len())),
+                    Finding::new(
+                        "ONB0912",
+                        format!("{at}/levels"),
+                        format!(
+                            "linkage.comparisons[{i}] ({}): needs 1 to 6 levels",
+                            c.field.name()
+                        ),
+                    )
+                    .label(format!("{} levels", c.levels.len())),
                 );
             }
             for (j, l) in c.levels.iter().enumerate() {
                 if !l.fits(c.field) {
                     p.push(
-                        Finding::new("ONB0913", format!("{at}/levels/{j}"), format!("linkage.comparisons[{i}]: level `{}` does not apply to `{}`", l.label(), c.field.name()))
-                            .label("does not apply"),
+                        Finding::new(
+                            "ONB0913",
+                            format!("{at}/levels/{j}"),
+                            format!(
+                                "linkage.comparisons[{i}]: level `{}` does not apply to `{}`",
+                                l.label(),
+                                c.field.name()
+                            ),
+                        )
+                        .label("does not apply"),
                     );
                 }
             }
             if c.history && c.field != Field::Postcode {
                 p.push(
-                    Finding::new("ONB0913", format!("{at}/history"), format!("linkage.comparisons[{i}]: `history` applies to postcode only"))
-                        .label("postcode only"),
+                    Finding::new(
+                        "ONB0913",
+                        format!("{at}/history"),
+                        format!("linkage.comparisons[{i}]: `history` applies to postcode only"),
+                    )
+                    .label("postcode only"),
                 );
             }
         }
         if let Some(i) = self.training.em_blocking.iter().position(Vec::is_empty) {
             p.push(
-                Finding::new("ONB0911", format!("/training/em_blocking/{i}"), "linkage.training.em_blocking: a rule names no attribute")
-                    .label("empty rule"),
+                Finding::new(
+                    "ONB0911",
+                    format!("/training/em_blocking/{i}"),
+                    "linkage.training.em_blocking: a rule names no attribute",
+                )
+                .label("empty rule"),
             );
         }
         p

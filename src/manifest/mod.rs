@@ -74,6 +74,65 @@ pub fn load(path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Loaded>
     })
 }
 
+/// Expand files and directories into the manifest files to check (`*.yaml`, `*.yml`,
+/// recursively, hidden directories skipped), sorted. Missing paths are an I/O error.
+pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system (for display: the manifests
+/// an ICS file names show as `providers/x.yaml`, not `examples/ics/../../providers/x.yaml`).
+pub fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 /// Read a file as UTF-8 text, refusing oversized files before reading them.
 pub fn read_text(path: &Path, name: &str) -> Result<Arc<SourceFile>, Diagnostic> {
     let empty = SourceFile::new(name, "");

@@ -50,7 +50,10 @@ impl SchemaCheck {
     /// message naming the document kind).
     pub fn new(kind: DocumentKind, schema: Value) -> Self {
         let validator = jsonschema::validator_for(&schema).unwrap_or_else(|e| {
-            panic!("generated JSON Schema of {} does not compile: {e}", kind.what)
+            panic!(
+                "generated JSON Schema of {} does not compile: {e}",
+                kind.what
+            )
         });
         SchemaCheck {
             kind,
@@ -276,7 +279,9 @@ impl Walk<'_> {
 }
 
 fn text_of(v: &Value) -> String {
-    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn escape(s: &str) -> String {

@@ -45,42 +45,7 @@ pub struct Outcome {
     pub manifests: Vec<ResolvedManifest>,
 }
 
-/// Expand files and directories into the manifest files to check (`*.yaml`, `*.yml`,
-/// recursively, hidden directories skipped), sorted. Missing paths are an I/O error.
-pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-        if meta.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
+pub use crate::manifest::collect_files;
 
 /// The project root for `path`: the nearest ancestor (of the file or the current
 /// directory) that holds a `templates/` directory, else the current directory.
@@ -185,7 +150,7 @@ fn with_ics_providers(
             continue;
         };
         let named: Vec<PathBuf> = (parsed.file.providers.iter())
-            .map(|p| parsed.resolve(p))
+            .map(|p| crate::manifest::lexically_normal(&parsed.resolve(p)))
             .filter(|p| p.exists()) // a missing one is ONB0905
             .collect();
         manifests.extend(collect_files(&named)?);

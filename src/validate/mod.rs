@@ -5,9 +5,13 @@
 //! when asked (`--data`/`--sample`), and checks what spans files (duplicate provider ids).
 //! It never stops at the first problem.
 
+pub mod field;
 pub mod resolved;
 pub mod rules;
 pub mod semantic;
+pub mod sql;
+pub mod transforms;
+pub mod values;
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -375,22 +375,33 @@ impl LinkageSettings {
     /// Problems the types cannot express (they already refuse unknown names), located by
     /// JSON pointers relative to the `linkage:` section, with stable `ONB091x` codes.
     pub fn check(&self) -> Vec<Finding> {
-        let mut p = Vec::new();
-        if self.review_threshold > self.link_threshold {
-            p.push(
-                Finding::new(
-                    "ONB0910",
-                    "/review_threshold",
-                    format!(
-                        "linkage.review_threshold ({}) is above link_threshold ({})",
-                        self.review_threshold, self.link_threshold
-                    ),
-                )
-                .or_at("/link_threshold")
-                .label("above link_threshold")
-                .help("pairs between review_threshold and link_threshold go to clerical review; lower review_threshold or raise link_threshold"),
-            );
+        let mut p = self.check_thresholds();
+        p.extend(self.check_blocking());
+        p.extend(self.check_comparisons());
+        p
+    }
+
+    fn check_thresholds(&self) -> Vec<Finding> {
+        if self.review_threshold <= self.link_threshold {
+            return Vec::new();
         }
+        vec![
+            Finding::new(
+                "ONB0910",
+                "/review_threshold",
+                format!(
+                    "linkage.review_threshold ({}) is above link_threshold ({})",
+                    self.review_threshold, self.link_threshold
+                ),
+            )
+            .or_at("/link_threshold")
+            .label("above link_threshold")
+            .help("pairs between review_threshold and link_threshold go to clerical review; lower review_threshold or raise link_threshold"),
+        ]
+    }
+
+    fn check_blocking(&self) -> Vec<Finding> {
+        let mut p = Vec::new();
         if let Some(i) = self.blocking.iter().position(Vec::is_empty) {
             p.push(
                 Finding::new(
@@ -410,6 +421,21 @@ impl LinkageSettings {
                 .label("no rules"),
             );
         }
+        if let Some(i) = self.training.em_blocking.iter().position(Vec::is_empty) {
+            p.push(
+                Finding::new(
+                    "ONB0911",
+                    format!("/training/em_blocking/{i}"),
+                    "linkage.training.em_blocking: a rule names no attribute",
+                )
+                .label("empty rule"),
+            );
+        }
+        p
+    }
+
+    fn check_comparisons(&self) -> Vec<Finding> {
+        let mut p = Vec::new();
         if self.comparisons.is_empty() || self.comparisons.len() > 8 {
             p.push(
                 Finding::new(
@@ -423,68 +449,39 @@ impl LinkageSettings {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.comparisons.iter().enumerate() {
             let at = format!("/comparisons/{i}");
+            let name = c.field.name();
             if !seen.insert(c.field) {
-                p.push(
-                    Finding::new(
-                        "ONB0912",
-                        format!("{at}/field"),
-                        format!(
-                            "linkage.comparisons[{i}]: `{}` is compared twice",
-                            c.field.name()
-                        ),
-                    )
-                    .label("compared twice"),
-                );
+                let msg = format!("linkage.comparisons[{i}]: `{name}` is compared twice");
+                p.push(Finding::new("ONB0912", format!("{at}/field"), msg).label("compared twice"));
             }
             if c.levels.is_empty() || c.levels.len() > 6 {
+                let msg = format!("linkage.comparisons[{i}] ({name}): needs 1 to 6 levels");
                 p.push(
-                    Finding::new(
-                        "ONB0912",
-                        format!("{at}/levels"),
-                        format!(
-                            "linkage.comparisons[{i}] ({}): needs 1 to 6 levels",
-                            c.field.name()
-                        ),
-                    )
-                    .label(format!("{} levels", c.levels.len())),
+                    Finding::new("ONB0912", format!("{at}/levels"), msg)
+                        .label(format!("{} levels", c.levels.len())),
                 );
             }
-            for (j, l) in c.levels.iter().enumerate() {
-                if !l.fits(c.field) {
-                    p.push(
-                        Finding::new(
-                            "ONB0913",
-                            format!("{at}/levels/{j}"),
-                            format!(
-                                "linkage.comparisons[{i}]: level `{}` does not apply to `{}`",
-                                l.label(),
-                                c.field.name()
-                            ),
-                        )
+            for (j, l) in c
+                .levels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.fits(c.field))
+            {
+                let msg = format!(
+                    "linkage.comparisons[{i}]: level `{}` does not apply to `{name}`",
+                    l.label()
+                );
+                p.push(
+                    Finding::new("ONB0913", format!("{at}/levels/{j}"), msg)
                         .label("does not apply"),
-                    );
-                }
+                );
             }
             if c.history && c.field != Field::Postcode {
+                let msg = format!("linkage.comparisons[{i}]: `history` applies to postcode only");
                 p.push(
-                    Finding::new(
-                        "ONB0913",
-                        format!("{at}/history"),
-                        format!("linkage.comparisons[{i}]: `history` applies to postcode only"),
-                    )
-                    .label("postcode only"),
+                    Finding::new("ONB0913", format!("{at}/history"), msg).label("postcode only"),
                 );
             }
-        }
-        if let Some(i) = self.training.em_blocking.iter().position(Vec::is_empty) {
-            p.push(
-                Finding::new(
-                    "ONB0911",
-                    format!("/training/em_blocking/{i}"),
-                    "linkage.training.em_blocking: a rule names no attribute",
-                )
-                .label("empty rule"),
-            );
         }
         p
     }

@@ -176,103 +176,118 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
         };
         let base = child("/sources", id);
         let spans = &loaded.doc.spans;
-        let file = if let Some(sample) = &opts.sample {
-            let name = sample
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let pat_name = Path::new(&src.path)
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let matches = glob::Pattern::new(&pat_name)
-                .map(|p| p.matches(&name))
-                .unwrap_or(false);
-            if !(matches || n_sources == 1) {
-                continue;
-            }
-            sample.clone()
-        } else if let Some(data) = &opts.data {
-            if !semantic::path_stays_inside(&src.path) {
-                continue;
-            }
-            let pattern = data.join(&src.path);
-            let mut found: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
-                .map(|g| g.flatten().filter(|p| p.is_file()).collect())
-                .unwrap_or_default();
-            found.sort();
-            match found.into_iter().next() {
-                Some(f) => f,
-                None => {
-                    diags.push(
-                        Diagnostic::new(
-                            "ONB0803",
-                            format!(
-                                "no file under {} matches `{}`",
-                                display_path(data),
-                                src.path
-                            ),
-                        )
-                        .at_opt(spans.value(&child(&base, "path")))
-                        .label("no matching extract"),
-                    );
-                    continue;
-                }
-            }
-        } else {
+        let Some(file) = data_file(&src, opts, n_sources, &base, spans, diags) else {
             continue;
         };
-        let header = match read_header(&file, &src) {
-            Ok(h) => h,
-            Err(e) => {
-                diags.push(
-                    Diagnostic::new(
-                        "ONB0804",
-                        format!("cannot read the header of {}: {e}", display_path(&file)),
-                    )
-                    .at_opt(spans.value(&child(&base, "path"))),
-                );
-                continue;
-            }
-        };
-        for (i, c) in src.columns.iter().enumerate() {
-            if !header.iter().any(|h| h == c) {
-                diags.push(
-                    Diagnostic::new(
-                        "ONB0801",
-                        format!(
-                            "column `{c}` is not in the header of {}",
-                            display_path(&file)
-                        ),
-                    )
-                    .at_opt(spans.value(&format!("{base}/columns/{i}")))
-                    .label("missing from data")
-                    .help_opt(
-                        did_you_mean(c, header.iter().map(String::as_str))
-                            .or_else(|| Some(format!("the extract has: {}", header.join(", ")))),
-                    ),
-                );
-            }
-        }
-        let extra: Vec<&String> = header.iter().filter(|h| !src.columns.contains(h)).collect();
-        if !extra.is_empty() {
-            diags.push(
+        match read_header(&file, &src) {
+            Ok(header) => compare_header(&src, &file, &header, &base, spans, diags),
+            Err(e) => diags.push(
                 Diagnostic::new(
-                    "ONB0802",
-                    format!(
-                        "{} has columns the manifest does not declare: {}",
-                        display_path(&file),
-                        extra
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    "ONB0804",
+                    format!("cannot read the header of {}: {e}", display_path(&file)),
                 )
-                .at_opt(spans.key(&child(&base, "columns")))
-                .label("undeclared columns are ignored"),
-            );
+                .at_opt(spans.value(&child(&base, "path"))),
+            ),
         }
+    }
+}
+
+/// The extract to check a source against: `--sample` when its name matches the source's
+/// path pattern (or the manifest has one source), else the first file under `--data`
+/// matching the pattern (ONB0803 when none does).
+fn data_file(
+    src: &crate::manifest::model::Source,
+    opts: &Options,
+    n_sources: usize,
+    base: &str,
+    spans: &crate::manifest::source::SpanIndex,
+    diags: &mut Diagnostics,
+) -> Option<PathBuf> {
+    if let Some(sample) = &opts.sample {
+        let file_name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
+        let matches = glob::Pattern::new(&file_name(Path::new(&src.path)))
+            .map(|p| p.matches(&file_name(sample)))
+            .unwrap_or(false);
+        return (matches || n_sources == 1).then(|| sample.clone());
+    }
+    let data = opts.data.as_ref()?;
+    if !semantic::path_stays_inside(&src.path) {
+        return None;
+    }
+    let pattern = data.join(&src.path);
+    let mut found: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+        .map(|g| g.flatten().filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    found.sort();
+    let first = found.into_iter().next();
+    if first.is_none() {
+        diags.push(
+            Diagnostic::new(
+                "ONB0803",
+                format!(
+                    "no file under {} matches `{}`",
+                    display_path(data),
+                    src.path
+                ),
+            )
+            .at_opt(spans.value(&child(base, "path")))
+            .label("no matching extract"),
+        );
+    }
+    first
+}
+
+/// Declared columns missing from the header (ONB0801), header columns not declared
+/// (ONB0802, a warning).
+fn compare_header(
+    src: &crate::manifest::model::Source,
+    file: &Path,
+    header: &[String],
+    base: &str,
+    spans: &crate::manifest::source::SpanIndex,
+    diags: &mut Diagnostics,
+) {
+    for (i, c) in src.columns.iter().enumerate() {
+        if header.iter().any(|h| h == c) {
+            continue;
+        }
+        diags.push(
+            Diagnostic::new(
+                "ONB0801",
+                format!(
+                    "column `{c}` is not in the header of {}",
+                    display_path(file)
+                ),
+            )
+            .at_opt(spans.value(&format!("{base}/columns/{i}")))
+            .label("missing from data")
+            .help_opt(
+                did_you_mean(c, header.iter().map(String::as_str))
+                    .or_else(|| Some(format!("the extract has: {}", header.join(", ")))),
+            ),
+        );
+    }
+    let extra: Vec<&str> = (header.iter())
+        .filter(|h| !src.columns.contains(h))
+        .map(String::as_str)
+        .collect();
+    if !extra.is_empty() {
+        diags.push(
+            Diagnostic::new(
+                "ONB0802",
+                format!(
+                    "{} has columns the manifest does not declare: {}",
+                    display_path(file),
+                    extra.join(", ")
+                ),
+            )
+            .at_opt(spans.key(&child(base, "columns")))
+            .label("undeclared columns are ignored"),
+        );
     }
 }
 

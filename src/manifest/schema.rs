@@ -242,9 +242,12 @@ impl Walk<'_> {
             diags.push(self.not_allowed(got, &options, at));
             return;
         }
-        let branches = node
+        let mut branches = node
             .map(|n| non_null_branches(schema, n))
             .unwrap_or_default();
+        if branches.len() > 1 {
+            branches.retain(|b| fits_type(b, err.instance()));
+        }
         if !err.instance().is_null() && branches.len() == 1 && self.depth < 8 {
             let mut sub = branches[0].clone();
             if let (Some(o), Some(defs)) = (sub.as_object_mut(), schema.get("$defs")) {
@@ -465,6 +468,26 @@ fn const_options(root: &Value, node: &Value) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a schema branch is for values of the instance's JSON type (a branch
+/// without a `type` may be for anything).
+fn fits_type(branch: &Value, instance: &Value) -> bool {
+    let name = match instance {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let whole = instance.is_i64() || instance.is_u64();
+    let fits = |t: &str| t == name || (t == "integer" && whole);
+    match branch.get("type") {
+        Some(Value::String(t)) => fits(t),
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).any(fits),
+        _ => true,
+    }
 }
 
 /// The branches of an `anyOf`/`oneOf` that are not `{type: null}`, resolved.

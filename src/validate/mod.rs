@@ -72,21 +72,22 @@ pub fn find_root(start: &Path) -> PathBuf {
 
 /// Validate manifests and ICS files (files or directories). An ICS file (recognised by
 /// its content, or given in [`Options::ics`]) is checked itself, and the manifests it
-/// names are checked with the rest.
+/// names are checked with the rest (each file once). Provider ids must be unique within
+/// each deployment: among the manifests of one ICS file, and among those given directly.
 pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outcome> {
     let mut outcome = Outcome::default();
-    let files = with_ics_providers(collect_files(paths)?, opts, &mut outcome)?;
+    let planned = with_ics_providers(collect_files(paths)?, opts, &mut outcome)?;
     let root = opts.root.clone().unwrap_or_else(|| {
         find_root(
-            files
+            planned
                 .first()
-                .map(PathBuf::as_path)
+                .map(|p| p.path.as_path())
                 .unwrap_or(Path::new(".")),
         )
     });
     let checker = Checker::new(&root);
-    let mut provider_ids: HashMap<String, (String, usize)> = HashMap::new();
-    for path in &files {
+    let mut provider_ids = ProviderIds::new();
+    for Planned { path, groups } in &planned {
         outcome.files.push(display_path(path));
         let mut diags = Diagnostics::default();
         let Some(loaded) = crate::manifest::load(path, &root, &mut diags) else {
@@ -95,30 +96,7 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
         };
         crate::manifest::schema::check(&loaded.doc, &mut diags);
         let resolved = semantic::check(&checker, &loaded, &mut diags);
-        // Duplicate provider ids across files.
-        if let Some(id) = loaded
-            .doc
-            .value
-            .pointer("/provider/id")
-            .and_then(|v| v.as_str())
-        {
-            let at = loaded.doc.spans.value("/provider/id");
-            match provider_ids.get(id) {
-                Some((file, line)) => diags.push(
-                    Diagnostic::new(
-                        "ONB0601",
-                        format!("provider id `{id}` is already used by {file}:{line}"),
-                    )
-                    .at_opt(at)
-                    .label("duplicate provider id")
-                    .help("provider ids are unique across the ICS; rename one of them"),
-                ),
-                None => {
-                    let line = at.as_ref().map(|s| s.start.line).unwrap_or(0);
-                    provider_ids.insert(id.to_string(), (display_path(path), line));
-                }
-            }
-        }
+        check_provider_id(&loaded, groups, &mut provider_ids, &mut diags);
         if opts.data.is_some() || opts.sample.is_some() {
             check_data(&loaded, opts, &mut diags);
         }
@@ -131,22 +109,83 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
     Ok(outcome)
 }
 
+/// A manifest to check and the deployments it belongs to (0: the paths given directly;
+/// `i`: the `i`-th ICS file).
+struct Planned {
+    path: PathBuf,
+    groups: Vec<usize>,
+}
+
+/// (deployment, provider id) → where it was first declared (file, line).
+type ProviderIds = HashMap<(usize, String), (String, usize)>;
+
+/// A provider id already used in one of the manifest's deployments (ONB0601).
+fn check_provider_id(
+    loaded: &crate::manifest::Loaded,
+    groups: &[usize],
+    seen: &mut ProviderIds,
+    diags: &mut Diagnostics,
+) {
+    let Some(id) = loaded
+        .doc
+        .value
+        .pointer("/provider/id")
+        .and_then(|v| v.as_str())
+    else {
+        return;
+    };
+    let at = loaded.doc.spans.value("/provider/id");
+    for g in groups {
+        match seen.get(&(*g, id.to_string())) {
+            Some((file, line)) => diags.push(
+                Diagnostic::new(
+                    "ONB0601",
+                    format!("provider id `{id}` is already used by {file}:{line}"),
+                )
+                .at_opt(at.clone())
+                .label("duplicate provider id")
+                .help("provider ids are unique across the ICS; rename one of them"),
+            ),
+            None => {
+                let line = at.as_ref().map(|s| s.start.line).unwrap_or(0);
+                seen.insert((*g, id.to_string()), (display_path(&loaded.path), line));
+            }
+        }
+    }
+}
+
 /// Check the ICS files among `files` (and in `opts.ics`) into `outcome`; returns the
-/// manifests to check: the other files and those the ICS files name, without repeats.
+/// manifests to check: the other files and those the ICS files name, each once with
+/// the deployments it belongs to.
 fn with_ics_providers(
     files: Vec<PathBuf>,
     opts: &Options,
     outcome: &mut Outcome,
-) -> std::io::Result<Vec<PathBuf>> {
+) -> std::io::Result<Vec<Planned>> {
     let canonical = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
     let forced: Vec<PathBuf> = opts.ics.iter().map(canonical).collect();
-    let (mut ics, mut manifests): (Vec<PathBuf>, Vec<PathBuf>) = files
+    let (mut ics, direct): (Vec<PathBuf>, Vec<PathBuf>) = files
         .into_iter()
         .partition(|f| forced.contains(&canonical(f)) || crate::ics::is_ics_file(f));
     ics.extend(opts.ics.iter().cloned());
     let mut seen = std::collections::HashSet::new();
     ics.retain(|p| seen.insert(canonical(p)));
-    for path in &ics {
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    let mut add = |path: PathBuf, group: usize| {
+        let i = *index.entry(canonical(&path)).or_insert_with(|| {
+            planned.push(Planned {
+                path,
+                groups: Vec::new(),
+            });
+            planned.len() - 1
+        });
+        if !planned[i].groups.contains(&group) {
+            planned[i].groups.push(group);
+        }
+    };
+    direct.into_iter().for_each(|p| add(p, 0));
+    for (g, path) in ics.iter().enumerate() {
         let checked = crate::ics::read(path);
         outcome.files.push(checked.name.clone());
         outcome.diagnostics.extend(checked.diagnostics);
@@ -157,11 +196,11 @@ fn with_ics_providers(
             .map(|p| crate::manifest::lexically_normal(&parsed.resolve(p)))
             .filter(|p| p.exists()) // a missing one is ONB0905
             .collect();
-        manifests.extend(collect_files(&named)?);
+        collect_files(&named)?
+            .into_iter()
+            .for_each(|p| add(p, g + 1));
     }
-    let mut seen = std::collections::HashSet::new();
-    manifests.retain(|m| seen.insert(canonical(m)));
-    Ok(manifests)
+    Ok(planned)
 }
 
 /// Compare each source's declared columns with the header of a real extract.

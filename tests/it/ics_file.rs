@@ -259,3 +259,25 @@ fn ics_schema_is_valid_and_accepts_the_repository_ics_files() {
     let value = onboard::manifest::source::parse_plain("bad", &bad).unwrap();
     assert!(!validator.is_valid(&value));
 }
+
+#[test]
+fn provider_ids_are_unique_per_ics_not_across_deployments() {
+    // Both ICS files name manifests with the ids acute-rxx, emis-f81001 and
+    // systmone-f81010: two deployments, no conflict.
+    let o = onboard(&[
+        "validate",
+        "examples/northshire/ics.yaml",
+        "tests/fixtures/ics/ics.yaml",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    // Given directly, the same manifests are one set: the ids clash.
+    let diags = json_diagnostics(&[
+        "validate",
+        "--format",
+        "json",
+        "providers",
+        "tests/fixtures/ics/providers",
+    ]);
+    assert!(diags.iter().all(|d| d["code"] == "ONB0601"), "{diags:?}");
+    assert_eq!(diags.len(), 3, "{diags:?}");
+}

@@ -281,3 +281,23 @@ fn provider_ids_are_unique_per_ics_not_across_deployments() {
     assert!(diags.iter().all(|d| d["code"] == "ONB0601"), "{diags:?}");
     assert_eq!(diags.len(), 3, "{diags:?}");
 }
+
+#[test]
+fn a_finding_on_a_default_value_points_at_what_was_written() {
+    // review_threshold is left at its default (3.17): the diagnostic points at the
+    // link_threshold the file sets.
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("ics.yaml");
+    std::fs::write(
+        &f,
+        "ics: { id: t, name: T }\nproviders: []\nlanding: l\nlinkage:\n  link_threshold: 2\n",
+    )
+    .unwrap();
+    let e = onboard::ics::Ics::load(&f).unwrap_err();
+    let d = &e.diagnostics[0];
+    assert_eq!((d.code, d.line(), d.column()), ("ONB0910", 5, 19), "{e}");
+    assert!(
+        d.message
+            .contains("review_threshold (3.17) is above link_threshold (2)")
+    );
+}

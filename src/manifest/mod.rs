@@ -194,33 +194,7 @@ fn apply_template(
     hasher: &mut Sha256,
 ) -> Option<Document> {
     let uses_span = doc.spans.value("/uses");
-    let valid_name = !uses.is_empty()
-        && uses
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let path = root
-        .join(TEMPLATE_DIR)
-        .join(format!("{uses}{TEMPLATE_EXT}"));
-    if !valid_name || !path.is_file() {
-        let names = template_names(root);
-        let help = did_you_mean(uses, names.iter().map(String::as_str)).unwrap_or_else(|| {
-            if names.is_empty() {
-                format!(
-                    "no templates found in {}",
-                    display_path(&root.join(TEMPLATE_DIR))
-                )
-            } else {
-                format!("available templates: {}", names.join(", "))
-            }
-        });
-        diags.push(
-            Diagnostic::new("ONB0501", format!("unknown provider template `{uses}`"))
-                .at_opt(uses_span)
-                .label("no such template")
-                .help(help),
-        );
-        return None;
-    }
+    let path = template_path(uses, root, uses_span.clone(), diags)?;
     let tname = display_path(&path);
     let tfile = match read_text(&path, &tname) {
         Ok(f) => f,
@@ -230,9 +204,7 @@ fn apply_template(
         }
     };
     hasher.update(tfile.text.as_bytes());
-    let params = doc
-        .value
-        .get("params")
+    let params = (doc.value.get("params"))
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -247,11 +219,10 @@ fn apply_template(
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_fuel(Some(200_000));
     env.set_recursion_limit(64);
-    if let Err(e) = env.add_template_owned(tname.clone(), tfile.text.clone()) {
-        diags.push(template_error(&tfile, &e));
-        return None;
-    }
-    let tmpl = match env.get_template(&tname) {
+    let tmpl = env
+        .add_template_owned(tname.clone(), tfile.text.clone())
+        .and_then(|_| env.get_template(&tname));
+    let tmpl = match tmpl {
         Ok(t) => t,
         Err(e) => {
             diags.push(template_error(&tfile, &e));
@@ -259,18 +230,16 @@ fn apply_template(
         }
     };
     let used = tmpl.undeclared_variables(false);
-    for (k, _) in params.iter() {
-        if !used.contains(k) {
-            diags.push(
-                Diagnostic::new(
-                    "ONB0504",
-                    format!("parameter `{k}` is not used by template `{uses}`"),
-                )
-                .at_opt(doc.spans.key(&child("/params", k)))
-                .label("unused")
-                .help_opt(did_you_mean(k, used.iter().map(String::as_str))),
-            );
-        }
+    for (k, _) in params.iter().filter(|(k, _)| !used.contains(*k)) {
+        diags.push(
+            Diagnostic::new(
+                "ONB0504",
+                format!("parameter `{k}` is not used by template `{uses}`"),
+            )
+            .at_opt(doc.spans.key(&child("/params", k)))
+            .label("unused")
+            .help_opt(did_you_mean(k, used.iter().map(String::as_str))),
+        );
     }
     let render = |p: &serde_json::Map<String, Value>| {
         tmpl.render(minijinja::Value::from(minijinja::value::Serde(
@@ -279,23 +248,12 @@ fn apply_template(
     };
     let rendered = match render(&params) {
         Ok(r) => r,
-        Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
-            // Find the parameters the template cannot do without: those whose absence
-            // alone still fails when every other unknown name is given a placeholder.
-            let mut candidates: Vec<&String> =
-                used.iter().filter(|v| !params.contains_key(*v)).collect();
-            candidates.sort();
-            let mut missing = Vec::new();
-            for c in &candidates {
-                let mut trial = params.clone();
-                for o in candidates.iter().filter(|o| *o != c) {
-                    trial.insert((*o).clone(), Value::String("placeholder".into()));
-                }
-                if matches!(render(&trial), Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError)
-                {
-                    missing.push(*c);
-                }
-            }
+        Err(e) => {
+            let missing = if e.kind() == minijinja::ErrorKind::UndefinedError {
+                missing_params(&used, &params, &render)
+            } else {
+                Vec::new()
+            };
             if missing.is_empty() {
                 diags.push(template_error(&tfile, &e));
             }
@@ -314,24 +272,80 @@ fn apply_template(
             }
             return None;
         }
-        Err(e) => {
-            diags.push(template_error(&tfile, &e));
-            return None;
-        }
     };
     let rfile = SourceFile::new(tname, rendered);
-    let base = match source::parse(&rfile) {
-        Ok(d) => d,
+    match source::parse(&rfile) {
+        Ok(base) => Some(merge(base, doc.clone())),
         Err(ds) => {
             for d in ds {
                 diags.push(
                     d.help("the rendered template is not valid YAML; check the parameter values"),
                 );
             }
-            return None;
+            None
         }
-    };
-    Some(merge(base, doc.clone()))
+    }
+}
+
+/// The template file `uses:` names, or ONB0501 with did-you-mean.
+fn template_path(
+    uses: &str,
+    root: &Path,
+    uses_span: Option<Span>,
+    diags: &mut Diagnostics,
+) -> Option<PathBuf> {
+    let valid_name = !uses.is_empty()
+        && uses
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let path = root
+        .join(TEMPLATE_DIR)
+        .join(format!("{uses}{TEMPLATE_EXT}"));
+    if valid_name && path.is_file() {
+        return Some(path);
+    }
+    let names = template_names(root);
+    let help = did_you_mean(uses, names.iter().map(String::as_str)).unwrap_or_else(|| {
+        if names.is_empty() {
+            format!(
+                "no templates found in {}",
+                display_path(&root.join(TEMPLATE_DIR))
+            )
+        } else {
+            format!("available templates: {}", names.join(", "))
+        }
+    });
+    diags.push(
+        Diagnostic::new("ONB0501", format!("unknown provider template `{uses}`"))
+            .at_opt(uses_span)
+            .label("no such template")
+            .help(help),
+    );
+    None
+}
+
+/// The parameters the template cannot do without: those whose absence alone still
+/// fails when every other unknown name is given a placeholder.
+fn missing_params<'u>(
+    used: &'u std::collections::HashSet<String>,
+    params: &serde_json::Map<String, Value>,
+    render: &dyn Fn(&serde_json::Map<String, Value>) -> Result<String, minijinja::Error>,
+) -> Vec<&'u String> {
+    let mut candidates: Vec<&String> = used.iter().filter(|v| !params.contains_key(*v)).collect();
+    candidates.sort();
+    let mut missing = Vec::new();
+    for c in &candidates {
+        let mut trial = params.clone();
+        for o in candidates.iter().filter(|o| *o != c) {
+            trial.insert((*o).clone(), Value::String("placeholder".into()));
+        }
+        if let Err(e) = render(&trial)
+            && e.kind() == minijinja::ErrorKind::UndefinedError
+        {
+            missing.push(*c);
+        }
+    }
+    missing
 }
 
 fn template_error(tfile: &Arc<SourceFile>, e: &minijinja::Error) -> Diagnostic {

@@ -253,12 +253,32 @@ impl Finding {
         self.help = Some(help.into());
         self
     }
+    /// A finding at a dotted setting as messages name it (`deploy.storage.landing`,
+    /// `linkage.comparisons[0].levels`), relative to the document's top.
+    pub fn at_setting(code: &'static str, setting: &str, message: impl Into<String>) -> Self {
+        let pointer: String = setting
+            .replace('[', ".")
+            .replace(']', "")
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        Finding::new(code, pointer, message)
+    }
     /// The finding with its pointers below `prefix` (e.g. `/linkage`).
     pub fn under(mut self, prefix: &str) -> Self {
         for p in &mut self.pointers {
             *p = format!("{prefix}{p}");
         }
         self
+    }
+}
+
+/// A check that still reports plain text: `ONB0909` at the section it came from (the
+/// caller's [`Finding::under`]); give it a code and a pointer to locate it precisely.
+impl From<String> for Finding {
+    fn from(message: String) -> Self {
+        Finding::new("ONB0909", "", message)
     }
 }
 
@@ -358,6 +378,7 @@ pub mod codes {
         "ONB0906" Warning "provider directory holds no manifests" => "A directory named in `providers:` contains no `*.yaml` / `*.yml` manifest, so it onboards nothing.";
         "ONB0907" Error "bad reference date" => "`reference_date` must be a date written YYYY-MM-DD.";
         "ONB0908" Error "bad memory limit" => "`engine.memory_limit` must be a size such as `2GiB`, `512MiB`, `1GB` or a number of bytes.";
+        "ONB0909" Error "settings of an ICS section do not fit together" => "A section's settings contradict each other or name something unusable; the message names the setting. Reported at the section when its check gives no more precise place.";
         "ONB0910" Error "review threshold above link threshold" => "`linkage.review_threshold` must not exceed `linkage.link_threshold`: pairs between the two go to clerical review, pairs above the link threshold are linked.";
         "ONB0911" Error "bad blocking rules" => "`linkage.blocking` needs at least one rule, and each rule names at least one attribute (the same for `linkage.training.em_blocking`).";
         "ONB0912" Error "bad number of comparisons" => "`linkage.comparisons` needs 1 to 8 comparisons, each field at most once, each with 1 to 6 levels.";
@@ -714,4 +735,26 @@ pub fn display_path(path: &Path) -> String {
     };
     let s = p.to_string_lossy().replace('\\', "/");
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Finding;
+
+    #[test]
+    fn findings_locate_by_pointer() {
+        let f = Finding::at_setting("ONB0909", "deploy.storage.landing", "bad");
+        assert_eq!(f.pointers, ["/deploy/storage/landing"]);
+        let f = Finding::at_setting("ONB0909", "linkage.comparisons[2].levels", "bad");
+        assert_eq!(f.pointers, ["/linkage/comparisons/2/levels"]);
+        let f = Finding::new("ONB0910", "/review_threshold", "x")
+            .or_at("/link_threshold")
+            .under("/linkage");
+        assert_eq!(
+            f.pointers,
+            ["/linkage/review_threshold", "/linkage/link_threshold"]
+        );
+        let f = Finding::from("plain".to_string()).under("/linkage");
+        assert_eq!((f.code, f.pointers[0].as_str()), ("ONB0909", "/linkage"));
+    }
 }

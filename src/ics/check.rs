@@ -14,18 +14,15 @@ use crate::diagnostics::{Finding, did_you_mean};
 use super::Ics;
 
 /// Every semantic problem of a loaded ICS file.
+#[allow(clippy::useless_conversion)] // `Finding::from` also accepts a section's plain strings
 pub fn check(ics: &Ics) -> Vec<Finding> {
     let mut out = Vec::new();
     out.extend(providers(ics));
     out.extend(reference_date(ics.file.reference_date.as_deref()));
     out.extend(memory_limit(&ics.file.engine.memory_limit));
-    out.extend(
-        ics.file
-            .linkage
-            .check()
-            .into_iter()
-            .map(|f| f.under("/linkage")),
-    );
+    // `Finding::from` also takes a plain message (ONB0909 at the section).
+    let linkage = ics.file.linkage.check().into_iter();
+    out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
     out
 }
 

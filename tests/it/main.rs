@@ -3,6 +3,7 @@
 //! fixtures where it matters.
 
 mod drift;
+mod ics_file;
 mod formats;
 mod risk;
 mod robustness;

@@ -383,6 +383,8 @@ pub mod codes {
         "ONB0911" Error "bad blocking rules" => "`linkage.blocking` needs at least one rule, and each rule names at least one attribute (the same for `linkage.training.em_blocking`).";
         "ONB0912" Error "bad number of comparisons" => "`linkage.comparisons` needs 1 to 8 comparisons, each field at most once, each with 1 to 6 levels.";
         "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
+        "ONB0920" Error "risk settings do not fit together" => "The `risk:` section's as-of dates, outcome horizon or bands contradict each other: training outcome windows must end by the validation as-of date, the validation window by the reference date; bands need increasing `top_percent`, only the last without one.";
+        "ONB0921" Error "bad risk feature" => "A declared risk feature names an unknown code list (the message lists the known ones), repeats a name, uses a reserved name, or has an empty window (docs/risk.md).";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {

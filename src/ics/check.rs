@@ -23,7 +23,67 @@ pub fn check(ics: &Ics) -> Vec<Finding> {
     // `Finding::from` also takes a plain message (ONB0909 at the section).
     let linkage = ics.file.linkage.check().into_iter();
     out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
+    out.extend(risk(ics));
     out
+}
+
+/// The `risk:` section: as-of dates and bands that fit together (ONB0920), features
+/// over known code lists (ONB0921).
+fn risk(ics: &Ics) -> Vec<Finding> {
+    let s = &ics.file.risk;
+    let Some(reference) = ics
+        .file
+        .reference_date
+        .as_deref()
+        .and_then(crate::risk::parse_date)
+    else {
+        return Vec::new();
+    };
+    let mut out: Vec<Finding> = s
+        .check(reference)
+        .into_iter()
+        .map(|e| Finding::at_setting("ONB0920", &format!("risk.{}", e.setting), e.message))
+        .collect();
+    let lists = s.codelists.as_ref().map(|c| ics.dir.join(c));
+    let specs = s.feature_specs(&ics.dir);
+    let codelists = crate::risk::codelists::Codelists::load(lists.as_deref());
+    match (specs, codelists) {
+        (Ok(specs), Ok(codelists)) => {
+            for e in crate::risk::features::check(&specs, &codelists) {
+                let at = feature_pointer(s, &e);
+                out.push(Finding::new("ONB0921", at, e.to_string()).or_at("/risk"));
+            }
+        }
+        (Err(e), _) => out.push(Finding::at_setting(
+            "ONB0921",
+            &format!("risk.{}", e.setting),
+            e.message,
+        )),
+        (_, Err(e)) => {
+            out.push(Finding::new("ONB0921", "/risk/codelists", e.to_string()).or_at("/risk"))
+        }
+    }
+    out
+}
+
+/// Where a feature problem is: the feature's entry when the list is inline.
+fn feature_pointer(
+    s: &crate::risk::config::RiskSettings,
+    e: &crate::risk::features::FeatureError,
+) -> String {
+    use crate::risk::features::FeatureError as E;
+    let name = match e {
+        E::UnknownCodelist { feature, .. } | E::Invalid { feature, .. } => feature.as_str(),
+        E::Duplicate(n) | E::BadName(n) => n.as_str(),
+        E::Codelist(_) => "",
+    };
+    match &s.features {
+        Some(list) => match list.iter().position(|f| f.name == name) {
+            Some(i) => format!("/risk/features/{i}"),
+            None => "/risk/features".into(),
+        },
+        None => "/risk/features_file".into(),
+    }
 }
 
 /// Each entry of `providers:` exists; a directory holds at least one manifest.

@@ -120,7 +120,7 @@ pub fn check(specs: &[FeatureSpec], codelists: &Codelists) -> Vec<FeatureError> 
         for l in lists {
             if !known.contains(l) {
                 let hint = crate::diagnostics::did_you_mean(l, known.iter().map(String::as_str))
-                    .map(|m| format!(" (did you mean `{m}`?)"))
+                    .map(|m| format!(" ({m})"))
                     .unwrap_or_default();
                 out.push(FeatureError::UnknownCodelist {
                     feature: s.name.clone(),

@@ -11,6 +11,8 @@ const EXPECTED: &[(&str, &str, usize, usize)] = &[
     ("misspelt_linkage_key", "ONB0901", 6, 3),
     ("misspelt_top_key", "ONB0901", 5, 1),
     ("review_above_link", "ONB0910", 7, 21),
+    ("risk_training_overlaps", "ONB0920", 8, 19),
+    ("risk_unknown_codelist", "ONB0921", 10, 7),
     ("unknown_provider_dir", "ONB0905", 4, 5),
     ("wrong_type", "ONB0902", 7, 22),
 ];

@@ -155,9 +155,9 @@ fn block(rng: &mut Rng, s: &Subject, b: i32, h: &mut History) {
     }
     let n = s.conditions(b) as f64;
     let frailty = s.health.frailty_at(age, b);
-    let known: Vec<Admission> = h.admissions.iter().copied().filter(|a| a.day < b).collect();
+    let known = h.admissions.partition_point(|a| a.day < b);
     // The person's current emergency rate per year, bounded.
-    let risk = (s.process.level(b, &known) * 365.0).min(2.0);
+    let risk = (s.process.level(b, &h.admissions[..known]) * 365.0).min(2.0);
     let mut days = Vec::new();
     events_in(rng, 0.03 + 0.03 * n, b, &mut days);
     for d in days.drain(..) {

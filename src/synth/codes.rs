@@ -22,6 +22,8 @@ pub(super) struct Condition {
     pub min_age: i64,
     /// Indices into [`DRUGS`] issued on repeat once present.
     pub drugs: &'static [usize],
+    /// Adds to frailty once present (cognition, mobility).
+    pub frailing: bool,
 }
 
 /// `codes` are ICD-10, SNOMED CT and CTV3.
@@ -42,6 +44,7 @@ const fn cond(
         weight,
         min_age,
         drugs,
+        frailing: matches!(key.as_bytes(), b"dementia" | b"stroke" | b"parkinsons"),
     }
 }
 
@@ -170,9 +173,6 @@ pub(super) const CONDITIONS: &[Condition] = &[
         &[],
     ),
 ];
-
-/// Conditions that add to frailty once present (cognition, mobility).
-pub(super) const FRAILTY_CONDITIONS: &[&str] = &["dementia", "stroke", "parkinsons"];
 
 /// A medicine: (dm+d VMP id, name, quantity per issue).
 pub(super) const DRUGS: &[(&str, &str, u32)] = &[

@@ -9,7 +9,8 @@
 //! least one admission in (T, T+90] given everything up to T is exactly
 //! 1 − exp(−Σ h(t)) with h computed as if no admission happened in the window.
 
-use super::health::{Health, YEAR};
+use super::codes::CONDITIONS;
+use super::health::{Health, YEAR, frailty};
 use super::rng::Rng;
 
 /// Baseline log daily hazard (at 50, no conditions, least deprived, latent 0).
@@ -51,15 +52,18 @@ impl Process {
     pub(super) fn new(h: &Health, dob: i32, end: i32) -> Process {
         let fixed = ALPHA + DEPRIVATION * h.deprivation + h.latent;
         let mut base = Vec::with_capacity(end.max(0) as usize + 1);
-        let mut conds = 0.0;
+        let (mut conds, mut frailing) = (0.0, 0);
         let mut next = 0;
         for d in 0..=end {
             while next < h.onsets.len() && h.onsets[next].1 <= d {
-                conds += super::codes::CONDITIONS[h.onsets[next].0].log_hr;
+                let c = &CONDITIONS[h.onsets[next].0];
+                conds += c.log_hr;
+                frailing += usize::from(c.frailing);
                 next += 1;
             }
             let age = f64::from(d - dob) / YEAR;
-            base.push(fixed + age_effect(age) + conds + FRAILTY * h.frailty_at(age, d));
+            let frail = frailty(age, next, frailing, h.frail_u);
+            base.push(fixed + age_effect(age) + conds + FRAILTY * frail);
         }
         Process { base }
     }

@@ -3,7 +3,7 @@
 //! the person-level latent effect on their emergency-admission hazard.
 
 use super::World;
-use super::codes::{CONDITIONS, FRAILTY_CONDITIONS};
+use super::codes::CONDITIONS;
 use super::rng::Rng;
 
 /// Days in a year, for ages.
@@ -54,15 +54,21 @@ impl Health {
         if age < 65.0 {
             return 0.0;
         }
-        let (mut n, mut special) = (0.0, 0.0);
+        let (mut n, mut frailing) = (0, 0);
         for c in self.conditions_at(d) {
-            n += 1.0;
-            if FRAILTY_CONDITIONS.contains(&CONDITIONS[c].key) {
-                special += 0.12;
-            }
+            n += 1;
+            frailing += usize::from(CONDITIONS[c].frailing);
         }
-        ((age - 65.0) / 30.0 * 0.5 + n * 0.06 + special + self.frail_u * 0.1).min(1.0)
+        frailty(age, n, frailing, self.frail_u)
     }
+}
+
+/// Frailty at `age` with `n` conditions, `frailing` of them cognitive or mobility ones.
+pub(super) fn frailty(age: f64, n: usize, frailing: usize, frail_u: f64) -> f64 {
+    if age < 65.0 {
+        return 0.0;
+    }
+    ((age - 65.0) / 30.0 * 0.5 + n as f64 * 0.06 + frailing as f64 * 0.12 + frail_u * 0.1).min(1.0)
 }
 
 /// Draw a person's health: `dob` and the world's end as days from the origin.

@@ -155,9 +155,9 @@ fn block(rng: &mut Rng, s: &Subject, b: i32, h: &mut History) {
     }
     let n = s.conditions(b) as f64;
     let frailty = s.health.frailty_at(age, b);
-    let known: Vec<Admission> = h.admissions.iter().copied().filter(|a| a.day < b).collect();
+    let known = h.admissions.partition_point(|a| a.day < b);
     // The person's current emergency rate per year, bounded.
-    let risk = (s.process.level(b, &known) * 365.0).min(2.0);
+    let risk = (s.process.level(b, &h.admissions[..known]) * 365.0).min(2.0);
     let mut days = Vec::new();
     events_in(rng, 0.03 + 0.03 * n, b, &mut days);
     for d in days.drain(..) {
@@ -182,7 +182,7 @@ fn block(rng: &mut Rng, s: &Subject, b: i32, h: &mut History) {
     }
     let depressed = s.health.has_at("depression", b);
     if s.health.services.mental_health || (depressed && s.health.frail_u < 0.15) {
-        events_in(rng, 1.6, b, &mut h.mental_health);
+        events_in(rng, 1.2, b, &mut h.mental_health);
     }
     let observations = 0.8 + age / 30.0 + 0.5 * n;
     events_in(rng, observations, b, &mut days);
@@ -209,7 +209,7 @@ fn condition_codes(rng: &mut Rng, s: &Subject, world: &World, h: &mut History) {
     }
 }
 
-/// Repeat issues of the conditions' medicines every 84 days from onset (and
+/// Repeat issues of the conditions' medicines every 56 days from onset (and
 /// preventive statins and PPIs with age), acute issues now and then.
 fn medications(rng: &mut Rng, s: &Subject, world: &World, h: &mut History) {
     let mut courses: Vec<(usize, i32)> = Vec::new();
@@ -228,14 +228,14 @@ fn medications(rng: &mut Rng, s: &Subject, world: &World, h: &mut History) {
         courses.push((PPI, at_age(60.0)));
     }
     for (drug, from) in courses {
-        let mut d = from.max(world.start) + rng.below(84) as i32;
+        let mut d = from.max(world.start) + rng.below(56) as i32;
         while d <= world.end {
             h.medications.push(Issue {
                 day: d,
                 drug,
                 repeat: true,
             });
-            d += 84 + rng.below(7) as i32 - 3;
+            d += 56 + rng.below(7) as i32 - 3;
         }
     }
     let years = f64::from(world.end - world.start) / YEAR;

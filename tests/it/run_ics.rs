@@ -127,7 +127,7 @@ fn fixture_ics_runs_end_to_end_with_reconciliation_and_quarantine() {
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["demo_key"], true);
     let sources = run["sources"].as_array().unwrap();
-    assert_eq!(sources.len(), 7);
+    assert_eq!(sources.len(), 9);
     for s in sources {
         let (r, a, q) = (
             s["rows_read"].as_u64().unwrap(),

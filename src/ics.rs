@@ -30,6 +30,9 @@ pub struct IcsFile {
     pub fail_run_on_breach: bool,
     #[serde(default)]
     pub linkage: LinkageSettings,
+    /// How this ICS is deployed (`onboard render`; docs/deploy.md).
+    #[serde(default)]
+    pub deploy: Option<crate::deploy::DeploySettings>,
 }
 
 pub use crate::link::config::LinkageSettings;
@@ -92,7 +95,10 @@ impl Ics {
         let value = crate::manifest::source::parse_plain(&path.display().to_string(), &text)?;
         let file: IcsFile =
             serde_json::from_value(value).map_err(|e| format!("{}: {e}", path.display()))?;
-        let problems = file.linkage.check();
+        let mut problems = file.linkage.check();
+        if let Some(d) = &file.deploy {
+            problems.extend(d.check().iter().map(ToString::to_string));
+        }
         if !problems.is_empty() {
             return Err(format!("{}: {}", path.display(), problems.join("; ")));
         }

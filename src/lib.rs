@@ -4,7 +4,7 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► deploy
 //!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)
 //!                                                          quarantine, run.json)      spine)
 //! ```
@@ -24,6 +24,8 @@
 //! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
 //!   trained by EM, guarded clustering, the spine with survivorship.
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
+//! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
+//!   Kubernetes), Spark SQL, object-storage URIs, the Ballista engine (feature `distributed`).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
 //! * [`synth`]: a synthetic ICS with ground truth (for the demo, tests and benchmarks).
 //! * [`reference`]: reference documentation generated from the registries.
@@ -43,6 +45,7 @@ pub mod execute;
 pub mod report;
 pub mod link;
 pub mod evaluate;
+pub mod deploy;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

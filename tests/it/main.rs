@@ -8,6 +8,9 @@ mod robustness;
 mod udfs;
 mod run_ics;
 mod crash;
+mod deploy;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod synth_demo;
 mod util;
 mod validate_cli;

@@ -346,6 +346,8 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     )
     .map_err(fail)?;
     let _ = std::fs::remove_dir_all(staging.join("spill"));
+    // Scans staged for a distributed engine hold raw extracts: never published.
+    let _ = std::fs::remove_dir_all(staging.join("bronze"));
     let run_dir = publish(&out, &staging, &run_id).map_err(fail)?;
     Ok(Published {
         record,

@@ -39,10 +39,14 @@ pub async fn context(
         .with_config(cfg)
         .with_default_features()
         .build();
-    let mut udfs = crate::udf::all();
-    udfs.push(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
-    udfs.push(crate::pseudonymise::RecordKey::udf(key.clone()));
-    for f in udfs {
+    let udfs = || {
+        let mut v = crate::udf::all();
+        v.push(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
+        v.push(crate::pseudonymise::RecordKey::udf(key.clone()));
+        v
+    };
+    // On the state for the scheduler and executors (standalone mode copies it) …
+    for f in udfs() {
         state
             .register_udf(Arc::new(f))
             .map_err(|e| format!("registering functions: {e}"))?;
@@ -54,7 +58,12 @@ pub async fn context(
         }
         EngineChoice::Embedded => return Err("not a Ballista engine".into()),
     };
-    ctx.map_err(|e| format!("starting the Ballista engine: {e}"))
+    let ctx = ctx.map_err(|e| format!("starting the Ballista engine: {e}"))?;
+    // … and on the client, whose state Ballista rebuilt with its own function list.
+    for f in udfs() {
+        ctx.register_udf(f);
+    }
+    Ok(ctx)
 }
 
 /// Read a source with onboard's scanner (in this process) into Parquet under

@@ -90,6 +90,10 @@ async fn fixture_ics_same_rows_embedded_and_on_standalone_ballista() {
     assert!(
         a.keys().any(|k| k.starts_with("silver")) && a.keys().any(|k| k.starts_with("quarantine"))
     );
+    assert!(
+        !ballista.run_dir.join("bronze").exists(),
+        "staged raw extracts are not published"
+    );
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     for (table, rows) in &a {
         assert_eq!(rows, &b[table], "{table} differs between the engines");

@@ -43,6 +43,21 @@ pub enum Command {
     Risk(RiskArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
+    /// Render a deployment bundle for an ICS (Databricks, Ballista or Kubernetes).
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The ICS deployment file with a `deploy:` section.
+    #[arg(long, value_name = "FILE")]
+    pub ics: PathBuf,
+    /// What to render for.
+    #[arg(long, value_enum)]
+    pub target: crate::deploy::Target,
+    /// Output directory (replaced as a whole).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +196,9 @@ pub struct ExplainArgs {
     /// Project root (holds templates/providers/).
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+    /// SQL dialect printed: the compiled DataFusion SQL, or Spark SQL unparsed from the plan.
+    #[arg(long, value_enum, default_value_t)]
+    pub dialect: crate::deploy::SqlDialect,
 }
 
 /// Where the pseudonymisation key comes from.
@@ -221,6 +239,10 @@ pub struct RunArgs {
     /// summary is text).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Engine: `embedded` (default), or `ballista://host:port` (a build with the
+    /// `distributed` feature).
+    #[arg(long, value_name = "URL", default_value = "embedded")]
+    pub engine: String,
 }
 
 #[derive(Debug, Args)]
@@ -364,6 +386,16 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Link(a) => link(a),
         Command::ExplainMatch(a) => explain_match(a),
         Command::Risk(a) => risk(a),
+        Command::Render(a) => {
+            let r = crate::deploy::render::render(&a.ics, a.target, &a.out)?;
+            emit(&format!(
+                "rendered {} files for {} into {}\n",
+                r.files.len(),
+                a.target.name(),
+                r.out.display()
+            ))?;
+            Ok(0)
+        }
     }
 }
 
@@ -865,13 +897,18 @@ fn explain(a: ExplainArgs) -> anyhow::Result<u8> {
         let c = crate::compile::compile_source(m, s, &run_ctx);
         crate::compile::register_empty_scan(&ctx, &c, s)?;
         let plan = rt.block_on(crate::compile::logical_plan(&ctx, &c))?;
+        let (label, sql) = match a.dialect {
+            crate::deploy::SqlDialect::Datafusion => ("SQL", c.sql.clone()),
+            crate::deploy::SqlDialect::Spark => {
+                ("Spark SQL", crate::deploy::spark::plan_to_spark_sql(&plan)?)
+            }
+        };
         out.push_str(&format!(
-            "== {}/{} → {} ==\n\n-- logical plan\n{}\n\n-- SQL\n{};\n\n",
+            "== {}/{} → {} ==\n\n-- logical plan\n{}\n\n-- {label}\n{sql};\n\n",
             c.provider,
             c.source,
             c.entity,
             plan.display_indent(),
-            c.sql
         ));
     }
     if !found {
@@ -887,10 +924,22 @@ fn explain(a: ExplainArgs) -> anyhow::Result<u8> {
 
 fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
     use std::io::IsTerminal;
+    let engine = crate::deploy::EngineChoice::parse(&a.engine)?;
+    let landing = a
+        .landing
+        .map(|p| crate::deploy::storage::local_dir("--landing", &p))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let out = a
+        .out
+        .map(|p| crate::deploy::storage::local_dir("--out", &p))
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
     let opts = crate::execute::RunOptions {
         ics: a.ics,
-        landing: a.landing,
-        out: a.out,
+        landing,
+        out,
+        engine,
         demo_key: a.key.demo_key,
         key_file: a.key.key_file,
         reference_date: a.as_of,

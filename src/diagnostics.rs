@@ -75,6 +75,31 @@ impl Span {
         Span { file, start, end }
     }
 
+    /// The same span over a copy of the file whose spanned characters are `*`, so a
+    /// rendering never shows what it marks (a secret given where a reference belongs).
+    pub fn redacted(&self) -> Span {
+        let mut out = String::with_capacity(self.file.text.len());
+        for (i, line) in self.file.text.split_inclusive('\n').enumerate() {
+            let n = i + 1;
+            if n < self.start.line || n > self.end.line {
+                out.push_str(line);
+                continue;
+            }
+            for (j, c) in line.chars().enumerate() {
+                let col = j + 1;
+                let after_start = n > self.start.line || col >= self.start.column;
+                let before_end = n < self.end.line || col < self.end.column;
+                let hide = after_start && before_end && c != '\n' && c != '\r';
+                out.push(if hide { '*' } else { c });
+            }
+        }
+        Span::new(
+            SourceFile::new(self.file.name.clone(), out),
+            self.start,
+            self.end,
+        )
+    }
+
     /// A span at the very start of the file (for problems of the whole file).
     pub fn file_start(file: Arc<SourceFile>) -> Self {
         let p = Pos { line: 1, column: 1 };

@@ -57,6 +57,8 @@ pub struct RunOptions {
     pub key_file: Option<PathBuf>,
     pub reference_date: Option<String>,
     pub progress: bool,
+    /// Where the plans execute (default: embedded).
+    pub engine: crate::deploy::EngineChoice,
 }
 
 /// Why a run did not publish.
@@ -270,7 +272,9 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     tracing::info!(run_id = %run_id, staging = %staging.display(), "run started");
 
     let ctx =
-        crate::engine::run_context(&ics.file.engine, &staging.join("spill"), &key).map_err(fail)?;
+        crate::deploy::run_context(&opts.engine, &ics.file.engine, &staging.join("spill"), &key)
+            .await
+            .map_err(fail)?;
     let run_ctx = RunContext {
         run_id: run_id.clone(),
         reference_date: reference_date.clone(),
@@ -287,6 +291,7 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
             files,
             &run_ctx,
             opts.progress,
+            &opts.engine,
         )
         .await?;
         if rec.status == "failed" && ics.file.fail_run_on_breach {
@@ -350,6 +355,8 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     )
     .map_err(fail)?;
     let _ = std::fs::remove_dir_all(staging.join("spill"));
+    // Scans staged for a distributed engine hold raw extracts: never published.
+    let _ = std::fs::remove_dir_all(staging.join("bronze"));
     let run_dir = publish(&out, &staging, &run_id).map_err(fail)?;
     Ok(Published {
         record,
@@ -639,13 +646,15 @@ async fn process_source(
     files: &[PathBuf],
     run_ctx: &RunContext,
     progress: bool,
+    engine: &crate::deploy::EngineChoice,
 ) -> Result<SourceRecord, RunError> {
     let c = compile::compile_source(m, s, run_ctx);
     let span = tracing::info_span!("source", provider = %c.provider, source = %c.source);
     let _g = span.enter();
     let rejected: scan::RejectedRows = Arc::new(Mutex::new(Vec::new()));
     let table = scan::table(landing, s, files, rejected.clone()).map_err(fail)?;
-    ctx.register_table(c.table.as_str(), Arc::new(table))
+    crate::deploy::register_scan(engine, ctx, c.table.as_str(), table, staging)
+        .await
         .map_err(fail)?;
     let model = canonical::model();
     let is_identity_entity = s.entity.name == IDENTITY_ENTITY;

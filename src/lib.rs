@@ -4,9 +4,9 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk
-//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,
-//!                                                          quarantine, run.json)      spine)                scores, SHAP)
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► deploy
+//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,  (bundles, Spark SQL,
+//!                                                          quarantine, run.json)      spine)                scores, SHAP)       Ballista)
 //! ```
 //!
 //! * [`diagnostics`]: the one problem model (`file:line:col`, stable code, hint) and its renderers.
@@ -26,6 +26,8 @@
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
 //!   trained or imported models, exact SHAP explanations, model cards.
+//! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
+//!   Kubernetes), Spark SQL, object-storage URIs, the Ballista engine (feature `distributed`).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
 //! * [`synth`]: a synthetic ICS with ground truth (for the demo, tests and benchmarks).
 //! * [`reference`]: reference documentation generated from the registries.
@@ -46,6 +48,7 @@ pub mod report;
 pub mod link;
 pub mod evaluate;
 pub mod risk;
+pub mod deploy;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

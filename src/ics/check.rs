@@ -24,6 +24,12 @@ pub fn check(ics: &Ics) -> Vec<Finding> {
     let linkage = ics.file.linkage.check().into_iter();
     out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
     out.extend(risk(ics));
+    if let Some(d) = &ics.file.deploy {
+        out.extend(d.check().into_iter().map(|p| {
+            let message = format!("{}: {}", p.setting, p.message);
+            Finding::at_setting("ONB0909", &p.setting, message)
+        }));
+    }
     out
 }
 

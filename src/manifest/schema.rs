@@ -161,7 +161,14 @@ impl Walk<'_> {
                         type_name(err.instance())
                     ),
                 )
-                .at_opt(spans.value(&at.pointer))
+                // A string where a secret reference belongs may be the secret itself.
+                .at_opt(spans.value(&at.pointer).map(|s| {
+                    if at.pointer.contains("secret") && err.instance().is_string() {
+                        s.redacted()
+                    } else {
+                        s
+                    }
+                }))
                 .label("wrong type")
             }
             ValidationErrorKind::Enum { options } => {

@@ -10,6 +10,9 @@ mod robustness;
 mod udfs;
 mod run_ics;
 mod crash;
+mod deploy;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod synth_demo;
 mod risk_models;
 mod util;

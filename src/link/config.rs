@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// How one ICS links records into persons.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkageSettings {
     /// Match weight at or above which two clusters link. A match weight is log2 of the
@@ -25,6 +25,7 @@ pub struct LinkageSettings {
     /// The comparisons scored on each candidate pair, in order.
     #[serde(default = "default_comparisons")]
     pub comparisons: Vec<ComparisonSpec>,
+    /// How m and u are estimated.
     #[serde(default)]
     pub training: Training,
     /// Date-of-birth tolerance of the second deterministic tier and of the chaining
@@ -32,6 +33,7 @@ pub struct LinkageSettings {
     /// `same_year`) in the same year.
     #[serde(default = "default_true")]
     pub dob_same_year_compatible: bool,
+    /// How each surviving attribute of the spine's `person` is chosen.
     #[serde(default)]
     pub survivorship: Survivorship,
     /// Postcode → LSOA 2011 lookup (`postcode,lsoa11` or the ONS Postcode Directory),
@@ -42,7 +44,77 @@ pub struct LinkageSettings {
     /// `nickname` level; default: the table shipped in `reference/nicknames.csv`.
     #[serde(default)]
     pub nicknames: Option<String>,
+    /// Which pairs are considered: every pair (`link_and_dedupe`), only pairs from
+    /// different sources (`link_only`: two registers linked against each other), or only
+    /// pairs within one source (`dedupe_only`). A source is one provider's source.
+    #[serde(default)]
+    pub link_type: LinkType,
+    /// Identity attributes the ICS declares beyond the canonical ones, by name: each is
+    /// held in one of the canonical slots `attribute_1` … `attribute_4` of
+    /// `person_identity` (a provider maps its column there) and has a type that decides
+    /// how it is standardised and which comparison levels apply. Like every identity
+    /// field it stays in the identity zone.
+    #[serde(default)]
+    pub attributes: std::collections::BTreeMap<String, DeclaredAttribute>,
 }
+
+/// Which record pairs linkage considers.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkType {
+    /// Every pair, within and across sources (the default).
+    #[default]
+    LinkAndDedupe,
+    /// Only pairs whose records come from different sources.
+    LinkOnly,
+    /// Only pairs whose records come from the same source.
+    DedupeOnly,
+}
+
+impl LinkType {
+    /// Whether a pair of records from sources `a` and `b` is considered.
+    pub fn allows(self, a: u32, b: u32) -> bool {
+        match self {
+            LinkType::LinkAndDedupe => true,
+            LinkType::LinkOnly => a != b,
+            LinkType::DedupeOnly => a == b,
+        }
+    }
+}
+
+/// An identity attribute declared by the ICS.
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredAttribute {
+    /// The `person_identity` slot holding it: `attribute_1` … `attribute_4`.
+    pub slot: String,
+    /// How it is standardised and compared.
+    #[serde(rename = "type")]
+    pub kind: AttributeType,
+}
+
+/// The type of an identity attribute: decides standardisation and the levels allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeType {
+    /// A personal name: upper case, punctuation removed; Soundex and nickname levels.
+    Name,
+    /// A date (`YYYY-MM-DD` or `YYYYMMDD`): swap, same year/month, days apart.
+    Date,
+    /// A postcode: upper case, spaces normalised; sector and district levels (UK).
+    Postcode,
+    /// Free text such as an address line: upper case, punctuation and repeated spaces
+    /// removed.
+    FreeText,
+    /// An identifier (local id, telephone): letters and digits only, upper case;
+    /// one-edit and numeric-distance levels.
+    Identifier,
+}
+
+/// The `person_identity` slots that hold ICS-declared attributes.
+pub const ATTRIBUTE_SLOTS: [&str; 4] = ["attribute_1", "attribute_2", "attribute_3", "attribute_4"];
 
 impl Default for LinkageSettings {
     fn default() -> Self {
@@ -56,12 +128,14 @@ impl Default for LinkageSettings {
             survivorship: Survivorship::default(),
             postcode_lsoa11: None,
             nicknames: None,
+            link_type: LinkType::default(),
+            attributes: Default::default(),
         }
     }
 }
 
 /// A value derived from an identity row for blocking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Attribute {
     NhsNumber,
@@ -77,13 +151,18 @@ pub enum Attribute {
     Postcode,
     PostcodeSector,
     PostcodeDistrict,
+    /// The exact standardised value of any other comparable field (a canonical one
+    /// such as `other_local_id` or `address_line_1`, or a declared attribute).
+    #[serde(untagged)]
+    Exact(Field),
 }
 
 impl Attribute {
     /// The compared field this attribute is derived from (training leaves the m of a
     /// field used for blocking untouched).
-    pub fn field(self) -> Field {
+    pub fn field(&self) -> Field {
         match self {
+            Attribute::Exact(f) => f.clone(),
             Attribute::NhsNumber => Field::NhsNumber,
             Attribute::GivenName | Attribute::GivenNameSoundex => Field::GivenName,
             Attribute::FamilyName | Attribute::FamilyNameSoundex => Field::FamilyName,
@@ -98,8 +177,9 @@ impl Attribute {
     }
 }
 
-/// An identity field that can be compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+/// An identity field that can be compared: a canonical `person_identity` field, or an
+/// attribute declared in `linkage.attributes` (by its declared name).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     NhsNumber,
@@ -108,10 +188,24 @@ pub enum Field {
     DateOfBirth,
     Sex,
     Postcode,
+    /// Middle or other names.
+    OtherNames,
+    /// A family name the person had before (e.g. a maiden name).
+    PreviousFamilyName,
+    AddressLine1,
+    AddressLine2,
+    AddressLine3,
+    /// A further local identifier (with `other_local_id_issuer`), compared as
+    /// `issuer:id`.
+    OtherLocalId,
+    Telephone,
+    /// An attribute declared in `linkage.attributes`.
+    #[serde(untagged)]
+    Declared(String),
 }
 
 impl Field {
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             Field::NhsNumber => "nhs_number",
             Field::GivenName => "given_name",
@@ -119,6 +213,37 @@ impl Field {
             Field::DateOfBirth => "date_of_birth",
             Field::Sex => "sex",
             Field::Postcode => "postcode",
+            Field::OtherNames => "other_names",
+            Field::PreviousFamilyName => "previous_family_name",
+            Field::AddressLine1 => "address_line_1",
+            Field::AddressLine2 => "address_line_2",
+            Field::AddressLine3 => "address_line_3",
+            Field::OtherLocalId => "other_local_id",
+            Field::Telephone => "telephone",
+            Field::Declared(n) => n,
+        }
+    }
+    /// The type of the field (None for sex, compared exactly; None for an attribute
+    /// the settings do not declare).
+    pub fn kind(&self, s: &LinkageSettings) -> Option<AttributeType> {
+        use AttributeType::*;
+        Some(match self {
+            Field::NhsNumber | Field::OtherLocalId | Field::Telephone => Identifier,
+            Field::GivenName | Field::FamilyName | Field::OtherNames | Field::PreviousFamilyName => {
+                Name
+            }
+            Field::DateOfBirth => Date,
+            Field::Postcode => Postcode,
+            Field::AddressLine1 | Field::AddressLine2 | Field::AddressLine3 => FreeText,
+            Field::Sex => return None,
+            Field::Declared(n) => return s.attributes.get(n).map(|a| a.kind),
+        })
+    }
+    /// The `person_identity` column holding the field.
+    pub fn column<'a>(&'a self, s: &'a LinkageSettings) -> Option<&'a str> {
+        match self {
+            Field::Declared(n) => s.attributes.get(n).map(|a| a.slot.as_str()),
+            f => Some(f.name()),
         }
     }
 }
@@ -126,10 +251,12 @@ impl Field {
 /// One comparison: a field and its agreement levels, best first. A pair that reaches
 /// none of the levels is at the implicit level `different`; a pair with the field
 /// missing on either side contributes nothing.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComparisonSpec {
+    /// The field compared.
     pub field: Field,
+    /// Agreement levels, best first (the types allow: see `Level`).
     pub levels: Vec<Level>,
     /// Weight exact agreement by how common the value is (a shared rare surname is
     /// stronger evidence than a shared common one).
@@ -142,28 +269,36 @@ pub struct ComparisonSpec {
 }
 
 /// An agreement level.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Exact,
-    /// Jaro–Winkler similarity at least this (names).
+    /// Jaro–Winkler similarity at least this (text).
     JaroWinkler(f64),
+    /// Levenshtein (edit) distance at most this (text, dates as digits).
+    Levenshtein(u32),
+    /// Damerau–Levenshtein distance (edits and adjacent transpositions) at most this.
+    DamerauLevenshtein(u32),
     /// Same Soundex code (names).
     Soundex,
-    /// One is a nickname of the other, or both of one name (given names).
+    /// One is a nickname of the other, or both of one name (names).
     Nickname,
-    /// Day and month swapped (date of birth).
+    /// Day and month swapped (dates).
     DayMonthSwap,
-    /// Same year and month (date of birth).
+    /// Same year and month (dates).
     SameYearMonth,
-    /// Same year (date of birth).
+    /// Same year (dates).
     SameYear,
-    /// Same postcode sector, e.g. `LS6 2` (postcode).
+    /// At most this many days apart (dates).
+    WithinDays(u32),
+    /// Same postcode sector, e.g. `LS6 2` (postcodes).
     Sector,
-    /// Same postcode district, e.g. `LS6` (postcode).
+    /// Same postcode district, e.g. `LS6` (postcodes).
     District,
-    /// NHS numbers one digit apart or with two adjacent digits transposed.
+    /// One digit apart or two adjacent digits transposed (identifiers).
     OneEdit,
+    /// Both numbers, at most this far apart (identifiers).
+    NumericWithin(f64),
 }
 
 impl Level {
@@ -171,34 +306,43 @@ impl Level {
         match self {
             Level::Exact => "exact".into(),
             Level::JaroWinkler(t) => format!("jaro_winkler >= {t}"),
+            Level::Levenshtein(n) => format!("levenshtein <= {n}"),
+            Level::DamerauLevenshtein(n) => format!("damerau_levenshtein <= {n}"),
             Level::Soundex => "soundex".into(),
             Level::Nickname => "nickname".into(),
             Level::DayMonthSwap => "day/month swapped".into(),
             Level::SameYearMonth => "same year and month".into(),
             Level::SameYear => "same year".into(),
+            Level::WithinDays(n) => format!("within {n} days"),
             Level::Sector => "same sector".into(),
             Level::District => "same district".into(),
             Level::OneEdit => "one edit".into(),
+            Level::NumericWithin(x) => format!("within {x}"),
         }
     }
-    /// Whether the level applies to the field.
-    pub fn fits(&self, f: Field) -> bool {
+    /// Whether the level applies to a field of this type (None: sex, exact only).
+    pub fn fits(&self, kind: Option<AttributeType>) -> bool {
+        use AttributeType::*;
+        let Some(k) = kind else {
+            return *self == Level::Exact;
+        };
         match self {
             Level::Exact => true,
-            Level::JaroWinkler(t) => {
-                matches!(f, Field::GivenName | Field::FamilyName) && (0.0..=1.0).contains(t)
+            Level::JaroWinkler(t) => k != Date && (0.0..=1.0).contains(t),
+            Level::Levenshtein(_) | Level::DamerauLevenshtein(_) => true,
+            Level::Soundex | Level::Nickname => k == Name,
+            Level::DayMonthSwap | Level::SameYearMonth | Level::SameYear | Level::WithinDays(_) => {
+                k == Date
             }
-            Level::Soundex => matches!(f, Field::GivenName | Field::FamilyName),
-            Level::Nickname => f == Field::GivenName,
-            Level::DayMonthSwap | Level::SameYearMonth | Level::SameYear => f == Field::DateOfBirth,
-            Level::Sector | Level::District => f == Field::Postcode,
-            Level::OneEdit => f == Field::NhsNumber,
+            Level::Sector | Level::District => k == Postcode,
+            Level::OneEdit => k == Identifier,
+            Level::NumericWithin(x) => k == Identifier && *x >= 0.0,
         }
     }
 }
 
 /// How m and u are estimated.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Training {
     /// Random record pairs drawn to estimate u (almost all are non-matches).
@@ -211,6 +355,7 @@ pub struct Training {
     /// Most pairs one EM session looks at (a deterministic sample beyond that).
     #[serde(default = "default_em_pairs")]
     pub em_max_pairs: usize,
+    /// Most EM iterations of one session.
     #[serde(default = "default_em_iterations")]
     pub em_max_iterations: usize,
     /// Seed of the u sample (the same seed and data give the same model).
@@ -231,7 +376,7 @@ impl Default for Training {
 }
 
 /// How a surviving value is chosen among a person's records.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rule {
     /// Records from registered GP lists first, then providers in this order, then the
@@ -247,7 +392,7 @@ pub enum Rule {
 
 /// Survivorship per attribute of the spine's `person`, `registration` and
 /// `address_period`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Survivorship {
     #[serde(default = "rule_gp_first")]
@@ -360,7 +505,8 @@ fn default_comparisons() -> Vec<ComparisonSpec> {
 }
 
 impl LinkageSettings {
-    /// Problems a loader reports (the types already refuse unknown names).
+    /// Problems a loader reports (the types already refuse unknown names), each naming
+    /// the setting it is about.
     pub fn check(&self) -> Vec<String> {
         let mut p = Vec::new();
         if self.review_threshold > self.link_threshold {
@@ -372,29 +518,88 @@ impl LinkageSettings {
         if self.blocking.is_empty() || self.blocking.iter().any(Vec::is_empty) {
             p.push("linkage.blocking needs at least one rule, each naming an attribute".into());
         }
-        if self.comparisons.is_empty() || self.comparisons.len() > 8 {
-            p.push("linkage.comparisons needs 1 to 8 comparisons".into());
+        if self.comparisons.is_empty() || self.comparisons.len() > MAX_COMPARISONS {
+            p.push(format!(
+                "linkage.comparisons needs 1 to {MAX_COMPARISONS} comparisons"
+            ));
         }
+        self.check_attributes(&mut p);
+        self.check_comparisons(&mut p);
+        for (setting, rules) in [
+            ("linkage.blocking", &self.blocking),
+            ("linkage.training.em_blocking", &self.training.em_blocking),
+        ] {
+            for (i, rule) in rules.iter().enumerate() {
+                for a in rule {
+                    if let Attribute::Exact(f) = a {
+                        if f.kind(self).is_none() && *f != Field::Sex {
+                            p.push(format!(
+                                "{setting}[{i}]: `{}` is neither a blocking attribute nor a declared attribute (linkage.attributes)",
+                                f.name()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        if self.training.em_blocking.iter().any(Vec::is_empty) {
+            p.push("linkage.training.em_blocking: a rule names no attribute".into());
+        }
+        p
+    }
+
+    fn check_attributes(&self, p: &mut Vec<String>) {
+        let mut slots = std::collections::HashSet::new();
+        for (name, a) in &self.attributes {
+            if !ATTRIBUTE_SLOTS.contains(&a.slot.as_str()) {
+                p.push(format!(
+                    "linkage.attributes.{name}.slot: `{}` is not one of {}",
+                    a.slot,
+                    ATTRIBUTE_SLOTS.join(", ")
+                ));
+            }
+            if !slots.insert(a.slot.as_str()) {
+                p.push(format!(
+                    "linkage.attributes.{name}.slot: `{}` holds another attribute already",
+                    a.slot
+                ));
+            }
+            let canonical: Result<Field, _> = serde_json::from_value(serde_json::json!(name));
+            if !matches!(canonical, Ok(Field::Declared(_))) || name.is_empty() {
+                p.push(format!(
+                    "linkage.attributes.{name}: the name of a canonical field cannot be declared again"
+                ));
+            }
+        }
+    }
+
+    fn check_comparisons(&self, p: &mut Vec<String>) {
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.comparisons.iter().enumerate() {
-            if !seen.insert(c.field) {
-                p.push(format!(
-                    "linkage.comparisons[{i}]: `{}` is compared twice",
-                    c.field.name()
-                ));
+            let name = c.field.name();
+            if !seen.insert(c.field.clone()) {
+                p.push(format!("linkage.comparisons[{i}]: `{name}` is compared twice"));
+            }
+            let kind = c.field.kind(self);
+            if let Field::Declared(n) = &c.field {
+                if kind.is_none() {
+                    p.push(format!(
+                        "linkage.comparisons[{i}]: `{n}` is neither a canonical identity field nor declared in linkage.attributes"
+                    ));
+                    continue;
+                }
             }
             if c.levels.is_empty() || c.levels.len() > 6 {
                 p.push(format!(
-                    "linkage.comparisons[{i}] ({}): needs 1 to 6 levels",
-                    c.field.name()
+                    "linkage.comparisons[{i}] ({name}): needs 1 to 6 levels"
                 ));
             }
             for l in &c.levels {
-                if !l.fits(c.field) {
+                if !l.fits(kind) {
                     p.push(format!(
-                        "linkage.comparisons[{i}]: level `{}` does not apply to `{}`",
+                        "linkage.comparisons[{i}]: level `{}` does not apply to `{name}`{}",
                         l.label(),
-                        c.field.name()
+                        kind.map(|k| format!(" (type {k:?})")).unwrap_or_default()
                     ));
                 }
             }
@@ -403,10 +608,15 @@ impl LinkageSettings {
                     "linkage.comparisons[{i}]: `history` applies to postcode only"
                 ));
             }
+            if c.term_frequency && matches!(kind, None | Some(AttributeType::Date)) {
+                p.push(format!(
+                    "linkage.comparisons[{i}]: `term_frequency` does not apply to `{name}`"
+                ));
+            }
         }
-        if self.training.em_blocking.iter().any(Vec::is_empty) {
-            p.push("linkage.training.em_blocking: a rule names no attribute".into());
-        }
-        p
     }
 }
+
+/// Most comparisons one model holds (a comparison pattern packs 8 bits a comparison
+/// into 128 bits).
+pub const MAX_COMPARISONS: usize = 16;

@@ -112,8 +112,8 @@ pub struct Linked {
     pub model: Model,
 }
 
-/// Union–find with a guard: roots carry their valid NHS number and a few dates of
-/// birth.
+/// Union–find with a guard: roots carry their valid NHS number and every distinct date
+/// of birth of their rows.
 struct Clusters {
     parent: Vec<u32>,
     nhs: Vec<u32>,
@@ -163,14 +163,19 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bo
             return Err(Refused::Dob);
         }
     }
-    c.parent[rb as usize] = ra;
-    if na == NONE {
-        c.nhs[ra as usize] = nb;
-    }
-    let moved = std::mem::take(&mut c.dobs[rb as usize]);
+    // The larger date-of-birth set absorbs the smaller (linear overall); the root is
+    // the one holding it.
+    let (root, child) = if c.dobs[ra as usize].len() >= c.dobs[rb as usize].len() {
+        (ra, rb)
+    } else {
+        (rb, ra)
+    };
+    c.parent[child as usize] = root;
+    c.nhs[root as usize] = if na != NONE { na } else { nb };
+    let moved = std::mem::take(&mut c.dobs[child as usize]);
     for d in moved {
-        if c.dobs[ra as usize].len() < 8 && !c.dobs[ra as usize].contains(&d) {
-            c.dobs[ra as usize].push(d);
+        if !c.dobs[root as usize].contains(&d) {
+            c.dobs[root as usize].push(d);
         }
     }
     Ok(true)
@@ -225,7 +230,20 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
         None => records::parse_nicknames(records::NICKNAMES)?,
     };
     let t = std::time::Instant::now();
-    let r = records::load(out, key, nicknames).await?;
+    let r = records::load(out, key, nicknames, s).await?;
+    let cols = s
+        .comparisons
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            r.col_of(&c.field).ok_or_else(|| {
+                format!(
+                    "linkage.comparisons[{i}]: `{}` was not loaded from the identity zone",
+                    c.field.name()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     tracing::info!(
         rows = r.len(),
         keys = r.keys.len(),
@@ -305,7 +323,7 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
     let model = {
         let cx = p.cx();
         let cl = &p.cluster;
-        model::train(s, &cx, &|i, j| cl[i] == cl[j])
+        model::train(s, &cols, &cx, &|i, j| cl[i] == cl[j])
     };
     p.model = model;
     tracing::info!(
@@ -327,7 +345,6 @@ pub async fn link(
     let r = &p.r;
     let n = r.len();
     let cx = p.cx();
-    let residual = |i: usize| p.cluster_nhs[p.cluster[i] as usize] == NONE;
     let mut summary = LinkSummary {
         identity_rows: n + r.keyless_rows,
         keyless_rows: r.keyless_rows,
@@ -336,53 +353,13 @@ pub async fn link(
         nhs_conflicts_refused: p.nhs_conflicts,
         ..Default::default()
     };
-    // Each residual row's best candidate (weight, row).
-    let mut best: Vec<(f64, u32)> = vec![(f64::NEG_INFINITY, NONE); n];
-    for (ri, rule) in s.blocking.iter().enumerate() {
-        let b = model::blocks(r, rule);
-        for g in model::groups(&b) {
-            if g.len() < 2 {
-                continue;
-            }
-            if g.len() > MAX_BLOCK {
-                summary.oversized_blocks += 1;
-                continue;
-            }
-            for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
-                let x = x as usize;
-                for &(_, y) in g {
-                    let y = y as usize;
-                    if p.cluster[x] == p.cluster[y] || (residual(y) && y < x) {
-                        continue;
-                    }
-                    // A pair an earlier rule already produced.
-                    if s.blocking[..ri].iter().any(|e| {
-                        model::block_key(r, e, x)
-                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
-                    }) {
-                        continue;
-                    }
-                    summary.candidate_pairs_scored += 1;
-                    let w = p.model.score(&cx, x, y);
-                    // Ties go to the lower row (rows are in canonical order).
-                    let better =
-                        |b: (f64, u32), z: usize| w > b.0 || (w == b.0 && (z as u32) < b.1);
-                    if better(best[x], y) {
-                        best[x] = (w, y as u32);
-                    }
-                    if residual(y) && better(best[y], x) {
-                        best[y] = (w, x as u32);
-                    }
-                }
-            }
-        }
-    }
+    let (best, links) = score_candidates(&p, s, &mut summary);
     tracing::info!(
         pairs = summary.candidate_pairs_scored,
+        links = links.len(),
         "candidate pairs scored"
     );
-    // Proposals and the review band.
-    let mut links: Vec<(f64, u32, u32)> = Vec::new();
+    // The review band: each row's best partner when it is below the link threshold.
     let mut review: BTreeMap<(u32, u32), (f64, u32, u32)> = BTreeMap::new();
     for x in 0..n {
         let (w, y) = best[x];
@@ -393,9 +370,7 @@ pub async fn link(
             .match_weight_histogram
             .entry(((w / 2.0).floor() as i32) * 2)
             .or_default() += 1;
-        if w >= s.link_threshold {
-            links.push((w, x as u32, y));
-        } else if w >= s.review_threshold {
+        if w < s.link_threshold && w >= s.review_threshold {
             let (a, b) = (p.cluster[x], p.cluster[y as usize]);
             let e = review
                 .entry((a.min(b), a.max(b)))
@@ -405,32 +380,20 @@ pub async fn link(
             }
         }
     }
-    links.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    // Guarded merge of clusters, best first.
+    drop(best);
     let nc = p.cluster_nhs.len();
     let mut cl = Clusters::new(nc);
     cl.nhs.clone_from(&p.cluster_nhs);
     for i in 0..n {
         let c = p.cluster[i] as usize;
         let d = r.dob[i];
-        if d != 0 && cl.dobs[c].len() < 8 && !cl.dobs[c].contains(&d) {
+        if d != 0 && !cl.dobs[c].contains(&d) {
             cl.dobs[c].push(d);
         }
     }
+    merge_links(&mut cl, &p.cluster, &links, s.dob_same_year_compatible, &mut summary);
+    drop(links);
     let same_year = s.dob_same_year_compatible;
-    for &(_, x, y) in &links {
-        match union(
-            &mut cl,
-            p.cluster[x as usize],
-            p.cluster[y as usize],
-            Some(same_year),
-        ) {
-            Ok(true) => summary.probabilistic_links += 1,
-            Ok(false) => {}
-            Err(Refused::Nhs) => summary.nhs_conflicts_refused += 1,
-            Err(Refused::Dob) => summary.chaining_refused += 1,
-        }
-    }
     // The review queue: pairs still apart, best first.
     let mut queue: Vec<(f64, u32, u32)> = review
         .into_values()
@@ -536,6 +499,102 @@ pub async fn link(
         review,
         model: p.model,
     })
+}
+
+/// Score every candidate pair the blocking rules yield (each pair once, of the kind the
+/// link type allows, at least one side in a cluster without an NHS number, the two not
+/// already one cluster). Returns each row's best partner (weight, row; ties to the
+/// lower row) and every pair at or above the link threshold (weight, lower row, higher
+/// row). Nothing else is stored: memory stays linear in the rows plus the links.
+fn score_candidates(
+    p: &Prepared,
+    s: &LinkageSettings,
+    summary: &mut LinkSummary,
+) -> (Vec<(f64, u32)>, Vec<(f64, u32, u32)>) {
+    let r = &p.r;
+    let cx = p.cx();
+    let residual = |i: usize| p.cluster_nhs[p.cluster[i] as usize] == NONE;
+    let mut best: Vec<(f64, u32)> = vec![(f64::NEG_INFINITY, NONE); r.len()];
+    let mut links = Vec::new();
+    for (ri, rule) in s.blocking.iter().enumerate() {
+        let b = model::blocks(r, rule);
+        for g in model::groups(&b) {
+            if g.len() < 2 {
+                continue;
+            }
+            if g.len() > MAX_BLOCK {
+                summary.oversized_blocks += 1;
+                continue;
+            }
+            for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
+                let x = x as usize;
+                for &(_, y) in g {
+                    let y = y as usize;
+                    if p.cluster[x] == p.cluster[y]
+                        || (residual(y) && y < x)
+                        || !s.link_type.allows(r.source[x], r.source[y])
+                    {
+                        continue;
+                    }
+                    // A pair an earlier rule already produced.
+                    if s.blocking[..ri].iter().any(|e| {
+                        model::block_key(r, e, x)
+                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
+                    }) {
+                        continue;
+                    }
+                    summary.candidate_pairs_scored += 1;
+                    let w = p.model.score(&cx, x, y);
+                    if w >= s.link_threshold {
+                        links.push((w, x.min(y) as u32, x.max(y) as u32));
+                    }
+                    let better =
+                        |b: (f64, u32), z: usize| w > b.0 || (w == b.0 && (z as u32) < b.1);
+                    if better(best[x], y) {
+                        best[x] = (w, y as u32);
+                    }
+                    if residual(y) && better(best[y], x) {
+                        best[y] = (w, x as u32);
+                    }
+                }
+            }
+        }
+    }
+    (best, links)
+}
+
+/// Connected components over every link at or above the threshold, with the guards:
+/// links are taken strongest first (ties by row, rows being in canonical order, so the
+/// result does not depend on the order files were read in), and a link whose two
+/// components hold different valid NHS numbers, or dates of birth that are not
+/// compatible, is refused; the components carry their NHS number and every distinct
+/// date of birth, so the guard is checked on the whole merged components.
+fn merge_links(
+    cl: &mut Clusters,
+    cluster: &[u32],
+    links: &[(f64, u32, u32)],
+    same_year: bool,
+    summary: &mut LinkSummary,
+) {
+    let mut order: Vec<u32> = (0..links.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&links[a as usize], &links[b as usize]);
+        y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2))
+    });
+    for i in order {
+        let (_, x, y) = links[i as usize];
+        match union(
+            cl,
+            cluster[x as usize],
+            cluster[y as usize],
+            Some(same_year),
+        ) {
+            Ok(true) => summary.probabilistic_links += 1,
+            Ok(false) => {}
+            Err(Refused::Nhs) => summary.nhs_conflicts_refused += 1,
+            Err(Refused::Dob) => summary.chaining_refused += 1,
+        }
+    }
 }
 
 /// Person keys, stable across reruns and loads: a person keeps the key its candidate
@@ -774,19 +833,20 @@ fn write_parquet(
         Item = Result<datafusion::arrow::array::RecordBatch, datafusion::arrow::error::ArrowError>,
     >,
 ) -> Result<(), String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(d).map_err(|e| at(&e))?;
     }
     let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let f = std::fs::File::create(&tmp).map_err(|e| at(&e))?;
     let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| at(&e))?;
     for b in batches {
-        w.write(&b.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        w.write(&b.map_err(|e| at(&e))?)
+            .map_err(|e| at(&e))?;
     }
-    w.close().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    w.close().map_err(|e| at(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| at(&e))
 }
 
 /// Write the link map as Parquet (`candidate_key, person_key`).

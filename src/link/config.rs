@@ -179,7 +179,9 @@ impl Attribute {
 
 /// An identity field that can be compared: a canonical `person_identity` field, or an
 /// attribute declared in `linkage.attributes` (by its declared name).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     NhsNumber,
@@ -229,9 +231,10 @@ impl Field {
         use AttributeType::*;
         Some(match self {
             Field::NhsNumber | Field::OtherLocalId | Field::Telephone => Identifier,
-            Field::GivenName | Field::FamilyName | Field::OtherNames | Field::PreviousFamilyName => {
-                Name
-            }
+            Field::GivenName
+            | Field::FamilyName
+            | Field::OtherNames
+            | Field::PreviousFamilyName => Name,
             Field::DateOfBirth => Date,
             Field::Postcode => Postcode,
             Field::AddressLine1 | Field::AddressLine2 | Field::AddressLine3 => FreeText,
@@ -578,7 +581,9 @@ impl LinkageSettings {
         for (i, c) in self.comparisons.iter().enumerate() {
             let name = c.field.name();
             if !seen.insert(c.field.clone()) {
-                p.push(format!("linkage.comparisons[{i}]: `{name}` is compared twice"));
+                p.push(format!(
+                    "linkage.comparisons[{i}]: `{name}` is compared twice"
+                ));
             }
             let kind = c.field.kind(self);
             if let Field::Declared(n) = &c.field {

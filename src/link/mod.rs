@@ -391,7 +391,13 @@ pub async fn link(
             cl.dobs[c].push(d);
         }
     }
-    merge_links(&mut cl, &p.cluster, &links, s.dob_same_year_compatible, &mut summary);
+    merge_links(
+        &mut cl,
+        &p.cluster,
+        &links,
+        s.dob_same_year_compatible,
+        &mut summary,
+    );
     drop(links);
     let same_year = s.dob_same_year_compatible;
     // The review queue: pairs still apart, best first.
@@ -839,11 +845,10 @@ fn write_parquet(
     }
     let tmp = path.with_extension("parquet.tmp");
     let f = std::fs::File::create(&tmp).map_err(|e| at(&e))?;
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
-        .map_err(|e| at(&e))?;
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None).map_err(|e| at(&e))?;
     for b in batches {
-        w.write(&b.map_err(|e| at(&e))?)
-            .map_err(|e| at(&e))?;
+        w.write(&b.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
     }
     w.close().map_err(|e| at(&e))?;
     std::fs::rename(&tmp, path).map_err(|e| at(&e))

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::config::{AttributeType, Attribute, ComparisonSpec, Field, Level, LinkageSettings};
+use super::config::{Attribute, AttributeType, ComparisonSpec, Field, Level, LinkageSettings};
 use super::records::{Col, NONE, Records};
 
 /// A comparison whose field is missing on either side.
@@ -150,8 +150,10 @@ pub fn level(spec: &ComparisonSpec, col: Col, cx: &Context, i: usize, j: usize) 
 
 /// Days since 1970-01-01 of a yyyymmdd date.
 fn days(ymd: u32) -> Option<i64> {
-    chrono::NaiveDate::from_ymd_opt((ymd / 10_000) as i32, ymd / 100 % 100, ymd % 100)
-        .map(|d| d.signed_duration_since(chrono::NaiveDate::default()).num_days())
+    chrono::NaiveDate::from_ymd_opt((ymd / 10_000) as i32, ymd / 100 % 100, ymd % 100).map(|d| {
+        d.signed_duration_since(chrono::NaiveDate::default())
+            .num_days()
+    })
 }
 
 /// The first level two present values reach (equal values reach the first level).
@@ -197,7 +199,11 @@ fn level_of_values(spec: &ComparisonSpec, col: Col, r: &Records, a: u32, b: u32)
                 _ => false,
             },
             Level::Sector | Level::District if kind == Some(AttributeType::Postcode) => {
-                let area = if *lv == Level::Sector { &r.sector } else { &r.district };
+                let area = if *lv == Level::Sector {
+                    &r.sector
+                } else {
+                    &r.district
+                };
                 let s = area[a as usize];
                 s != NONE && s == area[b as usize]
             }

@@ -4,6 +4,7 @@
 
 mod drift;
 mod formats;
+mod linkage;
 mod robustness;
 mod udfs;
 mod run_ics;

@@ -194,8 +194,11 @@ pub enum Field {
     OtherNames,
     /// A family name the person had before (e.g. a maiden name).
     PreviousFamilyName,
+    #[serde(rename = "address_line_1")]
     AddressLine1,
+    #[serde(rename = "address_line_2")]
     AddressLine2,
+    #[serde(rename = "address_line_3")]
     AddressLine3,
     /// A further local identifier (with `other_local_id_issuer`), compared as
     /// `issuer:id`.
@@ -625,3 +628,29 @@ impl LinkageSettings {
 /// Most comparisons one model holds (a comparison pattern packs 8 bits a comparison
 /// into 128 bits).
 pub const MAX_COMPARISONS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Field names in settings are the canonical column names; others are declared
+    /// attributes.
+    #[test]
+    fn field_names_round_trip() {
+        for name in [
+            "given_name",
+            "address_line_1",
+            "address_line_3",
+            "other_local_id",
+            "previous_family_name",
+            "suburb",
+        ] {
+            let f: Field = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(f.name(), name);
+        }
+        let a: Attribute = serde_json::from_value(serde_json::json!("address_line_2")).unwrap();
+        assert_eq!(a, Attribute::Exact(Field::AddressLine2));
+        let a: Attribute = serde_json::from_value(serde_json::json!("birth_year")).unwrap();
+        assert_eq!(a, Attribute::BirthYear);
+    }
+}

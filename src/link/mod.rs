@@ -144,7 +144,21 @@ enum Refused {
     Dob,
 }
 
-fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bool, Refused> {
+/// The date-of-birth guard of one merge: whether the same year is compatible, and the
+/// dates of birth of the two rows the link joins (row of `a`, row of `b`; 0 missing).
+#[derive(Clone, Copy)]
+struct DobGuard {
+    same_year: bool,
+    direct: (u32, u32),
+}
+
+/// Merge the clusters of `a` and `b`. With a date-of-birth guard, a link whose two rows
+/// have compatible dates of birth (or one missing) may not join components holding
+/// incompatible ones: a chain A–B–C through a record B that looks like both stops
+/// where A's and C's dates of birth conflict. A link whose own two rows disagree on
+/// the date of birth was scored above the threshold with that disagreement weighed by
+/// the model (a mistyped or replaced date, everything else agreeing), so it stands.
+fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Result<bool, Refused> {
     let (ra, rb) = (c.find(a), c.find(b));
     if ra == rb {
         return Ok(false);
@@ -153,11 +167,11 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bo
     if na != NONE && nb != NONE && na != nb {
         return Err(Refused::Nhs);
     }
-    if let Some(same_year) = dob_guard {
+    if let Some(g) = dob_guard.filter(|g| dob_compatible(g.direct.0, g.direct.1, g.same_year)) {
         let ok = c.dobs[ra as usize].iter().all(|x| {
             c.dobs[rb as usize]
                 .iter()
-                .all(|y| dob_compatible(*x, *y, same_year))
+                .all(|y| dob_compatible(*x, *y, g.same_year))
         });
         if !ok {
             return Err(Refused::Dob);
@@ -182,16 +196,17 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bo
 }
 
 /// Two dates of birth (yyyymmdd) that can belong to one person: equal, day and month
-/// swapped, one digit apart, or (when allowed) the same year.
+/// swapped, one digit apart, two adjacent digits transposed (keying errors), or (when
+/// allowed) the same year.
 pub fn dob_compatible(a: u32, b: u32, same_year: bool) -> bool {
     if a == b || a == 0 || b == 0 {
         return true;
     }
-    let one_digit = (0..8)
-        .filter(|k| a / 10u32.pow(*k) % 10 != b / 10u32.pow(*k) % 10)
-        .count()
-        == 1;
-    model::swap(a) == b || one_digit || (same_year && a / 10_000 == b / 10_000)
+    let digit = |v: u32, k: u32| v / 10u32.pow(k) % 10;
+    let diff: Vec<u32> = (0..8).filter(|&k| digit(a, k) != digit(b, k)).collect();
+    let transposed = matches!(diff.as_slice(), [i, j] if *j == i + 1
+        && digit(a, *i) == digit(b, *j) && digit(a, *j) == digit(b, *i));
+    model::swap(a) == b || diff.len() == 1 || transposed || (same_year && a / 10_000 == b / 10_000)
 }
 
 /// The identity rows with their deterministic clusters and the trained model.
@@ -394,6 +409,7 @@ pub async fn link(
     merge_links(
         &mut cl,
         &p.cluster,
+        &r.dob,
         &links,
         s.dob_same_year_compatible,
         &mut summary,
@@ -578,6 +594,7 @@ fn score_candidates(
 fn merge_links(
     cl: &mut Clusters,
     cluster: &[u32],
+    dob: &[u32],
     links: &[(f64, u32, u32)],
     same_year: bool,
     summary: &mut LinkSummary,
@@ -589,12 +606,11 @@ fn merge_links(
     });
     for i in order {
         let (_, x, y) = links[i as usize];
-        match union(
-            cl,
-            cluster[x as usize],
-            cluster[y as usize],
-            Some(same_year),
-        ) {
+        let guard = DobGuard {
+            same_year,
+            direct: (dob[x as usize], dob[y as usize]),
+        };
+        match union(cl, cluster[x as usize], cluster[y as usize], Some(guard)) {
             Ok(true) => summary.probabilistic_links += 1,
             Ok(false) => {}
             Err(Refused::Nhs) => summary.nhs_conflicts_refused += 1,
@@ -895,6 +911,11 @@ mod tests {
             "same year allowed"
         );
         assert!(!dob_compatible(19_800_312, 19_900_521, true));
+        assert!(
+            dob_compatible(19_560_409, 19_650_409, false),
+            "digits transposed"
+        );
+        assert!(!dob_compatible(19_560_409, 19_650_419, false));
     }
 
     /// A person keeps its previous key; when a previous person splits, the part with
@@ -934,19 +955,34 @@ mod tests {
         let mut c = Clusters::new(4);
         c.nhs[0] = 1;
         c.nhs[1] = 2;
-        assert!(matches!(
-            union(&mut c, 0, 1, Some(false)),
-            Err(Refused::Nhs)
-        ));
+        let g = |a, b| {
+            Some(DobGuard {
+                same_year: false,
+                direct: (a, b),
+            })
+        };
+        assert!(matches!(union(&mut c, 0, 1, g(0, 0)), Err(Refused::Nhs)));
         c.dobs[0] = vec![19_800_312];
-        c.dobs[2] = vec![19_800_312];
-        c.dobs[3] = vec![19_650_101];
-        assert!(matches!(union(&mut c, 0, 2, Some(false)), Ok(true)));
+        c.dobs[2] = vec![19_800_313];
+        c.dobs[3] = vec![19_800_323];
         assert!(matches!(
-            union(&mut c, 2, 3, Some(false)),
+            union(&mut c, 0, 2, g(19_800_312, 19_800_313)),
+            Ok(true)
+        ));
+        // 13 and 23 are compatible, but 12 (through the chain) and 23 are not.
+        assert!(matches!(
+            union(&mut c, 2, 3, g(19_800_313, 19_800_323)),
             Err(Refused::Dob)
         ));
         assert_ne!(c.find(3), c.find(0));
         assert_eq!(c.find(2), c.find(0));
+        // A direct link between the two incompatible rows stands (the model weighed it).
+        let mut d = Clusters::new(2);
+        d.dobs[0] = vec![19_800_312];
+        d.dobs[1] = vec![19_651_001];
+        assert!(matches!(
+            union(&mut d, 0, 1, g(19_800_312, 19_651_001)),
+            Ok(true)
+        ));
     }
 }

@@ -379,8 +379,8 @@ fn a_chain_never_joins_two_nhs_numbers_or_incompatible_dates_of_birth() {
     nhs[0].nhs = "9434765919".into();
     nhs[11].nhs = "4010232137".into();
     recs.extend(nhs);
-    // Dates of birth drifting one digit at a time: 14 → 15 → 25, the rest alike (14
-    // and 25 are not compatible when the same year is not enough).
+    // Dates of birth drifting one digit at a time: 14 → 15 → 25 (14 and 25 are not
+    // compatible when the same year is not enough).
     let mut drift = chain_person(|k| {
         format!(
             "1964-02-{}",
@@ -391,12 +391,19 @@ fn a_chain_never_joins_two_nhs_numbers_or_incompatible_dates_of_birth() {
             }
         )
     });
-    for r in &mut drift {
+    // The first seven at one address, the last six at another, so each record's
+    // direct links reach one step of the drift only.
+    for (k, r) in drift.iter_mut().enumerate() {
         r.id = r.id.replace("chain", "drift");
         r.given = "MARGARET".into();
         r.family = "WETHERBY".into();
-        r.postcode = "LS7 3QA".into();
-        r.address = "4 CARR MANOR VIEW".into();
+        r.postcode = if k <= 5 { "LS7 3QA" } else { "LS27 9HN" }.into();
+        r.address = if k <= 5 {
+            "4 CARR MANOR VIEW"
+        } else {
+            "61 ELLAND ROAD"
+        }
+        .into();
     }
     recs.extend(drift);
     let linkage = format!("{LINKAGE}  dob_same_year_compatible: false\n");

@@ -11,16 +11,8 @@ pub fn onboard(args: &[&str]) -> Output {
     onboard_in(&root(), args)
 }
 
-/// The binary under test: `ONBOARD_TEST_BIN` when set (a copy of this worktree's
-/// build, when several worktrees share one target directory), else cargo's.
-pub fn bin() -> PathBuf {
-    std::env::var_os("ONBOARD_TEST_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_onboard")))
-}
-
 pub fn onboard_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(bin())
+    Command::new(env!("CARGO_BIN_EXE_onboard"))
         .args(args)
         .current_dir(dir)
         .env_remove("RUST_LOG")

@@ -117,7 +117,12 @@ pub struct Linked {
 struct Clusters {
     parent: Vec<u32>,
     nhs: Vec<u32>,
+    /// The dates of birth the guard holds a component to: every distinct one of its
+    /// rows, except those of the smaller side of a direct link whose two rows
+    /// disagreed on the date of birth (an outlier the model accepted).
     dobs: Vec<Vec<u32>>,
+    /// Rows in each component.
+    size: Vec<u32>,
 }
 
 impl Clusters {
@@ -126,6 +131,7 @@ impl Clusters {
             parent: (0..n as u32).collect(),
             nhs: vec![NONE; n],
             dobs: vec![vec![]; n],
+            size: vec![1; n],
         }
     }
     fn find(&mut self, mut x: u32) -> u32 {
@@ -167,7 +173,9 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Resul
     if na != NONE && nb != NONE && na != nb {
         return Err(Refused::Nhs);
     }
-    if let Some(g) = dob_guard.filter(|g| dob_compatible(g.direct.0, g.direct.1, g.same_year)) {
+    let direct_conflict =
+        dob_guard.is_some_and(|g| !dob_compatible(g.direct.0, g.direct.1, g.same_year));
+    if let Some(g) = dob_guard.filter(|_| !direct_conflict) {
         let ok = c.dobs[ra as usize].iter().all(|x| {
             c.dobs[rb as usize]
                 .iter()
@@ -177,19 +185,24 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Resul
             return Err(Refused::Dob);
         }
     }
-    // The larger date-of-birth set absorbs the smaller (linear overall); the root is
-    // the one holding it.
-    let (root, child) = if c.dobs[ra as usize].len() >= c.dobs[rb as usize].len() {
+    // The larger component (by rows) is the root; on a direct conflict the smaller
+    // side's dates of birth are outliers the guard does not hold the merged one to.
+    let (sa, sb) = (c.size[ra as usize], c.size[rb as usize]);
+    let key = |r: u32, s: u32| (s, c.dobs[r as usize].len());
+    let (root, child) = if key(ra, sa) >= key(rb, sb) {
         (ra, rb)
     } else {
         (rb, ra)
     };
     c.parent[child as usize] = root;
+    c.size[root as usize] = sa + sb;
     c.nhs[root as usize] = if na != NONE { na } else { nb };
     let moved = std::mem::take(&mut c.dobs[child as usize]);
-    for d in moved {
-        if !c.dobs[root as usize].contains(&d) {
-            c.dobs[root as usize].push(d);
+    if !direct_conflict {
+        for d in moved {
+            if !c.dobs[root as usize].contains(&d) {
+                c.dobs[root as usize].push(d);
+            }
         }
     }
     Ok(true)
@@ -399,8 +412,10 @@ pub async fn link(
     let nc = p.cluster_nhs.len();
     let mut cl = Clusters::new(nc);
     cl.nhs.clone_from(&p.cluster_nhs);
+    cl.size = vec![0; nc];
     for i in 0..n {
         let c = p.cluster[i] as usize;
+        cl.size[c] += 1;
         let d = r.dob[i];
         if d != 0 && !cl.dobs[c].contains(&d) {
             cl.dobs[c].push(d);
@@ -480,16 +495,22 @@ pub async fn link(
         .filter(|g| g.len() > 1)
         .count();
     drop(held);
-    for c in 0..nc {
-        if roots[c] as usize == c {
-            let d = &cl.dobs[c];
-            if d.iter()
-                .any(|x| d.iter().any(|y| !dob_compatible(*x, *y, same_year)))
-            {
-                summary.persons_with_conflicting_dob += 1;
-            }
-        }
-    }
+    // Persons whose rows hold incompatible dates of birth (from the rows: the guard's
+    // sets leave accepted outliers out).
+    let mut dobs: Vec<(u32, u32)> = (0..n)
+        .filter(|&i| r.dob[i] != 0)
+        .map(|i| (roots[p.cluster[i] as usize], r.dob[i]))
+        .collect();
+    dobs.sort_unstable();
+    dobs.dedup();
+    summary.persons_with_conflicting_dob = dobs
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| {
+            g.iter()
+                .any(|x| g.iter().any(|y| !dob_compatible(x.1, y.1, same_year)))
+        })
+        .count();
+    drop(dobs);
     tiers(&p, &roots, &mut summary);
     ethnicity(&p, &roots, &mut summary);
     // Survivorship over each person's rows.

@@ -969,6 +969,47 @@ mod tests {
         assert_eq!((s.person_keys_kept, s.person_keys_new), (1, 2));
     }
 
+    /// Clustering over every link gives the same persons whatever order the links
+    /// arrive in, and joins a chain of records each linked only to the next.
+    #[test]
+    fn components_do_not_depend_on_link_order() {
+        let n = 40u32;
+        let dob: Vec<u32> = (0..n).map(|i| 19_800_101 + (i % 3)).collect();
+        let mut links: Vec<(f64, u32, u32)> = (0..n - 1)
+            .filter(|i| i % 10 != 9)
+            .map(|i| (7.0 + (i % 4) as f64, i, i + 1))
+            .collect();
+        let run = |links: &[(f64, u32, u32)]| {
+            let mut cl = Clusters::new(n as usize);
+            for i in 0..n as usize {
+                cl.dobs[i] = vec![dob[i]];
+            }
+            let cluster: Vec<u32> = (0..n).collect();
+            merge_links(
+                &mut cl,
+                &cluster,
+                &dob,
+                links,
+                true,
+                &mut LinkSummary::default(),
+            );
+            let roots: Vec<u32> = (0..n).map(|c| cl.find(c)).collect();
+            // The partition as each element's smallest fellow member.
+            (0..n as usize)
+                .map(|i| (0..n as usize).find(|&j| roots[j] == roots[i]).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = run(&links);
+        links.reverse();
+        let mut rng = model::Rng::new(3);
+        for i in (1..links.len()).rev() {
+            links.swap(i, rng.below(i + 1));
+        }
+        assert_eq!(a, run(&links));
+        assert_eq!(a[8], 0, "a chain of ten records is one person");
+        assert_eq!(a[10], 10, "a missing link splits it");
+    }
+
     /// The guard refuses a merge of two NHS numbers and of incompatible dates of birth,
     /// and a chain A–B–C stops where C's date of birth conflicts with A's.
     #[test]

@@ -86,16 +86,20 @@ pub async fn score(
         CsvReadOptions::new().schema(&truth_schema).has_header(true),
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| format!("{}: {e}", truth.display()))?;
     // Predictions: every silver entity table, plus identity rows of identity sources.
     let mut parts = Vec::new();
     let silver = out.join("silver");
-    let mut dirs: Vec<_> = std::fs::read_dir(&silver)
-        .map_err(|e| format!("{}: {e}", silver.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
+    // A run of identity sources only has no silver tables.
+    let mut dirs: Vec<_> = match std::fs::read_dir(&silver) {
+        Ok(d) => d
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(format!("{}: {e}", silver.display())),
+    };
     dirs.sort();
     let identity = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
     if identity.is_dir() {

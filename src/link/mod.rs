@@ -112,12 +112,17 @@ pub struct Linked {
     pub model: Model,
 }
 
-/// Union–find with a guard: roots carry their valid NHS number and a few dates of
-/// birth.
+/// Union–find with a guard: roots carry their valid NHS number and every distinct date
+/// of birth of their rows.
 struct Clusters {
     parent: Vec<u32>,
     nhs: Vec<u32>,
+    /// The dates of birth the guard holds a component to: every distinct one of its
+    /// rows, except those of the smaller side of a direct link whose two rows
+    /// disagreed on the date of birth (an outlier the model accepted).
     dobs: Vec<Vec<u32>>,
+    /// Rows in each component.
+    size: Vec<u32>,
 }
 
 impl Clusters {
@@ -126,6 +131,7 @@ impl Clusters {
             parent: (0..n as u32).collect(),
             nhs: vec![NONE; n],
             dobs: vec![vec![]; n],
+            size: vec![1; n],
         }
     }
     fn find(&mut self, mut x: u32) -> u32 {
@@ -144,7 +150,21 @@ enum Refused {
     Dob,
 }
 
-fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bool, Refused> {
+/// The date-of-birth guard of one merge: whether the same year is compatible, and the
+/// dates of birth of the two rows the link joins (row of `a`, row of `b`; 0 missing).
+#[derive(Clone, Copy)]
+struct DobGuard {
+    same_year: bool,
+    direct: (u32, u32),
+}
+
+/// Merge the clusters of `a` and `b`. With a date-of-birth guard, a link whose two rows
+/// have compatible dates of birth (or one missing) may not join components holding
+/// incompatible ones: a chain A–B–C through a record B that looks like both stops
+/// where A's and C's dates of birth conflict. A link whose own two rows disagree on
+/// the date of birth was scored above the threshold with that disagreement weighed by
+/// the model (a mistyped or replaced date, everything else agreeing), so it stands.
+fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Result<bool, Refused> {
     let (ra, rb) = (c.find(a), c.find(b));
     if ra == rb {
         return Ok(false);
@@ -153,40 +173,53 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<bool>) -> Result<bo
     if na != NONE && nb != NONE && na != nb {
         return Err(Refused::Nhs);
     }
-    if let Some(same_year) = dob_guard {
+    let direct_conflict =
+        dob_guard.is_some_and(|g| !dob_compatible(g.direct.0, g.direct.1, g.same_year));
+    if let Some(g) = dob_guard.filter(|_| !direct_conflict) {
         let ok = c.dobs[ra as usize].iter().all(|x| {
             c.dobs[rb as usize]
                 .iter()
-                .all(|y| dob_compatible(*x, *y, same_year))
+                .all(|y| dob_compatible(*x, *y, g.same_year))
         });
         if !ok {
             return Err(Refused::Dob);
         }
     }
-    c.parent[rb as usize] = ra;
-    if na == NONE {
-        c.nhs[ra as usize] = nb;
-    }
-    let moved = std::mem::take(&mut c.dobs[rb as usize]);
-    for d in moved {
-        if c.dobs[ra as usize].len() < 8 && !c.dobs[ra as usize].contains(&d) {
-            c.dobs[ra as usize].push(d);
+    // The larger component (by rows) is the root; on a direct conflict the smaller
+    // side's dates of birth are outliers the guard does not hold the merged one to.
+    let (sa, sb) = (c.size[ra as usize], c.size[rb as usize]);
+    let key = |r: u32, s: u32| (s, c.dobs[r as usize].len());
+    let (root, child) = if key(ra, sa) >= key(rb, sb) {
+        (ra, rb)
+    } else {
+        (rb, ra)
+    };
+    c.parent[child as usize] = root;
+    c.size[root as usize] = sa + sb;
+    c.nhs[root as usize] = if na != NONE { na } else { nb };
+    let moved = std::mem::take(&mut c.dobs[child as usize]);
+    if !direct_conflict {
+        for d in moved {
+            if !c.dobs[root as usize].contains(&d) {
+                c.dobs[root as usize].push(d);
+            }
         }
     }
     Ok(true)
 }
 
 /// Two dates of birth (yyyymmdd) that can belong to one person: equal, day and month
-/// swapped, one digit apart, or (when allowed) the same year.
+/// swapped, one digit apart, two adjacent digits transposed (keying errors), or (when
+/// allowed) the same year.
 pub fn dob_compatible(a: u32, b: u32, same_year: bool) -> bool {
     if a == b || a == 0 || b == 0 {
         return true;
     }
-    let one_digit = (0..8)
-        .filter(|k| a / 10u32.pow(*k) % 10 != b / 10u32.pow(*k) % 10)
-        .count()
-        == 1;
-    model::swap(a) == b || one_digit || (same_year && a / 10_000 == b / 10_000)
+    let digit = |v: u32, k: u32| v / 10u32.pow(k) % 10;
+    let diff: Vec<u32> = (0..8).filter(|&k| digit(a, k) != digit(b, k)).collect();
+    let transposed = matches!(diff.as_slice(), [i, j] if *j == i + 1
+        && digit(a, *i) == digit(b, *j) && digit(a, *j) == digit(b, *i));
+    model::swap(a) == b || diff.len() == 1 || transposed || (same_year && a / 10_000 == b / 10_000)
 }
 
 /// The identity rows with their deterministic clusters and the trained model.
@@ -225,7 +258,20 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
         None => records::parse_nicknames(records::NICKNAMES)?,
     };
     let t = std::time::Instant::now();
-    let r = records::load(out, key, nicknames).await?;
+    let r = records::load(out, key, nicknames, s).await?;
+    let cols = s
+        .comparisons
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            r.col_of(&c.field).ok_or_else(|| {
+                format!(
+                    "linkage.comparisons[{i}]: `{}` was not loaded from the identity zone",
+                    c.field.name()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     tracing::info!(
         rows = r.len(),
         keys = r.keys.len(),
@@ -305,7 +351,7 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
     let model = {
         let cx = p.cx();
         let cl = &p.cluster;
-        model::train(s, &cx, &|i, j| cl[i] == cl[j])
+        model::train(s, &cols, &cx, &|i, j| cl[i] == cl[j])
     };
     p.model = model;
     tracing::info!(
@@ -327,7 +373,6 @@ pub async fn link(
     let r = &p.r;
     let n = r.len();
     let cx = p.cx();
-    let residual = |i: usize| p.cluster_nhs[p.cluster[i] as usize] == NONE;
     let mut summary = LinkSummary {
         identity_rows: n + r.keyless_rows,
         keyless_rows: r.keyless_rows,
@@ -336,53 +381,13 @@ pub async fn link(
         nhs_conflicts_refused: p.nhs_conflicts,
         ..Default::default()
     };
-    // Each residual row's best candidate (weight, row).
-    let mut best: Vec<(f64, u32)> = vec![(f64::NEG_INFINITY, NONE); n];
-    for (ri, rule) in s.blocking.iter().enumerate() {
-        let b = model::blocks(r, rule);
-        for g in model::groups(&b) {
-            if g.len() < 2 {
-                continue;
-            }
-            if g.len() > MAX_BLOCK {
-                summary.oversized_blocks += 1;
-                continue;
-            }
-            for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
-                let x = x as usize;
-                for &(_, y) in g {
-                    let y = y as usize;
-                    if p.cluster[x] == p.cluster[y] || (residual(y) && y < x) {
-                        continue;
-                    }
-                    // A pair an earlier rule already produced.
-                    if s.blocking[..ri].iter().any(|e| {
-                        model::block_key(r, e, x)
-                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
-                    }) {
-                        continue;
-                    }
-                    summary.candidate_pairs_scored += 1;
-                    let w = p.model.score(&cx, x, y);
-                    // Ties go to the lower row (rows are in canonical order).
-                    let better =
-                        |b: (f64, u32), z: usize| w > b.0 || (w == b.0 && (z as u32) < b.1);
-                    if better(best[x], y) {
-                        best[x] = (w, y as u32);
-                    }
-                    if residual(y) && better(best[y], x) {
-                        best[y] = (w, x as u32);
-                    }
-                }
-            }
-        }
-    }
+    let (best, links) = score_candidates(&p, s, &mut summary);
     tracing::info!(
         pairs = summary.candidate_pairs_scored,
+        links = links.len(),
         "candidate pairs scored"
     );
-    // Proposals and the review band.
-    let mut links: Vec<(f64, u32, u32)> = Vec::new();
+    // The review band: each row's best partner when it is below the link threshold.
     let mut review: BTreeMap<(u32, u32), (f64, u32, u32)> = BTreeMap::new();
     for x in 0..n {
         let (w, y) = best[x];
@@ -393,9 +398,7 @@ pub async fn link(
             .match_weight_histogram
             .entry(((w / 2.0).floor() as i32) * 2)
             .or_default() += 1;
-        if w >= s.link_threshold {
-            links.push((w, x as u32, y));
-        } else if w >= s.review_threshold {
+        if w < s.link_threshold && w >= s.review_threshold {
             let (a, b) = (p.cluster[x], p.cluster[y as usize]);
             let e = review
                 .entry((a.min(b), a.max(b)))
@@ -405,32 +408,29 @@ pub async fn link(
             }
         }
     }
-    links.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    // Guarded merge of clusters, best first.
+    drop(best);
     let nc = p.cluster_nhs.len();
     let mut cl = Clusters::new(nc);
     cl.nhs.clone_from(&p.cluster_nhs);
+    cl.size = vec![0; nc];
     for i in 0..n {
         let c = p.cluster[i] as usize;
+        cl.size[c] += 1;
         let d = r.dob[i];
-        if d != 0 && cl.dobs[c].len() < 8 && !cl.dobs[c].contains(&d) {
+        if d != 0 && !cl.dobs[c].contains(&d) {
             cl.dobs[c].push(d);
         }
     }
+    merge_links(
+        &mut cl,
+        &p.cluster,
+        &r.dob,
+        &links,
+        s.dob_same_year_compatible,
+        &mut summary,
+    );
+    drop(links);
     let same_year = s.dob_same_year_compatible;
-    for &(_, x, y) in &links {
-        match union(
-            &mut cl,
-            p.cluster[x as usize],
-            p.cluster[y as usize],
-            Some(same_year),
-        ) {
-            Ok(true) => summary.probabilistic_links += 1,
-            Ok(false) => {}
-            Err(Refused::Nhs) => summary.nhs_conflicts_refused += 1,
-            Err(Refused::Dob) => summary.chaining_refused += 1,
-        }
-    }
     // The review queue: pairs still apart, best first.
     let mut queue: Vec<(f64, u32, u32)> = review
         .into_values()
@@ -495,16 +495,22 @@ pub async fn link(
         .filter(|g| g.len() > 1)
         .count();
     drop(held);
-    for c in 0..nc {
-        if roots[c] as usize == c {
-            let d = &cl.dobs[c];
-            if d.iter()
-                .any(|x| d.iter().any(|y| !dob_compatible(*x, *y, same_year)))
-            {
-                summary.persons_with_conflicting_dob += 1;
-            }
-        }
-    }
+    // Persons whose rows hold incompatible dates of birth (from the rows: the guard's
+    // sets leave accepted outliers out).
+    let mut dobs: Vec<(u32, u32)> = (0..n)
+        .filter(|&i| r.dob[i] != 0)
+        .map(|i| (roots[p.cluster[i] as usize], r.dob[i]))
+        .collect();
+    dobs.sort_unstable();
+    dobs.dedup();
+    summary.persons_with_conflicting_dob = dobs
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter(|g| {
+            g.iter()
+                .any(|x| g.iter().any(|y| !dob_compatible(x.1, y.1, same_year)))
+        })
+        .count();
+    drop(dobs);
     tiers(&p, &roots, &mut summary);
     ethnicity(&p, &roots, &mut summary);
     // Survivorship over each person's rows.
@@ -536,6 +542,102 @@ pub async fn link(
         review,
         model: p.model,
     })
+}
+
+/// Score every candidate pair the blocking rules yield (each pair once, of the kind the
+/// link type allows, at least one side in a cluster without an NHS number, the two not
+/// already one cluster). Returns each row's best partner (weight, row; ties to the
+/// lower row) and every pair at or above the link threshold (weight, lower row, higher
+/// row). Nothing else is stored: memory stays linear in the rows plus the links.
+fn score_candidates(
+    p: &Prepared,
+    s: &LinkageSettings,
+    summary: &mut LinkSummary,
+) -> (Vec<(f64, u32)>, Vec<(f64, u32, u32)>) {
+    let r = &p.r;
+    let cx = p.cx();
+    let residual = |i: usize| p.cluster_nhs[p.cluster[i] as usize] == NONE;
+    let mut best: Vec<(f64, u32)> = vec![(f64::NEG_INFINITY, NONE); r.len()];
+    let mut links = Vec::new();
+    for (ri, rule) in s.blocking.iter().enumerate() {
+        let b = model::blocks(r, rule);
+        for g in model::groups(&b) {
+            if g.len() < 2 {
+                continue;
+            }
+            if g.len() > MAX_BLOCK {
+                summary.oversized_blocks += 1;
+                continue;
+            }
+            for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
+                let x = x as usize;
+                for &(_, y) in g {
+                    let y = y as usize;
+                    if p.cluster[x] == p.cluster[y]
+                        || (residual(y) && y < x)
+                        || !s.link_type.allows(r.source[x], r.source[y])
+                    {
+                        continue;
+                    }
+                    // A pair an earlier rule already produced.
+                    if s.blocking[..ri].iter().any(|e| {
+                        model::block_key(r, e, x)
+                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
+                    }) {
+                        continue;
+                    }
+                    summary.candidate_pairs_scored += 1;
+                    let w = p.model.score(&cx, x, y);
+                    if w >= s.link_threshold {
+                        links.push((w, x.min(y) as u32, x.max(y) as u32));
+                    }
+                    let better =
+                        |b: (f64, u32), z: usize| w > b.0 || (w == b.0 && (z as u32) < b.1);
+                    if better(best[x], y) {
+                        best[x] = (w, y as u32);
+                    }
+                    if residual(y) && better(best[y], x) {
+                        best[y] = (w, x as u32);
+                    }
+                }
+            }
+        }
+    }
+    (best, links)
+}
+
+/// Connected components over every link at or above the threshold, with the guards:
+/// links are taken strongest first (ties by row, rows being in canonical order, so the
+/// result does not depend on the order files were read in), and a link whose two
+/// components hold different valid NHS numbers, or dates of birth that are not
+/// compatible, is refused; the components carry their NHS number and every distinct
+/// date of birth, so the guard is checked on the whole merged components.
+fn merge_links(
+    cl: &mut Clusters,
+    cluster: &[u32],
+    dob: &[u32],
+    links: &[(f64, u32, u32)],
+    same_year: bool,
+    summary: &mut LinkSummary,
+) {
+    let mut order: Vec<u32> = (0..links.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&links[a as usize], &links[b as usize]);
+        y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2))
+    });
+    for i in order {
+        let (_, x, y) = links[i as usize];
+        let guard = DobGuard {
+            same_year,
+            direct: (dob[x as usize], dob[y as usize]),
+        };
+        match union(cl, cluster[x as usize], cluster[y as usize], Some(guard)) {
+            Ok(true) => summary.probabilistic_links += 1,
+            Ok(false) => {}
+            Err(Refused::Nhs) => summary.nhs_conflicts_refused += 1,
+            Err(Refused::Dob) => summary.chaining_refused += 1,
+        }
+    }
 }
 
 /// Person keys, stable across reruns and loads: a person keeps the key its candidate
@@ -774,19 +876,19 @@ pub(crate) fn write_parquet(
         Item = Result<datafusion::arrow::array::RecordBatch, datafusion::arrow::error::ArrowError>,
     >,
 ) -> Result<(), String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
     if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(d).map_err(|e| at(&e))?;
     }
     let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
-    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None)
-        .map_err(|e| e.to_string())?;
+    let f = std::fs::File::create(&tmp).map_err(|e| at(&e))?;
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None).map_err(|e| at(&e))?;
     for b in batches {
-        w.write(&b.map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+        w.write(&b.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
     }
-    w.close().map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    w.close().map_err(|e| at(&e))?;
+    std::fs::rename(&tmp, path).map_err(|e| at(&e))
 }
 
 /// Write the link map as Parquet (`candidate_key, person_key`).
@@ -830,6 +932,11 @@ mod tests {
             "same year allowed"
         );
         assert!(!dob_compatible(19_800_312, 19_900_521, true));
+        assert!(
+            dob_compatible(19_560_409, 19_650_409, false),
+            "digits transposed"
+        );
+        assert!(!dob_compatible(19_560_409, 19_650_419, false));
     }
 
     /// A person keeps its previous key; when a previous person splits, the part with
@@ -862,6 +969,47 @@ mod tests {
         assert_eq!((s.person_keys_kept, s.person_keys_new), (1, 2));
     }
 
+    /// Clustering over every link gives the same persons whatever order the links
+    /// arrive in, and joins a chain of records each linked only to the next.
+    #[test]
+    fn components_do_not_depend_on_link_order() {
+        let n = 40u32;
+        let dob: Vec<u32> = (0..n).map(|i| 19_800_101 + (i % 3)).collect();
+        let mut links: Vec<(f64, u32, u32)> = (0..n - 1)
+            .filter(|i| i % 10 != 9)
+            .map(|i| (7.0 + (i % 4) as f64, i, i + 1))
+            .collect();
+        let run = |links: &[(f64, u32, u32)]| {
+            let mut cl = Clusters::new(n as usize);
+            for i in 0..n as usize {
+                cl.dobs[i] = vec![dob[i]];
+            }
+            let cluster: Vec<u32> = (0..n).collect();
+            merge_links(
+                &mut cl,
+                &cluster,
+                &dob,
+                links,
+                true,
+                &mut LinkSummary::default(),
+            );
+            let roots: Vec<u32> = (0..n).map(|c| cl.find(c)).collect();
+            // The partition as each element's smallest fellow member.
+            (0..n as usize)
+                .map(|i| (0..n as usize).find(|&j| roots[j] == roots[i]).unwrap())
+                .collect::<Vec<_>>()
+        };
+        let a = run(&links);
+        links.reverse();
+        let mut rng = model::Rng::new(3);
+        for i in (1..links.len()).rev() {
+            links.swap(i, rng.below(i + 1));
+        }
+        assert_eq!(a, run(&links));
+        assert_eq!(a[8], 0, "a chain of ten records is one person");
+        assert_eq!(a[10], 10, "a missing link splits it");
+    }
+
     /// The guard refuses a merge of two NHS numbers and of incompatible dates of birth,
     /// and a chain A–B–C stops where C's date of birth conflicts with A's.
     #[test]
@@ -869,19 +1017,34 @@ mod tests {
         let mut c = Clusters::new(4);
         c.nhs[0] = 1;
         c.nhs[1] = 2;
-        assert!(matches!(
-            union(&mut c, 0, 1, Some(false)),
-            Err(Refused::Nhs)
-        ));
+        let g = |a, b| {
+            Some(DobGuard {
+                same_year: false,
+                direct: (a, b),
+            })
+        };
+        assert!(matches!(union(&mut c, 0, 1, g(0, 0)), Err(Refused::Nhs)));
         c.dobs[0] = vec![19_800_312];
-        c.dobs[2] = vec![19_800_312];
-        c.dobs[3] = vec![19_650_101];
-        assert!(matches!(union(&mut c, 0, 2, Some(false)), Ok(true)));
+        c.dobs[2] = vec![19_800_313];
+        c.dobs[3] = vec![19_800_323];
         assert!(matches!(
-            union(&mut c, 2, 3, Some(false)),
+            union(&mut c, 0, 2, g(19_800_312, 19_800_313)),
+            Ok(true)
+        ));
+        // 13 and 23 are compatible, but 12 (through the chain) and 23 are not.
+        assert!(matches!(
+            union(&mut c, 2, 3, g(19_800_313, 19_800_323)),
             Err(Refused::Dob)
         ));
         assert_ne!(c.find(3), c.find(0));
         assert_eq!(c.find(2), c.find(0));
+        // A direct link between the two incompatible rows stands (the model weighed it).
+        let mut d = Clusters::new(2);
+        d.dobs[0] = vec![19_800_312];
+        d.dobs[1] = vec![19_651_001];
+        assert!(matches!(
+            union(&mut d, 0, 1, g(19_800_312, 19_651_001)),
+            Ok(true)
+        ));
     }
 }

@@ -6,8 +6,8 @@
 
 use serde::Serialize;
 
-use super::config::{Attribute, ComparisonSpec, Field, Level, LinkageSettings};
-use super::records::{NONE, Records};
+use super::config::{Attribute, AttributeType, ComparisonSpec, Field, Level, LinkageSettings};
+use super::records::{Col, NONE, Records};
 
 /// A comparison whose field is missing on either side.
 pub const MISSING: u8 = u8::MAX;
@@ -20,6 +20,9 @@ pub struct Comparison {
     pub levels: Vec<String>,
     #[serde(skip)]
     pub spec: ComparisonSpec,
+    /// The column of the identity rows it reads.
+    #[serde(skip)]
+    pub col: Col,
     pub m: Vec<f64>,
     pub u: Vec<f64>,
     /// log2(m/u) per level (exact agreement may be adjusted by term frequency).
@@ -40,6 +43,10 @@ pub struct Session {
     pub rejected: Vec<Field>,
     /// Pairs in the session's blocks, and how many EM looked at.
     pub blocked_pairs: f64,
+    /// Pairs (of the kind the link type allows) whose two rows both have every
+    /// attribute of the rule: the pairs the session's matches are a share of (a field
+    /// missing on some rows lowers both counts alike, so the prior stays sound).
+    pub present_pairs: f64,
     pub pairs: u64,
     pub patterns: usize,
     pub iterations: usize,
@@ -64,7 +71,7 @@ pub struct Model {
 /// One comparison's contribution to a match weight.
 #[derive(Debug, Clone, Serialize)]
 pub struct Contribution {
-    pub comparison: &'static str,
+    pub comparison: String,
     pub level: String,
     pub m: f64,
     pub u: f64,
@@ -116,135 +123,108 @@ fn one_edit(a: &str, b: &str) -> bool {
 
 /// The level a comparison reaches on rows `i` and `j`, and the agreeing value (for
 /// term frequency) when it is exact.
-pub fn level(spec: &ComparisonSpec, cx: &Context, i: usize, j: usize) -> (u8, u32) {
+pub fn level(spec: &ComparisonSpec, col: Col, cx: &Context, i: usize, j: usize) -> (u8, u32) {
     let r = cx.r;
+    if spec.history && col == Col::Postcode {
+        let (ha, hb) = (cx.history_of(i), cx.history_of(j));
+        if ha.is_empty() || hb.is_empty() {
+            return (MISSING, NONE);
+        }
+        let mut best = (spec.levels.len() as u8, NONE);
+        for &a in ha {
+            for &b in hb {
+                let l = level_of_values(spec, col, r, a, b);
+                if l.0 < best.0 {
+                    best = l;
+                }
+            }
+        }
+        return best;
+    }
+    let (a, b) = (r.value(col, i), r.value(col, j));
+    if a == NONE || b == NONE {
+        return (MISSING, NONE);
+    }
+    level_of_values(spec, col, r, a, b)
+}
+
+/// Days since 1970-01-01 of a yyyymmdd date.
+fn days(ymd: u32) -> Option<i64> {
+    chrono::NaiveDate::from_ymd_opt((ymd / 10_000) as i32, ymd / 100 % 100, ymd % 100).map(|d| {
+        d.signed_duration_since(chrono::NaiveDate::default())
+            .num_days()
+    })
+}
+
+/// The first level two present values reach (equal values reach the first level).
+fn level_of_values(spec: &ComparisonSpec, col: Col, r: &Records, a: u32, b: u32) -> (u8, u32) {
     let last = spec.levels.len() as u8;
-    match spec.field {
-        Field::GivenName | Field::FamilyName => {
-            let col = if spec.field == Field::GivenName {
-                &r.given
-            } else {
-                &r.family
-            };
-            let (a, b) = (col[i], col[j]);
-            if a == NONE || b == NONE {
-                return (MISSING, NONE);
+    if a == b {
+        return (0, a);
+    }
+    let kind = r.kind_of(col);
+    let texts = std::cell::OnceCell::new();
+    let text = || -> (&str, &str) {
+        let t = texts.get_or_init(|| (r.value_text(col, a), r.value_text(col, b)));
+        (&*t.0, &*t.1)
+    };
+    for (l, lv) in spec.levels.iter().enumerate() {
+        let hit = match lv {
+            Level::Exact => false,
+            Level::JaroWinkler(t) => {
+                let (x, y) = text();
+                strsim::jaro_winkler(x, y) >= *t
             }
-            let mut jw: Option<f64> = None;
-            for (l, lv) in spec.levels.iter().enumerate() {
-                let hit = match lv {
-                    Level::Exact => a == b,
-                    Level::JaroWinkler(t) => {
-                        a == b
-                            || *jw.get_or_insert_with(|| {
-                                strsim::jaro_winkler(r.names.text(a), r.names.text(b))
-                            }) >= *t
-                    }
-                    Level::Soundex => {
-                        let (x, y) = (r.name_soundex[a as usize], r.name_soundex[b as usize]);
-                        x != NONE && x == y
-                    }
-                    Level::Nickname => {
-                        let (x, y) = (&r.name_groups[a as usize], &r.name_groups[b as usize]);
-                        x.iter().any(|g| y.contains(g))
-                    }
-                    _ => false,
-                };
-                if hit {
-                    return (l as u8, a);
-                }
+            Level::Levenshtein(n) => {
+                let (x, y) = text();
+                strsim::levenshtein(x, y) <= *n as usize
             }
-            (last, NONE)
-        }
-        Field::DateOfBirth => {
-            let (a, b) = (r.dob[i], r.dob[j]);
-            if a == 0 || b == 0 {
-                return (MISSING, NONE);
+            Level::DamerauLevenshtein(n) => {
+                let (x, y) = text();
+                strsim::damerau_levenshtein(x, y) <= *n as usize
             }
-            for (l, lv) in spec.levels.iter().enumerate() {
-                let hit = match lv {
-                    Level::Exact => a == b,
-                    Level::DayMonthSwap => swap(a) == b,
-                    Level::SameYearMonth => a / 100 == b / 100,
-                    Level::SameYear => a / 10_000 == b / 10_000,
-                    _ => false,
-                };
-                if hit {
-                    return (l as u8, a);
-                }
+            Level::Soundex if kind == Some(AttributeType::Name) => {
+                let (x, y) = (r.name_soundex[a as usize], r.name_soundex[b as usize]);
+                x != NONE && x == y
             }
-            (last, NONE)
-        }
-        Field::Sex => {
-            let (a, b) = (r.sex[i], r.sex[j]);
-            if a == 0 || b == 0 {
-                return (MISSING, NONE);
+            Level::Nickname if kind == Some(AttributeType::Name) => {
+                let (x, y) = (&r.name_groups[a as usize], &r.name_groups[b as usize]);
+                x.iter().any(|g| y.contains(g))
             }
-            if a == b && spec.levels.contains(&Level::Exact) {
-                (0, a as u32)
-            } else {
-                (last, NONE)
-            }
-        }
-        Field::NhsNumber => {
-            let (a, b) = (r.nhs[i], r.nhs[j]);
-            if a == NONE || b == NONE {
-                return (MISSING, NONE);
-            }
-            for (l, lv) in spec.levels.iter().enumerate() {
-                let hit = match lv {
-                    Level::Exact => a == b,
-                    Level::OneEdit => one_edit(r.nhs_numbers.text(a), r.nhs_numbers.text(b)),
-                    _ => false,
-                };
-                if hit {
-                    return (l as u8, a);
-                }
-            }
-            (last, NONE)
-        }
-        Field::Postcode => {
-            let own = |x: usize| -> &[u32] {
-                if r.postcode[x] == NONE {
-                    &[]
+            Level::DayMonthSwap => swap(a) == b,
+            Level::SameYearMonth => a / 100 == b / 100,
+            Level::SameYear => a / 10_000 == b / 10_000,
+            Level::WithinDays(n) => match (days(a), days(b)) {
+                (Some(x), Some(y)) => (x - y).abs() <= *n as i64,
+                _ => false,
+            },
+            Level::Sector | Level::District if kind == Some(AttributeType::Postcode) => {
+                let area = if *lv == Level::Sector {
+                    &r.sector
                 } else {
-                    std::slice::from_ref(&r.postcode[x])
-                }
-            };
-            let (ha, hb) = if spec.history {
-                (cx.history_of(i), cx.history_of(j))
-            } else {
-                (own(i), own(j))
-            };
-            if ha.is_empty() || hb.is_empty() {
-                return (MISSING, NONE);
+                    &r.district
+                };
+                let s = area[a as usize];
+                s != NONE && s == area[b as usize]
             }
-            let mut best = (last, NONE);
-            for &a in ha {
-                for &b in hb {
-                    for (l, lv) in spec.levels.iter().enumerate().take(best.0 as usize) {
-                        let hit = match lv {
-                            Level::Exact => a == b,
-                            Level::Sector => {
-                                let s = r.sector[a as usize];
-                                s != NONE && s == r.sector[b as usize]
-                            }
-                            Level::District => {
-                                let s = r.district[a as usize];
-                                s != NONE && s == r.district[b as usize]
-                            }
-                            _ => false,
-                        };
-                        if hit {
-                            best = (l as u8, a);
-                            break;
-                        }
-                    }
+            Level::OneEdit => {
+                let (x, y) = text();
+                one_edit(x, y)
+            }
+            Level::NumericWithin(d) => {
+                let (x, y) = text();
+                match (x.parse::<f64>(), y.parse::<f64>()) {
+                    (Ok(x), Ok(y)) => (x - y).abs() <= *d,
+                    _ => false,
                 }
             }
-            best
+            _ => false,
+        };
+        if hit {
+            return (l as u8, a);
         }
     }
+    (last, NONE)
 }
 
 impl Comparison {
@@ -276,7 +256,7 @@ impl Model {
                 .comparisons
                 .iter()
                 .map(|c| {
-                    let (l, v) = level(&c.spec, cx, i, j);
+                    let (l, v) = level(&c.spec, c.col, cx, i, j);
                     c.weight(l, v)
                 })
                 .sum::<f64>()
@@ -284,7 +264,7 @@ impl Model {
     /// Comparison-by-comparison explanation of rows `i` and `j`.
     pub fn explain(&self, cx: &Context, i: usize, j: usize) -> Vec<Contribution> {
         let prior = Contribution {
-            comparison: "prior",
+            comparison: "prior".into(),
             level: "two random records match".into(),
             m: self.lambda,
             u: 1.0 - self.lambda,
@@ -293,9 +273,9 @@ impl Model {
         };
         std::iter::once(prior)
             .chain(self.comparisons.iter().filter_map(|c| {
-                let (l, v) = level(&c.spec, cx, i, j);
+                let (l, v) = level(&c.spec, c.col, cx, i, j);
                 (l != MISSING).then(|| Contribution {
-                    comparison: c.field.name(),
+                    comparison: c.field.name().to_string(),
                     level: c.levels[l as usize].clone(),
                     m: c.m[l as usize],
                     u: c.tf_of(l, v).unwrap_or(c.u[l as usize]),
@@ -326,7 +306,7 @@ impl Rng {
 }
 
 /// The value of a blocking attribute for row `i` (None when missing).
-pub fn attribute(r: &Records, a: Attribute, i: usize) -> Option<u64> {
+pub fn attribute(r: &Records, a: &Attribute, i: usize) -> Option<u64> {
     let some = |v: u32| (v != NONE).then_some(v as u64);
     match a {
         Attribute::NhsNumber => some(r.nhs[i]),
@@ -351,6 +331,7 @@ pub fn attribute(r: &Records, a: Attribute, i: usize) -> Option<u64> {
         Attribute::PostcodeDistrict => {
             some(r.postcode[i]).and_then(|p| some(r.district[p as usize]))
         }
+        Attribute::Exact(f) => r.col_of(f).and_then(|c| some(r.value(c, i))),
     }
 }
 
@@ -358,7 +339,7 @@ pub fn attribute(r: &Records, a: Attribute, i: usize) -> Option<u64> {
 pub fn block_key(r: &Records, rule: &[Attribute], i: usize) -> Option<u64> {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for (n, a) in rule.iter().enumerate() {
-        let v = attribute(r, *a, i)?;
+        let v = attribute(r, a, i)?;
         h = (h ^ v ^ ((n as u64) << 56)).wrapping_mul(0x0000_0100_0000_01b3);
         h ^= h >> 29;
     }
@@ -379,11 +360,11 @@ pub fn groups(v: &[(u64, u32)]) -> impl Iterator<Item = &[(u64, u32)]> {
     v.chunk_by(|a, b| a.0 == b.0)
 }
 
-fn pack(levels: &[u8]) -> u64 {
+fn pack(levels: &[u8]) -> u128 {
     levels
         .iter()
         .enumerate()
-        .fold(0u64, |acc, (k, l)| acc | ((*l as u64) << (8 * k)))
+        .fold(0u128, |acc, (k, l)| acc | ((*l as u128) << (8 * k)))
 }
 
 /// Train the model on the rows: u from random pairs, m by EM sessions, term
@@ -391,12 +372,14 @@ fn pack(levels: &[u8]) -> u64 {
 /// person (those pairs are left out of the u sample).
 pub fn train(
     s: &LinkageSettings,
+    cols: &[Col],
     cx: &Context,
     same_cluster: &dyn Fn(usize, usize) -> bool,
 ) -> Model {
     let r = cx.r;
     let n = r.len();
     let specs = &s.comparisons;
+    let allowed = |i: usize, j: usize| s.link_type.allows(r.source[i], r.source[j]);
     let nl: Vec<usize> = specs.iter().map(|c| c.levels.len() + 1).collect();
     // u: level frequencies over random pairs.
     let mut rng = Rng::new(s.training.seed);
@@ -408,12 +391,12 @@ pub fn train(
         {
             tries += 1;
             let (i, j) = (rng.below(n), rng.below(n));
-            if i == j || same_cluster(i, j) {
+            if i == j || !allowed(i, j) || same_cluster(i, j) {
                 continue;
             }
             drawn += 1;
             for (c, spec) in specs.iter().enumerate() {
-                let (l, _) = level(spec, cx, i, j);
+                let (l, _) = level(spec, cols[c], cx, i, j);
                 if l != MISSING {
                     counts[c][l as usize] += 1.0;
                 }
@@ -429,7 +412,7 @@ pub fn train(
         .collect();
     // m: starting values from rows sharing a valid NHS number (labelled matches),
     // then EM sessions.
-    let start = labelled_m(r, cx, specs, &nl);
+    let start = labelled_m(r, cx, specs, cols, &nl);
     let mut sums: Vec<Vec<f64>> = nl.iter().map(|k| vec![0.0; *k]).collect();
     let mut estimated_in: Vec<Vec<usize>> = vec![vec![]; specs.len()];
     let mut sessions = Vec::new();
@@ -438,7 +421,9 @@ pub fn train(
             .iter()
             .map(|c| rule.iter().any(|a| a.field() == c.field))
             .collect();
-        let (patterns, pairs, blocked_pairs) = session_patterns(r, cx, rule, specs, s, si as u64);
+        let (patterns, pairs, blocked_pairs) =
+            session_patterns(r, cx, rule, specs, cols, s, si as u64);
+        let present_pairs = allowed_pairs(r, rule, s.link_type);
         let (m, lambda, iterations, converged) =
             em(&patterns, &start, &u, &fixed, s.training.em_max_iterations);
         let mut rejected = Vec::new();
@@ -446,7 +431,7 @@ pub fn train(
             // A session whose estimate makes exact agreement evidence against a match
             // has found the wrong mode; its estimate for that comparison is dropped.
             if !fixed[c] && pairs > 0 && m[c][0] <= u[c][0] {
-                rejected.push(specs[c].field);
+                rejected.push(specs[c].field.clone());
                 continue;
             }
             if !fixed[c] && pairs > 0 {
@@ -457,6 +442,7 @@ pub fn train(
             }
         }
         sessions.push(Session {
+            present_pairs,
             blocking: rule.clone(),
             rejected,
             blocked_pairs,
@@ -482,7 +468,7 @@ pub fn train(
             let mut levels: Vec<String> = spec.levels.iter().map(Level::label).collect();
             levels.push("different".into());
             Comparison {
-                field: spec.field,
+                field: spec.field.clone(),
                 levels,
                 spec: spec.clone(),
                 m,
@@ -491,17 +477,17 @@ pub fn train(
                 m_estimated_in: estimated_in[c].clone(),
                 term_frequency: spec.term_frequency,
                 tf: if spec.term_frequency {
-                    term_frequencies(r, spec.field)
+                    term_frequencies(r, cols[c])
                 } else {
                     vec![]
                 },
+                col: cols[c],
             }
         })
         .collect();
-    let all_pairs = (n as f64) * (n as f64 - 1.0) / 2.0;
     let lambda = sessions
         .iter()
-        .map(|x| x.lambda * x.blocked_pairs / all_pairs.max(1.0))
+        .map(|x| x.lambda * x.blocked_pairs / x.present_pairs.max(1.0))
         .fold(0.0, f64::max)
         .clamp(1e-12, 0.5);
     Model {
@@ -529,7 +515,13 @@ fn no_worse_than_different(mut m: Vec<f64>, u: &[f64]) -> Vec<f64> {
 /// Starting m: level frequencies over pairs of rows sharing a valid NHS number (at
 /// most 200,000 pairs), smoothed; a comparison without such pairs starts at 0.9 for
 /// exact agreement and the rest spread evenly.
-fn labelled_m(r: &Records, cx: &Context, specs: &[ComparisonSpec], nl: &[usize]) -> Vec<Vec<f64>> {
+fn labelled_m(
+    r: &Records,
+    cx: &Context,
+    specs: &[ComparisonSpec],
+    cols: &[Col],
+    nl: &[usize],
+) -> Vec<Vec<f64>> {
     let mut rows: Vec<(u128, u32)> = (0..r.len())
         .filter(|&i| r.nhs[i] != NONE)
         .map(|i| (r.keys[r.key[i] as usize], i as u32))
@@ -540,7 +532,7 @@ fn labelled_m(r: &Records, cx: &Context, specs: &[ComparisonSpec], nl: &[usize])
     'outer: for g in rows.chunk_by(|a, b| a.0 == b.0) {
         for w in g.windows(2) {
             for (c, spec) in specs.iter().enumerate() {
-                let (l, _) = level(spec, cx, w[0].1 as usize, w[1].1 as usize);
+                let (l, _) = level(spec, cols[c], cx, w[0].1 as usize, w[1].1 as usize);
                 if l != MISSING {
                     counts[c][l as usize] += 1.0;
                 }
@@ -566,17 +558,16 @@ fn labelled_m(r: &Records, cx: &Context, specs: &[ComparisonSpec], nl: &[usize])
         .collect()
 }
 
-/// Relative frequency of each value of a field over the rows.
-fn term_frequencies(r: &Records, f: Field) -> Vec<f64> {
-    let (col, size): (&[u32], usize) = match f {
-        Field::GivenName => (&r.given, r.names.len()),
-        Field::FamilyName => (&r.family, r.names.len()),
-        Field::Postcode => (&r.postcode, r.postcodes.len()),
-        _ => return vec![],
-    };
+/// Relative frequency of each value of a column over the rows.
+fn term_frequencies(r: &Records, col: Col) -> Vec<f64> {
+    let size = r.value_count(col);
+    if size == 0 {
+        return vec![];
+    }
     let mut c = vec![0.0f64; size];
     let mut total = 0.0f64;
-    for &v in col {
+    for i in 0..r.len() {
+        let v = r.value(col, i);
         if v != NONE {
             c[v as usize] += 1.0;
             total += 1.0;
@@ -586,6 +577,42 @@ fn term_frequencies(r: &Records, f: Field) -> Vec<f64> {
     c
 }
 
+/// Pairs of rows the link type allows among `counts` rows per source.
+fn pairs_of(counts: &[f64], link_type: super::config::LinkType) -> f64 {
+    use super::config::LinkType;
+    let t: f64 = counts.iter().sum();
+    let within: f64 = counts.iter().map(|n| n * (n - 1.0) / 2.0).sum();
+    match link_type {
+        LinkType::LinkAndDedupe => t * (t - 1.0) / 2.0,
+        LinkType::DedupeOnly => within,
+        LinkType::LinkOnly => t * (t - 1.0) / 2.0 - within,
+    }
+}
+
+/// Allowed pairs whose two rows both have every attribute of `rule`.
+fn allowed_pairs(r: &Records, rule: &[Attribute], link_type: super::config::LinkType) -> f64 {
+    let mut counts = vec![0.0f64; r.sources.len().max(1)];
+    for i in 0..r.len() {
+        if block_key(r, rule, i).is_some() {
+            counts[r.source[i] as usize] += 1.0;
+        }
+    }
+    pairs_of(&counts, link_type)
+}
+
+/// Allowed pairs within one block.
+fn block_pairs(r: &Records, g: &[(u64, u32)], link_type: super::config::LinkType) -> f64 {
+    if link_type == super::config::LinkType::LinkAndDedupe {
+        let k = g.len() as f64;
+        return k * (k - 1.0) / 2.0;
+    }
+    let mut per: std::collections::BTreeMap<u32, f64> = Default::default();
+    for &(_, i) in g {
+        *per.entry(r.source[i as usize]).or_default() += 1.0;
+    }
+    pairs_of(&per.into_values().collect::<Vec<_>>(), link_type)
+}
+
 /// Comparison patterns (levels packed, with counts) of the pairs blocked by `rule`;
 /// past `em_max_pairs` a deterministic random sample of each block.
 fn session_patterns(
@@ -593,21 +620,21 @@ fn session_patterns(
     cx: &Context,
     rule: &[Attribute],
     specs: &[ComparisonSpec],
+    cols: &[Col],
     s: &LinkageSettings,
     salt: u64,
-) -> (std::collections::BTreeMap<u64, f64>, u64, f64) {
+) -> (std::collections::BTreeMap<u128, f64>, u64, f64) {
     let b = blocks(r, rule);
-    let total: f64 = groups(&b)
-        .map(|g| (g.len() * (g.len() - 1) / 2) as f64)
-        .sum();
+    let total: f64 = groups(&b).map(|g| block_pairs(r, g, s.link_type)).sum();
+    let allowed = |i: usize, j: usize| s.link_type.allows(r.source[i], r.source[j]);
     let rate = (s.training.em_max_pairs as f64 / total.max(1.0)).min(1.0);
     let seed = s.training.seed ^ salt.wrapping_mul(0x9e37_79b9);
-    let mut out: std::collections::BTreeMap<u64, f64> = Default::default();
+    let mut out: std::collections::BTreeMap<u128, f64> = Default::default();
     let mut pairs = 0u64;
     let mut levels = vec![0u8; specs.len()];
-    let mut add = |i: usize, j: usize, out: &mut std::collections::BTreeMap<u64, f64>| {
+    let mut add = |i: usize, j: usize, out: &mut std::collections::BTreeMap<u128, f64>| {
         for (c, spec) in specs.iter().enumerate() {
-            levels[c] = level(spec, cx, i, j).0;
+            levels[c] = level(spec, cols[c], cx, i, j).0;
         }
         *out.entry(pack(&levels)).or_default() += 1.0;
     };
@@ -619,12 +646,14 @@ fn session_patterns(
         // Seeded by the block's first row, so the sample does not depend on the order
         // blocks are visited in.
         let mut rng = Rng::new(seed ^ (g[0].1 as u64).wrapping_mul(0xff51_afd7_ed55_8ccd));
-        let all = (k * (k - 1) / 2) as f64;
+        let all = block_pairs(r, g, s.link_type);
         if rate >= 1.0 {
             for x in 0..k {
                 for y in x + 1..k {
-                    add(g[x].1 as usize, g[y].1 as usize, &mut out);
-                    pairs += 1;
+                    if allowed(g[x].1 as usize, g[y].1 as usize) {
+                        add(g[x].1 as usize, g[y].1 as usize, &mut out);
+                        pairs += 1;
+                    }
                 }
             }
             continue;
@@ -640,6 +669,9 @@ fn session_patterns(
             if y >= x {
                 y += 1;
             }
+            if !allowed(g[x].1 as usize, g[y].1 as usize) {
+                continue;
+            }
             add(g[x].1 as usize, g[y].1 as usize, &mut out);
             pairs += 1;
         }
@@ -650,7 +682,7 @@ fn session_patterns(
 /// Expectation–maximisation of m and the match share over comparison patterns, u
 /// fixed; comparisons marked `fixed` (blocked on) are left out of the likelihood.
 fn em(
-    patterns: &std::collections::BTreeMap<u64, f64>,
+    patterns: &std::collections::BTreeMap<u128, f64>,
     start: &[Vec<f64>],
     u: &[Vec<f64>],
     fixed: &[bool],

@@ -11,6 +11,7 @@ use datafusion::arrow::datatypes::{DataType, Date32Type};
 use datafusion::prelude::ParquetReadOptions;
 use futures::StreamExt;
 
+use super::config::{AttributeType, Field, LinkageSettings};
 use crate::pseudonymise::Key;
 use crate::udf::text;
 
@@ -132,9 +133,157 @@ pub struct Records {
     pub registered: Vec<bool>,
     /// Rows without any candidate key (not linkable).
     pub keyless_rows: usize,
+    /// Row → its source (`provider/source`, interned in `sources`): link-only and
+    /// dedupe-only runs compare rows across or within sources.
+    pub source: Vec<u32>,
+    pub sources: Interner,
+    /// Further identity fields the model compares or blocks on (canonical ones beyond
+    /// the six above, and declared attributes), one column each.
+    pub extras: Vec<Extra>,
+}
+
+/// One further identity field as a column: row → value id (NONE when missing). Names
+/// are interned in `Records::names` and postcodes in `Records::postcodes` (so Soundex,
+/// nicknames, sectors and districts apply); dates are yyyymmdd; free text and
+/// identifiers are interned in `dict`.
+pub struct Extra {
+    pub field: Field,
+    pub kind: AttributeType,
+    /// The identity-zone column it is read from.
+    pub column: String,
+    pub values: Vec<u32>,
+    pub dict: Interner,
+}
+
+/// A column of `Records` that a comparison or blocking rule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Col {
+    Nhs,
+    Given,
+    Family,
+    Dob,
+    Sex,
+    Postcode,
+    Extra(usize),
+}
+
+/// Free text standardised: upper case, letters and digits, single spaces.
+pub fn free_text_standardise(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    for w in s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(w.chars().flat_map(char::to_uppercase));
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// An identifier standardised: letters and digits only, upper case.
+pub fn identifier_standardise(s: &str) -> Option<String> {
+    let out: String = s
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect();
+    (!out.is_empty()).then_some(out)
+}
+
+/// A date given as text (`YYYY-MM-DD`, `YYYYMMDD`, …) as yyyymmdd; None unless it is
+/// eight digits with a plausible month and day.
+pub fn date_standardise(s: &str) -> Option<u32> {
+    let d: String = s.chars().filter(char::is_ascii_digit).collect();
+    let v: u32 = (d.len() == 8).then(|| d.parse().ok()).flatten()?;
+    let (m, day) = (v / 100 % 100, v % 100);
+    ((1..=12).contains(&m) && (1..=31).contains(&day) && v / 10_000 > 0).then_some(v)
 }
 
 impl Records {
+    /// The column a field is held in (None: not loaded).
+    pub fn col_of(&self, f: &Field) -> Option<Col> {
+        Some(match f {
+            Field::NhsNumber => Col::Nhs,
+            Field::GivenName => Col::Given,
+            Field::FamilyName => Col::Family,
+            Field::DateOfBirth => Col::Dob,
+            Field::Sex => Col::Sex,
+            Field::Postcode => Col::Postcode,
+            f => Col::Extra(self.extras.iter().position(|e| &e.field == f)?),
+        })
+    }
+    /// The type of a column (None: sex).
+    pub fn kind_of(&self, c: Col) -> Option<AttributeType> {
+        Some(match c {
+            Col::Nhs => AttributeType::Identifier,
+            Col::Given | Col::Family => AttributeType::Name,
+            Col::Dob => AttributeType::Date,
+            Col::Sex => return None,
+            Col::Postcode => AttributeType::Postcode,
+            Col::Extra(e) => self.extras[e].kind,
+        })
+    }
+    /// Row `i`'s value of a column: an interned id, yyyymmdd for dates, the sex code;
+    /// NONE when missing.
+    pub fn value(&self, c: Col, i: usize) -> u32 {
+        match c {
+            Col::Nhs => self.nhs[i],
+            Col::Given => self.given[i],
+            Col::Family => self.family[i],
+            Col::Dob => match self.dob[i] {
+                0 => NONE,
+                d => d,
+            },
+            Col::Sex => match self.sex[i] {
+                0 => NONE,
+                x => x as u32,
+            },
+            Col::Postcode => self.postcode[i],
+            Col::Extra(e) => self.extras[e].values[i],
+        }
+    }
+    /// The text of a value of a column (dates as their eight digits).
+    pub fn value_text(&self, c: Col, v: u32) -> std::borrow::Cow<'_, str> {
+        use std::borrow::Cow;
+        match (c, self.kind_of(c)) {
+            (Col::Nhs, _) => Cow::Borrowed(self.nhs_numbers.text(v)),
+            (_, Some(AttributeType::Name)) => Cow::Borrowed(self.names.text(v)),
+            (_, Some(AttributeType::Postcode)) => Cow::Borrowed(self.postcodes.text(v)),
+            (_, Some(AttributeType::Date) | None) => Cow::Owned(v.to_string()),
+            (Col::Extra(e), _) => Cow::Borrowed(self.extras[e].dict.text(v)),
+            _ => Cow::Owned(v.to_string()),
+        }
+    }
+    /// How many distinct values a column's ids range over (for term frequencies).
+    pub fn value_count(&self, c: Col) -> usize {
+        match (c, self.kind_of(c)) {
+            (Col::Nhs, _) => self.nhs_numbers.len(),
+            (_, Some(AttributeType::Name)) => self.names.len(),
+            (_, Some(AttributeType::Postcode)) => self.postcodes.len(),
+            (Col::Extra(e), Some(AttributeType::FreeText | AttributeType::Identifier)) => {
+                self.extras[e].dict.len()
+            }
+            _ => 0,
+        }
+    }
+    fn extra_value(&mut self, e: usize, raw: Option<&str>) -> u32 {
+        let Some(raw) = raw else {
+            return NONE;
+        };
+        match self.extras[e].kind {
+            AttributeType::Name => self.name_id(Some(raw)),
+            AttributeType::Postcode => self.postcode_id(Some(&raw.to_uppercase())),
+            AttributeType::Date => date_standardise(raw).unwrap_or(NONE),
+            AttributeType::FreeText => free_text_standardise(raw)
+                .map(|t| self.extras[e].dict.id(&t))
+                .unwrap_or(NONE),
+            AttributeType::Identifier => identifier_standardise(raw)
+                .map(|t| self.extras[e].dict.id(&t))
+                .unwrap_or(NONE),
+        }
+    }
     pub fn len(&self) -> usize {
         self.key.len()
     }
@@ -214,6 +363,13 @@ impl Records {
             h = fnv(h, text(&self.names, self.family[i]));
             h = fnv(h, text(&self.postcodes, self.postcode[i]));
             h = fnv(h, text(&self.providers, self.provider[i] as u32));
+            h = fnv(h, text(&self.sources, self.source[i]));
+            for k in 0..self.extras.len() {
+                let v = self.extras[k].values[i];
+                if v != NONE {
+                    h = fnv(h, &self.value_text(Col::Extra(k), v));
+                }
+            }
             let lk = (self.local_key[i] != NONE).then(|| self.keys[self.local_key[i] as usize]);
             (
                 self.keys[self.key[i] as usize],
@@ -241,6 +397,10 @@ impl Records {
         apply(&mut self.provider, &perm);
         apply(&mut self.ethnicity, &perm);
         apply(&mut self.registered, &perm);
+        apply(&mut self.source, &perm);
+        for e in &mut self.extras {
+            apply(&mut e.values, &perm);
+        }
     }
 
     /// The rows carrying candidate key `k`, or implying it.
@@ -295,11 +455,44 @@ pub fn parse_nicknames(text: &str) -> Result<HashMap<String, Vec<u32>>, String> 
     Ok(out)
 }
 
+/// The further fields (beyond the six built in) that the settings compare or block on.
+fn needed_extras(s: &LinkageSettings) -> Vec<Field> {
+    use super::config::Attribute;
+    let builtin = |f: &Field| {
+        matches!(
+            f,
+            Field::NhsNumber
+                | Field::GivenName
+                | Field::FamilyName
+                | Field::DateOfBirth
+                | Field::Sex
+                | Field::Postcode
+        )
+    };
+    let mut out: Vec<Field> = Vec::new();
+    let blocked = s
+        .blocking
+        .iter()
+        .chain(&s.training.em_blocking)
+        .flatten()
+        .filter_map(|a| match a {
+            Attribute::Exact(f) => Some(f.clone()),
+            _ => None,
+        });
+    for f in s.comparisons.iter().map(|c| c.field.clone()).chain(blocked) {
+        if !builtin(&f) && !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
 /// Read the identity zone of the run under `out`, batch by batch.
 pub async fn load(
     out: &Path,
     key: &Key,
     nicknames: HashMap<String, Vec<u32>>,
+    settings: &LinkageSettings,
 ) -> Result<Records, String> {
     let ctx = crate::engine::planning_context();
     // Plain Utf8 columns: the rows are read as text, and views would be copied.
@@ -322,25 +515,57 @@ pub async fn load(
         ("provider".into(), DataType::Utf8),
         ("source".into(), DataType::Utf8),
     ]);
-    let err = |e: datafusion::error::DataFusionError| e.to_string();
+    let err = |e: datafusion::error::DataFusionError| format!("{}: {e}", dir.display());
     ctx.register_parquet("ident", dir.to_string_lossy().as_ref(), opts)
-        .await
-        .map_err(err)?;
-    let mut stream = ctx
-        .sql(
-            "SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, \
-             local_patient_id, local_id_issuer, ethnic_category, source_row IS NOT NULL AS registered, provider_id \
-             FROM ident",
-        )
-        .await
-        .map_err(err)?
-        .execute_stream()
         .await
         .map_err(err)?;
     let mut r = Records {
         nicknames,
         ..Default::default()
     };
+    let schema = ctx.table("ident").await.map_err(err)?.schema().clone();
+    let mut extra_sql = String::new();
+    for f in needed_extras(settings) {
+        let (Some(column), Some(kind)) = (f.column(settings), f.kind(settings)) else {
+            return Err(format!(
+                "linkage: `{}` is neither a canonical identity field nor declared in linkage.attributes",
+                f.name()
+            ));
+        };
+        if schema.field_with_unqualified_name(column).is_err() {
+            return Err(format!(
+                "linkage: `{}` is compared or blocked on, but the identity zone at {} has no column `{column}` \
+                 (run again with this version of onboard)",
+                f.name(),
+                dir.display()
+            ));
+        }
+        extra_sql += &if f == Field::OtherLocalId {
+            ", CASE WHEN other_local_id IS NOT NULL THEN concat(coalesce(other_local_id_issuer, ''), ':', other_local_id) END"
+                .to_string()
+        } else {
+            format!(", \"{column}\"")
+        };
+        r.extras.push(Extra {
+            field: f.clone(),
+            kind,
+            column: column.to_string(),
+            values: Vec::new(),
+            dict: Interner::default(),
+        });
+    }
+    let mut stream = ctx
+        .sql(&format!(
+            "SELECT person_key, nhs_number, given_name, family_name, date_of_birth, sex, postcode, \
+             local_patient_id, local_id_issuer, ethnic_category, source_row IS NOT NULL AS registered, provider_id, \
+             concat(provider, '/', source){extra_sql} \
+             FROM ident"
+        ))
+        .await
+        .map_err(err)?
+        .execute_stream()
+        .await
+        .map_err(err)?;
     let mut local_cache: HashMap<u32, HashMap<Box<str>, u128>> = HashMap::new();
     let mut issuers = Interner::default();
     while let Some(b) = stream.next().await {
@@ -429,6 +654,12 @@ fn add_batch(
             _ => 0,
         });
         r.registered.push(s(10, row) == Some("true"));
+        let src = r.sources.id(s(12, row).unwrap_or(""));
+        r.source.push(src);
+        for e in 0..r.extras.len() {
+            let v = r.extra_value(e, s(13 + e, row));
+            r.extras[e].values.push(v);
+        }
     }
     Ok(())
 }

@@ -114,14 +114,21 @@ pub async fn build_spine(
         .join("linkage")
         .join(format!(".spine-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     let mut written = Vec::new();
-    let mut entities: Vec<std::path::PathBuf> = std::fs::read_dir(out.join("silver"))
-        .map_err(|e| e.to_string())?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
+    // A run of identity sources only (a master patient index, two registers) has no
+    // silver tables: the spine is then `person` (and `address_period`) alone.
+    let silver = out.join("silver");
+    let mut entities: Vec<std::path::PathBuf> = if silver.is_dir() {
+        std::fs::read_dir(&silver)
+            .map_err(|e| format!("{}: {e}", silver.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect()
+    } else {
+        vec![]
+    };
     entities.sort();
     for (i, dir) in entities.iter().enumerate() {
         let name = dir
@@ -131,7 +138,7 @@ pub async fn build_spine(
         let t = format!("silver_{i}");
         ctx.register_parquet(&t, dir.to_string_lossy().as_ref(), part())
             .await
-            .map_err(err)?;
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let rekeyed = format!(
             "SELECT s.* EXCLUDE (person_key, source), linked_person(s.person_key) AS person_key FROM {t} s"
         );
@@ -160,16 +167,16 @@ pub async fn build_spine(
         .join("linkage")
         .join(format!(".spine-old-{}", std::process::id()));
     if spine.exists() {
-        std::fs::rename(&spine, &old).map_err(|e| e.to_string())?;
+        std::fs::rename(&spine, &old).map_err(|e| format!("{}: {e}", spine.display()))?;
     }
-    std::fs::rename(&tmp, &spine).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &spine).map_err(|e| format!("{}: {e}", spine.display()))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(written)
 }
 
 /// Write a DataFrame as Parquet files into `dir`; returns the rows written.
 async fn write_table(df: datafusion::dataframe::DataFrame, dir: &Path) -> Result<usize, String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let res = df
         .write_parquet(
             &dir.to_string_lossy(),

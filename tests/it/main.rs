@@ -5,6 +5,7 @@
 mod drift;
 mod ics_file;
 mod formats;
+mod linkage;
 mod risk;
 mod robustness;
 mod udfs;

@@ -35,7 +35,7 @@ use crate::canonical::{self, Entity, IDENTITY_ENTITY};
 use crate::compile::{self, CompiledSource, RunContext};
 use crate::feeds;
 use crate::ics::Ics;
-use crate::manifest::model::{LoadStrategy, OnFail, OnProblem};
+use crate::manifest::model::OnFail;
 use crate::pseudonymise::Key;
 use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
 use crate::validate::{ResolvedManifest, ResolvedSource, rules};
@@ -437,19 +437,7 @@ async fn run_sources(
     let mut records = Vec::new();
     for (m, s, files) in work {
         let settings = feeds::Settings::of(s, &setup.ics.file.feeds);
-        let before = previous.and_then(|p| {
-            p.sources
-                .iter()
-                .find(|r| r.provider == m.provider.id && r.source == s.id)
-        });
-        // What `current` held for the source before this run (a rerun: before the first).
-        let baseline = before.and_then(|r| {
-            if previous.is_some_and(|p| p.run_id == run_id) {
-                r.delivery.baseline.clone()
-            } else {
-                r.delivery.good_load.clone()
-            }
-        });
+        let baseline = baseline(previous, run_id, &m.provider.id, &s.id);
         let plan = feeds::plan(
             env.landing,
             s,
@@ -465,17 +453,51 @@ async fn run_sources(
         rec.delivery.load = Some(settings.load);
         rec.delivery.baseline = baseline.clone();
         let prev = previous.zip(previous_dir.as_deref());
-        let outcome = Outcome {
+        let outcome = feeds::outcome::Outcome {
             settings: &settings,
             plan: &plan,
             baseline: baseline.as_ref(),
             previous: prev.map(|(p, d)| (p.run_id.as_str(), d)),
             fail_run_on_breach: setup.ics.file.fail_run_on_breach,
         };
-        outcome.settle(&env, &mut rec, &mut ledger)?;
+        let at = feeds::outcome::Place {
+            staging,
+            run_id,
+            reference_date: &setup.reference_date,
+        };
+        let state = feeds::outcome::SourceState {
+            provider: &rec.provider,
+            source: &rec.source,
+            entity: &rec.entity,
+            status: &mut rec.status,
+            failure: &mut rec.failure,
+            rows_read: rec.rows_read,
+            delivery: &mut rec.delivery,
+        };
+        outcome.settle(&at, state, &mut ledger).map_err(fail)?;
         records.push(rec);
     }
     Ok((records, ledger))
+}
+
+/// What `current` held for a source before this run (for a rerun of the same inputs:
+/// what it held before the first of them).
+fn baseline(
+    previous: Option<&RunRecord>,
+    run_id: &str,
+    provider: &str,
+    source: &str,
+) -> Option<feeds::GoodLoad> {
+    let p = previous?;
+    let r = p
+        .sources
+        .iter()
+        .find(|r| r.provider == provider && r.source == source)?;
+    if p.run_id == run_id {
+        r.delivery.baseline.clone()
+    } else {
+        r.delivery.good_load.clone()
+    }
 }
 
 /// The record of a source that was not read: no file, or its delivery failed its checks.
@@ -507,184 +529,6 @@ fn unloaded_record(m: &ResolvedManifest, s: &ResolvedSource, plan: &feeds::Plan)
             files_skipped: plan.skipped.clone(),
             ..Default::default()
         },
-    }
-}
-
-/// What happens to a source after it was processed: completeness against the previous
-/// good load, then publish, carry forward, publish empty, or fail the run.
-struct Outcome<'a> {
-    settings: &'a feeds::Settings,
-    plan: &'a feeds::Plan,
-    baseline: Option<&'a feeds::GoodLoad>,
-    /// The previous run's id and directory.
-    previous: Option<(&'a str, &'a Path)>,
-    fail_run_on_breach: bool,
-}
-
-impl Outcome<'_> {
-    fn settle(
-        &self,
-        env: &SourceEnv<'_>,
-        rec: &mut SourceRecord,
-        ledger: &mut feeds::Ledger,
-    ) -> Result<(), RunError> {
-        let incremental = self.settings.load == LoadStrategy::Incremental;
-        if rec.status == "published" && !(incremental && self.plan.ingest.is_empty()) {
-            let rows = rec.rows_read - rec.delivery.rows_duplicate;
-            let (change, failure) = feeds::row_change(self.settings, self.baseline, rows);
-            rec.delivery.row_change = change;
-            let per_file: BTreeMap<String, u64> = rec
-                .delivery
-                .files_ingested
-                .iter()
-                .map(|f| (f.file.clone(), f.rows.unwrap_or(0)))
-                .collect();
-            if let Some(f) = feeds::check_counts(self.plan, &per_file).or(failure) {
-                rec.status = "failed".into();
-                rec.failure = Some(f);
-            }
-        }
-        if rec.status == "published" {
-            return self.publish(env, rec, ledger);
-        }
-        let missing = rec.status == "missing";
-        let (policy, key) = if missing {
-            (self.settings.on_missing, "on_missing")
-        } else {
-            (self.settings.on_failure, "on_failure")
-        };
-        let what = if missing {
-            "has no input file".to_string()
-        } else {
-            format!("failed ({})", rec.failure.clone().unwrap_or_default())
-        };
-        if !missing && self.fail_run_on_breach {
-            return Err(fail(format!(
-                "source {}/{} {what}; fail_run_on_breach is set, so nothing was published",
-                rec.provider, rec.source
-            )));
-        }
-        if policy == OnProblem::FailRun {
-            return Err(fail(format!(
-                "source {}/{} {what}; {key} is fail_run, so nothing was published",
-                rec.provider, rec.source
-            )));
-        }
-        feeds::carry::clear_source(env.staging, &rec.entity, &rec.provider, &rec.source);
-        if policy == OnProblem::Empty {
-            ledger.forget(&rec.provider, &rec.source);
-            return Ok(());
-        }
-        self.carry(env, rec, ledger, missing)
-    }
-
-    /// A source that loaded: its ledger entries, and for `incremental` the data before.
-    fn publish(
-        &self,
-        env: &SourceEnv<'_>,
-        rec: &mut SourceRecord,
-        ledger: &mut feeds::Ledger,
-    ) -> Result<(), RunError> {
-        let run_id = env.run_ctx.run_id.as_str();
-        let rows = rec.rows_read - rec.delivery.rows_duplicate;
-        rec.delivery.good_load = Some(feeds::GoodLoad {
-            run_id: run_id.to_string(),
-            reference_date: env.run_ctx.reference_date.clone(),
-            extract_date: self.plan.newest_extract_date(),
-            rows,
-        });
-        if self.settings.load == LoadStrategy::Incremental {
-            if self.plan.ingest.is_empty() {
-                rec.delivery.good_load = self.baseline.cloned();
-            }
-            if let (Some((from_run, dir)), Some(_)) = (self.previous, self.baseline) {
-                feeds::carry::link_source(
-                    dir,
-                    from_run,
-                    env.staging,
-                    &rec.entity,
-                    &rec.provider,
-                    &rec.source,
-                    run_id,
-                )
-                .map_err(|e| {
-                    fail(format!(
-                        "{}/{}: carrying earlier loads: {e}",
-                        rec.provider, rec.source
-                    ))
-                })?;
-            }
-        } else {
-            ledger.forget(&rec.provider, &rec.source);
-        }
-        ledger.record(
-            &rec.provider,
-            &rec.source,
-            &rec.delivery.files_ingested,
-            run_id,
-        );
-        Ok(())
-    }
-
-    /// Keep the last good data of a missing or failed source, unless it is too old.
-    fn carry(
-        &self,
-        env: &SourceEnv<'_>,
-        rec: &mut SourceRecord,
-        ledger: &mut feeds::Ledger,
-        missing: bool,
-    ) -> Result<(), RunError> {
-        let (Some(good), Some((from_run, dir))) = (self.baseline, self.previous) else {
-            ledger.forget(&rec.provider, &rec.source);
-            return Ok(());
-        };
-        let age = feeds::age_days(good.as_of(), &env.run_ctx.reference_date);
-        if let Some(max) = self.settings.max_carry_forward_age
-            && age > i64::from(max)
-        {
-            let note = format!(
-                "the last good data (run {}, as of {}) is {age} days old; max_carry_forward_age is {max} days, so nothing was carried forward",
-                good.run_id,
-                good.as_of()
-            );
-            rec.status = "failed".into();
-            rec.failure = Some(match rec.failure.take() {
-                Some(f) => format!("{f}; {note}"),
-                None => format!("no input file; {note}"),
-            });
-            ledger.forget(&rec.provider, &rec.source);
-            return Ok(());
-        }
-        let files = feeds::carry::link_source(
-            dir,
-            from_run,
-            env.staging,
-            &rec.entity,
-            &rec.provider,
-            &rec.source,
-            &env.run_ctx.run_id,
-        )
-        .map_err(|e| {
-            fail(format!(
-                "{}/{}: carrying forward: {e}",
-                rec.provider, rec.source
-            ))
-        })?;
-        rec.delivery.carried_forward = Some(feeds::CarriedForward {
-            from_run: good.run_id.clone(),
-            reason: if missing {
-                feeds::CarryReason::Missing
-            } else {
-                feeds::CarryReason::Failed
-            },
-            as_of: good.as_of().to_string(),
-            age_days: age,
-            rows: good.rows,
-            files,
-        });
-        rec.delivery.good_load = Some(good.clone());
-        tracing::warn!(provider = %rec.provider, source = %rec.source, from_run = %good.run_id, "last good data carried forward");
-        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@
 //!   row cut short, trailer rows and control files);
 //! * [`check_counts`] and [`row_change`] check the rows read against the control totals
 //!   and against the previous good load;
+//! * [`outcome`] settles a source: publish, carry forward, publish empty or fail the run;
 //! * [`carry`] keeps the last good data of a source in the new run when its delivery is
 //!   missing or failed, and adds new files to the data of an `incremental` source.
 //!
@@ -17,6 +18,7 @@
 pub mod carry;
 pub mod inspect;
 pub mod ledger;
+pub mod outcome;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -179,6 +181,29 @@ pub struct DeliveryRecord {
     pub good_load: Option<GoodLoad>,
     /// The previous good load this run compared with (kept so a rerun decides the same).
     pub baseline: Option<GoodLoad>,
+}
+
+impl DeliveryRecord {
+    /// One line for the run summary: carried-forward data, skipped files, duplicates.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        if let Some(c) = &self.carried_forward {
+            out.push_str(&format!(
+                " [carried forward from run {} ({} rows as of {}, {} days old)]",
+                c.from_run, c.rows, c.as_of, c.age_days
+            ));
+        }
+        if !self.files_skipped.is_empty() {
+            out.push_str(&format!(" [{} file(s) skipped]", self.files_skipped.len()));
+        }
+        if self.rows_duplicate > 0 {
+            out.push_str(&format!(
+                " [{} duplicate rows collapsed]",
+                self.rows_duplicate
+            ));
+        }
+        out
+    }
 }
 
 /// What a run does with one source, decided before reading it.

@@ -3,6 +3,7 @@
 //! fixtures where it matters.
 
 mod drift;
+mod feeds;
 mod formats;
 mod robustness;
 mod udfs;

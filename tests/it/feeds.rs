@@ -1,0 +1,709 @@
+//! Monthly deliveries that go wrong the way real feeds do (issue 16), on the fixture ICS
+//! `tests/fixtures/feeds/ics.yaml` over a copy of `tests/fixtures/ics/landing`: month one
+//! publishes everything; month two breaks one feed, and that feed's last good rows stay
+//! in `current`, marked carried forward in run.json and the DQ report, while the other
+//! sources publish.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::run_ics::rows_of;
+use crate::util::{code, root, stdout};
+
+const EMIS: &str = "gp/emis/F81001";
+const S1: &str = "gp/systmone/F81010";
+const RXX: &str = "acute/RXX";
+
+/// A landing zone and output directory that live for one test.
+pub struct Feed {
+    _dir: tempfile::TempDir,
+    pub landing: PathBuf,
+    pub out: PathBuf,
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_tree(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+impl Feed {
+    /// The fixture landing zone, plus the control file of the SystmOne patient extract.
+    pub fn new() -> Feed {
+        let dir = tempfile::tempdir().unwrap();
+        let landing = dir.path().join("landing");
+        copy_tree(&root().join("tests/fixtures/ics/landing"), &landing);
+        std::fs::write(landing.join(S1).join("SRPatient_20261031.ctl"), "rows=12\n").unwrap();
+        let out = dir.path().join("out");
+        Feed {
+            _dir: dir,
+            landing,
+            out,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.landing.join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.path(rel), text).unwrap();
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap()
+    }
+
+    pub fn run_with(&self, as_of: &str, landing: &Path) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_onboard"))
+            .args([
+                "run",
+                "--ics",
+                "tests/fixtures/feeds/ics.yaml",
+                "--landing",
+                landing.to_str().unwrap(),
+                "--out",
+                self.out.to_str().unwrap(),
+                "--demo-key",
+                "--as-of",
+                as_of,
+            ])
+            .current_dir(root())
+            .env_remove("ONBOARD_PSEUDONYMISATION_KEY")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    }
+
+    pub fn run(&self, as_of: &str) -> Output {
+        self.run_with(as_of, &self.landing)
+    }
+
+    /// Month one: everything publishes.
+    pub fn first_month(&self) -> Value {
+        let o = self.run("2026-10-31");
+        assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+        let run = self.run_json();
+        assert_eq!(run["status"], "succeeded");
+        run
+    }
+
+    pub fn run_json(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.out.join("current/run.json")).unwrap()).unwrap()
+    }
+
+    pub fn report(&self) -> Value {
+        serde_json::from_slice(
+            &std::fs::read(self.out.join("current/reports/dq_report.json")).unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Rows of one source's partition in `current` (`silver/<entity>` or `identity/person_identity`).
+    pub fn rows(&self, table: &str, provider: &str, source: &str) -> Vec<String> {
+        rows_of(
+            &self
+                .out
+                .join("current")
+                .join(table)
+                .join(format!("provider={provider}"))
+                .join(format!("source={source}")),
+        )
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn source<'a>(run: &'a Value, provider: &str, source: &str) -> &'a Value {
+    run["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["provider"] == provider && s["source"] == source)
+        .unwrap_or_else(|| panic!("{provider}/{source} not in run.json"))
+}
+
+/// Every source reconciles: read = accepted + quarantined + exact duplicates.
+fn assert_reconciled(run: &Value) {
+    for s in run["sources"].as_array().unwrap() {
+        let n = |k: &str| s[k].as_u64().unwrap();
+        assert_eq!(
+            n("rows_read"),
+            n("rows_accepted") + n("rows_quarantined") + n("rows_duplicate"),
+            "{}/{}",
+            s["provider"],
+            s["source"]
+        );
+        assert_eq!(s["reconciled"], true);
+    }
+}
+
+/// The source is carried forward from `from_run` for `reason`, in run.json and the report,
+/// and every other source published.
+fn assert_carried(f: &Feed, provider: &str, src: &str, from_run: &Value, reason: &str) {
+    let run = f.run_json();
+    assert_reconciled(&run);
+    let s = source(&run, provider, src);
+    let c = &s["carried_forward"];
+    assert_eq!(c["from_run"], *from_run, "{s:#}");
+    assert_eq!(c["reason"], reason);
+    assert_eq!(c["as_of"].as_str().unwrap().len(), 10);
+    assert!(c["files"].as_u64().unwrap() > 0, "{s:#}");
+    assert_eq!(run["totals"]["sources_carried_forward"], 1);
+    let r = source(&f.report(), provider, src).clone();
+    assert_eq!(r["carried_forward"]["from_run"], *from_run);
+    let html = std::fs::read_to_string(f.out.join("current/reports/dq_report.html")).unwrap();
+    assert!(html.contains("carried forward"), "HTML report marks it");
+    for o in run["sources"].as_array().unwrap() {
+        if !(o["provider"] == provider && o["source"] == src) {
+            assert_eq!(
+                o["status"], "published",
+                "{}/{}: {}",
+                o["provider"], o["source"], o["failure"]
+            );
+            assert!(o["carried_forward"].is_null());
+        }
+    }
+}
+
+fn snapshot(f: &Feed) -> Vec<(String, Vec<String>)> {
+    [
+        ("identity/person_identity", "emis-f81001", "patients"),
+        ("silver/registration", "emis-f81001", "registrations"),
+        ("identity/person_identity", "systmone-f81010", "patients"),
+        ("silver/care_event", "acute-rxx", "spells"),
+        ("silver/diagnosis", "acute-rxx", "diagnoses"),
+    ]
+    .iter()
+    .map(|(t, p, s)| (format!("{t}/{p}/{s}"), f.rows(t, p, s)))
+    .collect()
+}
+
+fn rows_at<'a>(snap: &'a [(String, Vec<String>)], key: &str) -> &'a Vec<String> {
+    &snap.iter().find(|(k, _)| k == key).unwrap().1
+}
+
+#[test]
+fn missing_feed_keeps_its_last_good_data() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let before = snapshot(&f);
+    assert!(!rows_at(&before, "identity/person_identity/systmone-f81010/patients").is_empty());
+    std::fs::remove_file(f.path(&format!("{S1}/SRPatient_20261031.csv"))).unwrap();
+    let o = f.run("2026-11-30");
+    assert_eq!(
+        code(&o),
+        0,
+        "a missing feed carried forward is not a failure: {}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("carried forward from run"),
+        "{}",
+        stdout(&o)
+    );
+    let run = f.run_json();
+    let s = source(&run, "systmone-f81010", "patients");
+    assert_eq!(s["status"], "missing");
+    assert_eq!(s["carried_forward"]["age_days"], 30);
+    assert_eq!(run["totals"]["sources_missing"], 1);
+    assert_carried(&f, "systmone-f81010", "patients", &m1["run_id"], "missing");
+    let key = "identity/person_identity/systmone-f81010/patients";
+    let after = snapshot(&f);
+    assert_eq!(rows_at(&before, key), rows_at(&after, key), "the same rows");
+    let of_run = |l: &String, r: &Value| l.contains(&format!("run_id={}", r.as_str().unwrap()));
+    assert!(
+        rows_at(&after, key)
+            .iter()
+            .all(|l| of_run(l, &m1["run_id"])),
+        "of month one's run"
+    );
+    assert_ne!(run["run_id"], m1["run_id"]);
+    // The other sources were loaded again by this run.
+    let emis = rows_at(&after, "identity/person_identity/emis-f81001/patients");
+    assert!(emis.iter().all(|l| of_run(l, &run["run_id"])));
+}
+
+#[test]
+fn failing_source_keeps_its_last_good_data() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let before = snapshot(&f);
+    // Next month's spells: most admission methods unknown: the quarantine rate breaches.
+    let spells = f.read(&format!("{RXX}/apc_spells_2025.csv"));
+    let mut lines: Vec<String> = spells.lines().map(str::to_string).collect();
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let am = header.iter().position(|h| *h == "AdmissionMethod").unwrap();
+    for l in lines.iter_mut().skip(1) {
+        let mut cells: Vec<String> = l.split(',').map(str::to_string).collect();
+        if cells.len() > am {
+            cells[am] = "X9".into();
+        }
+        *l = cells.join(",");
+    }
+    f.write(
+        &format!("{RXX}/apc_spells_2025_11.csv"),
+        &(lines.join("\n") + "\n"),
+    );
+    let o = f.run("2026-11-30");
+    assert_eq!(
+        code(&o),
+        1,
+        "a failed source makes a partial run: {}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("exceeds max_quarantine_rate"),
+        "{}",
+        stdout(&o)
+    );
+    let run = f.run_json();
+    assert_eq!(run["status"], "partial");
+    let s = source(&run, "acute-rxx", "spells");
+    assert_eq!(s["status"], "failed");
+    assert_carried(&f, "acute-rxx", "spells", &m1["run_id"], "failed");
+    assert_eq!(
+        rows_at(&snapshot(&f), "silver/care_event/acute-rxx/spells"),
+        rows_at(&before, "silver/care_event/acute-rxx/spells")
+    );
+}
+
+#[test]
+fn two_monthly_extracts_with_latest_load_the_newest() {
+    let f = Feed::new();
+    f.first_month();
+    // November's extract arrives; October's is not archived yet. One patient moved.
+    let oct = f.read(&format!("{EMIS}/patients_20261031.csv"));
+    f.write(
+        &format!("{EMIS}/patients_20261130.csv"),
+        &oct.replace("LS2 1AB", "LS9 9ZZ"),
+    );
+    let regs = f.read(&format!("{EMIS}/registrations_20261031.csv"));
+    f.write(&format!("{EMIS}/registrations_20261130.csv"), &regs);
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let run = f.run_json();
+    assert_reconciled(&run);
+    let p = source(&run, "emis-f81001", "patients");
+    assert_eq!(p["load"], "latest");
+    assert_eq!(
+        p["files"],
+        serde_json::json!([format!("{EMIS}/patients_20261130.csv")])
+    );
+    let ingested = &p["files_ingested"][0];
+    assert_eq!(ingested["extract_date"], "2026-11-30");
+    assert_eq!(ingested["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(ingested["rows"], 28);
+    let skipped = &p["files_skipped"][0];
+    assert_eq!(skipped["file"], format!("{EMIS}/patients_20261031.csv"));
+    assert_eq!(skipped["reason"], "superseded");
+    assert_eq!(skipped["extract_date"], "2026-10-31");
+    // Not 28 of 28 quarantined by `unique`: the same 6 faulty rows as one extract alone.
+    assert_eq!(p["rows_quarantined"], 6);
+    let ids = f.rows("identity/person_identity", "emis-f81001", "patients");
+    assert!(
+        ids.iter().any(|l| l.contains("LS9 9ZZ")) && !ids.iter().any(|l| l.contains("LS2 1AB"))
+    );
+    // The extract date is the lineage `extract_date` of every row.
+    let regs = f.rows("silver/registration", "emis-f81001", "registrations");
+    assert!(!regs.is_empty());
+    assert!(
+        regs.iter().all(|l| l.contains("extract_date=2026-11-30")),
+        "{:?}",
+        regs[0]
+    );
+    assert_eq!(p["row_change"]["previous_rows"], 28);
+    assert_eq!(p["row_change"]["change"], 0.0);
+}
+
+#[test]
+fn resent_identical_file_is_skipped_by_incremental() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let before = f.rows("silver/care_event", "acute-rxx", "spells");
+    std::fs::copy(
+        f.path(&format!("{RXX}/apc_spells_2025.csv")),
+        f.path(&format!("{RXX}/apc_spells_2025_resent.csv")),
+    )
+    .unwrap();
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let run = f.run_json();
+    assert_reconciled(&run);
+    let s = source(&run, "acute-rxx", "spells");
+    assert_eq!(s["load"], "incremental");
+    assert_eq!(s["status"], "published");
+    assert_eq!(s["rows_read"], 0, "nothing new was read");
+    let skipped = s["files_skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(skipped.iter().all(|x| x["reason"] == "already_ingested"));
+    assert!(skipped.iter().any(|x| {
+        x["file"] == format!("{RXX}/apc_spells_2025_resent.csv")
+            && x["detail"]
+                .as_str()
+                .unwrap()
+                .contains(m1["run_id"].as_str().unwrap())
+    }));
+    assert_eq!(
+        s["good_load"]["run_id"], m1["run_id"],
+        "current holds month one's load"
+    );
+    assert_eq!(f.rows("silver/care_event", "acute-rxx", "spells"), before);
+    // The ledger remembers the file by content hash, from month one.
+    let ledger: Value =
+        serde_json::from_slice(&std::fs::read(f.out.join("ledger.json")).unwrap()).unwrap();
+    let e: Vec<&Value> = ledger["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["source"] == "spells")
+        .collect();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0]["run_id"], m1["run_id"]);
+    // A genuinely new increment is added to what is there.
+    let spells = f.read(&format!("{RXX}/apc_spells_2025.csv"));
+    let header = spells.lines().next().unwrap();
+    let row = spells
+        .lines()
+        .nth(1)
+        .unwrap()
+        .replacen("S00001", "S09999", 1);
+    f.write(
+        &format!("{RXX}/apc_spells_2025_12.csv"),
+        &format!("{header}\n{row}\n"),
+    );
+    let o = f.run("2026-12-31");
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let s = source(&f.run_json(), "acute-rxx", "spells").clone();
+    assert_eq!(s["rows_read"], 1);
+    assert_eq!(
+        f.rows("silver/care_event", "acute-rxx", "spells").len(),
+        before.len() + 1
+    );
+}
+
+#[test]
+fn same_name_with_different_content_is_flagged() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let before = f.rows("silver/care_event", "acute-rxx", "spells");
+    let rel = format!("{RXX}/apc_spells_2025.csv");
+    let spells = f.read(&rel);
+    let row = spells
+        .lines()
+        .nth(1)
+        .unwrap()
+        .replacen("S00001", "S08888", 1);
+    f.write(&rel, &format!("{spells}{row}\n"));
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let run = f.run_json();
+    let s = source(&run, "acute-rxx", "spells");
+    assert_eq!(s["status"], "failed");
+    let msg = s["failure"].as_str().unwrap();
+    assert!(
+        msg.contains("changed re-delivery") && msg.contains(&rel),
+        "{msg}"
+    );
+    assert!(msg.contains(m1["run_id"].as_str().unwrap()), "{msg}");
+    assert_eq!(s["files_skipped"][0]["reason"], "changed_since_ingested");
+    assert_carried(&f, "acute-rxx", "spells", &m1["run_id"], "failed");
+    assert_eq!(f.rows("silver/care_event", "acute-rxx", "spells"), before);
+}
+
+#[test]
+fn cut_short_extract_fails_and_keeps_last_month() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let before = f.rows("identity/person_identity", "emis-f81001", "patients");
+    // November's extract ends mid-row, half way through (in the third field of row 14).
+    let oct = f.read(&format!("{EMIS}/patients_20261031.csv"));
+    let lines: Vec<&str> = oct.lines().collect();
+    let partial: Vec<&str> = lines[14].split(',').take(3).collect();
+    let cut = format!("{}\n{}", lines[..14].join("\n"), partial.join(","));
+    f.write(&format!("{EMIS}/patients_20261130.csv"), &cut);
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1);
+    let run = f.run_json();
+    let s = source(&run, "emis-f81001", "patients");
+    let msg = s["failure"].as_str().unwrap();
+    assert!(
+        msg.contains("patients_20261130.csv: the last row is cut short"),
+        "{msg}"
+    );
+    assert_carried(&f, "emis-f81001", "patients", &m1["run_id"], "failed");
+    assert_eq!(
+        f.rows("identity/person_identity", "emis-f81001", "patients"),
+        before
+    );
+    // Cut at a line break instead: the row count against last month catches it.
+    f.write(
+        &format!("{EMIS}/patients_20261130.csv"),
+        &(lines[..12].join("\n") + "\n"),
+    );
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1);
+    let run = f.run_json();
+    let s = source(&run, "emis-f81001", "patients");
+    let msg = s["failure"].as_str().unwrap();
+    assert!(
+        msg.contains("row count changed by -60.7% (11 rows; the previous good load")
+            && msg.contains("had 28); max_row_change is 40.0%"),
+        "{msg}"
+    );
+    assert_eq!(s["row_change"]["previous_rows"], 28);
+    assert_eq!(s["carried_forward"]["from_run"], m1["run_id"]);
+    assert_eq!(
+        f.rows("identity/person_identity", "emis-f81001", "patients"),
+        before
+    );
+}
+
+#[test]
+fn control_total_mismatch_fails_the_source() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let s = source(&m1, "systmone-f81010", "patients");
+    assert_eq!(s["files_ingested"][0]["expected_rows"], 12);
+    let before = f.rows("identity/person_identity", "systmone-f81010", "patients");
+    let text = f.read(&format!("{S1}/SRPatient_20261031.csv"));
+    f.write(&format!("{S1}/SRPatient_20261130.csv"), &text);
+    f.write(&format!("{S1}/SRPatient_20261130.ctl"), "rows=13\n");
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1);
+    let run = f.run_json();
+    let s = source(&run, "systmone-f81010", "patients");
+    assert_eq!(
+        s["failure"],
+        format!(
+            "control total mismatch: {S1}/SRPatient_20261130.csv: 12 data rows read, the control file says 13"
+        )
+    );
+    assert_carried(&f, "systmone-f81010", "patients", &m1["run_id"], "failed");
+    assert_eq!(
+        f.rows("identity/person_identity", "systmone-f81010", "patients"),
+        before
+    );
+}
+
+#[test]
+fn renamed_header_column_fails_only_its_source() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let before = f.rows("silver/registration", "emis-f81001", "registrations");
+    let regs = f.read(&format!("{EMIS}/registrations_20261031.csv"));
+    f.write(
+        &format!("{EMIS}/registrations_20261130.csv"),
+        &regs.replacen("RegisteredDate", "RegistrationDate", 1),
+    );
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1, "partial, not a stopped run: {}", stderr(&o));
+    let run = f.run_json();
+    let s = source(&run, "emis-f81001", "registrations");
+    assert_eq!(
+        s["failure"],
+        format!(
+            "schema drift in {EMIS}/registrations_20261130.csv: the header lacks declared column(s) `RegisteredDate` (did you mean `RegistrationDate`?); unexpected column(s): `RegistrationDate`"
+        )
+    );
+    assert_carried(&f, "emis-f81001", "registrations", &m1["run_id"], "failed");
+    assert_eq!(
+        f.rows("silver/registration", "emis-f81001", "registrations"),
+        before
+    );
+}
+
+#[test]
+fn exact_duplicates_across_files_are_collapsed() {
+    let f = Feed::new();
+    f.first_month();
+    let before = f.rows("silver/diagnosis", "acute-rxx", "diagnoses");
+    // A second file repeats five records of the first and adds one.
+    let d = f.read(&format!("{RXX}/apc_diagnoses_2025.csv"));
+    let lines: Vec<&str> = d.lines().collect();
+    let extra = lines[1].replacen("E11.9", "I10", 1);
+    let second = format!("{}\n{}\n{extra}\n", lines[0], lines[1..6].join("\n"));
+    f.write(&format!("{RXX}/apc_diagnoses_2025_b.csv"), &second);
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 0, "{}\n{}", stdout(&o), stderr(&o));
+    let run = f.run_json();
+    assert_reconciled(&run);
+    let s = source(&run, "acute-rxx", "diagnoses");
+    assert_eq!(s["rows_duplicate"], 5);
+    assert_eq!(s["rows_read"], 14 + 6);
+    assert_eq!(run["totals"]["rows_duplicate"], 5);
+    assert_eq!(s["files_ingested"].as_array().unwrap().len(), 2);
+    let after = f.rows("silver/diagnosis", "acute-rxx", "diagnoses");
+    assert_eq!(
+        after.len(),
+        before.len() + 1,
+        "one new diagnosis, no duplicates"
+    );
+    assert_eq!(
+        source(&f.report(), "acute-rxx", "diagnoses")["rows_duplicate"],
+        5
+    );
+}
+
+#[test]
+fn extract_date_pattern_that_matches_no_file_name() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let oct = f.read(&format!("{EMIS}/patients_20261031.csv"));
+    f.write(&format!("{EMIS}/patients_final.csv"), &oct);
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1);
+    let s = source(&f.run_json(), "emis-f81001", "patients").clone();
+    assert_eq!(
+        s["failure"],
+        format!(
+            "delivery.extract_date.pattern `_(\\d{{8}})\\.csv$` matches no file name: `patients_final.csv` ({EMIS}/patients_final.csv) does not match"
+        )
+    );
+    assert_carried(&f, "emis-f81001", "patients", &m1["run_id"], "failed");
+}
+
+#[test]
+fn control_file_that_does_not_parse() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let text = f.read(&format!("{S1}/SRPatient_20261031.csv"));
+    f.write(&format!("{S1}/SRPatient_20261130.csv"), &text);
+    f.write(&format!("{S1}/SRPatient_20261130.ctl"), "twelve rows\n");
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1);
+    let s = source(&f.run_json(), "systmone-f81010", "patients").clone();
+    assert_eq!(
+        s["failure"],
+        format!(
+            "control file {S1}/SRPatient_20261130.ctl does not parse: expected the number of data rows, alone or as `rows=N`; it holds `twelve rows`"
+        )
+    );
+    assert_carried(&f, "systmone-f81010", "patients", &m1["run_id"], "failed");
+}
+
+#[test]
+fn ledger_that_does_not_match_the_landing_zone() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    let other = f.landing.with_file_name("other-landing");
+    copy_tree(&f.landing, &other);
+    let o = f.run_with("2026-11-30", &other);
+    assert_eq!(code(&o), 1);
+    let e = stderr(&o);
+    assert!(
+        e.contains(
+            "ledger.json: the ledger does not match the landing zone: it records files from"
+        ) && e.contains("other-landing"),
+        "{e}"
+    );
+    assert_eq!(
+        f.run_json()["run_id"],
+        m1["run_id"],
+        "nothing was published"
+    );
+    // A ledger that does not parse names the file too.
+    std::fs::write(f.out.join("current/ledger.json"), "{ not json").unwrap();
+    let o = f.run("2026-11-30");
+    assert_eq!(code(&o), 1);
+    assert!(
+        stderr(&o).contains("ledger.json: the ledger does not parse"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn rerun_of_a_carried_month_is_identical() {
+    let f = Feed::new();
+    let m1 = f.first_month();
+    std::fs::remove_file(f.path(&format!("{S1}/SRPatient_20261031.csv"))).unwrap();
+    assert_eq!(code(&f.run("2026-11-30")), 0);
+    let a = f.run_json();
+    let rows_a = snapshot(&f);
+    assert_eq!(code(&f.run("2026-11-30")), 0);
+    let b = f.run_json();
+    assert_eq!(a["run_id"], b["run_id"]);
+    assert_eq!(snapshot(&f), rows_a);
+    for (x, y) in a["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(b["sources"].as_array().unwrap())
+    {
+        for k in [
+            "status",
+            "carried_forward",
+            "good_load",
+            "baseline",
+            "row_change",
+            "files_ingested",
+            "files_skipped",
+        ] {
+            assert_eq!(x[k], y[k], "{}/{} {k}", x["provider"], x["source"]);
+        }
+    }
+    assert_eq!(
+        source(&b, "systmone-f81010", "patients")["carried_forward"]["from_run"],
+        m1["run_id"]
+    );
+}
+
+#[test]
+fn carried_data_older_than_max_age_is_an_error() {
+    let f = Feed::new();
+    let ics = "tests/fixtures/feeds/ics-max-age.yaml";
+    let run = |as_of: &str| {
+        Command::new(env!("CARGO_BIN_EXE_onboard"))
+            .args(["run", "--ics", ics, "--landing"])
+            .arg(&f.landing)
+            .arg("--out")
+            .arg(&f.out)
+            .args(["--demo-key", "--as-of", as_of])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(code(&run("2026-10-31")), 0);
+    std::fs::remove_file(f.path(&format!("{S1}/SRPatient_20261031.csv"))).unwrap();
+    let o = run("2026-11-30");
+    assert_eq!(
+        code(&o),
+        0,
+        "30 days: carried: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(
+        source(&f.run_json(), "systmone-f81010", "patients")["carried_forward"]["age_days"],
+        30
+    );
+    let o = run("2026-12-31");
+    assert_eq!(code(&o), 1, "61 days: too old");
+    let s = source(&f.run_json(), "systmone-f81010", "patients").clone();
+    assert_eq!(s["status"], "failed");
+    assert!(
+        s["failure"].as_str().unwrap().contains(
+            "no input file; the last good data (run"
+        ) && s["failure"].as_str().unwrap().contains(
+            "as of 2026-10-31) is 61 days old; max_carry_forward_age is 45 days, so nothing was carried forward"
+        ),
+        "{}",
+        s["failure"]
+    );
+    assert!(s["carried_forward"].is_null());
+    assert!(
+        f.rows("identity/person_identity", "systmone-f81010", "patients")
+            .is_empty()
+    );
+}

@@ -707,3 +707,227 @@ fn carried_data_older_than_max_age_is_an_error() {
             .is_empty()
     );
 }
+
+/// True persons whose published records (silver, and identity rows of identity sources)
+/// map through the link map to a person of the spine.
+async fn persons_in_spine(out: &Path, truth: &Path) -> std::collections::BTreeSet<String> {
+    use datafusion::arrow::util::display::array_value_to_string;
+    use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+    let ctx = SessionContext::new();
+    ctx.register_csv("truth", truth.to_str().unwrap(), CsvReadOptions::new())
+        .await
+        .unwrap();
+    let mut parts = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("silver"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs.push(out.join("identity/person_identity"));
+    for (i, d) in dirs.iter().enumerate() {
+        let name = format!("t{i}");
+        ctx.register_parquet(&name, d.to_str().unwrap(), ParquetReadOptions::default())
+            .await
+            .unwrap();
+        let filter = if d.ends_with("person_identity") {
+            " WHERE source_row IS NOT NULL"
+        } else {
+            ""
+        };
+        parts.push(format!(
+            "SELECT provider_id, source_id, CAST(source_record_id AS VARCHAR) AS rid, person_key FROM {name}{filter}"
+        ));
+    }
+    let linkage = out.join("linkage");
+    ctx.register_parquet(
+        "link_map",
+        linkage.join("link_map.parquet").to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    ctx.register_parquet(
+        "spine",
+        linkage.join("spine/person").to_str().unwrap(),
+        ParquetReadOptions::default(),
+    )
+    .await
+    .unwrap();
+    let sql = format!(
+        "SELECT DISTINCT CAST(t.true_person_id AS VARCHAR) AS p FROM truth t \
+         JOIN ({}) r ON r.provider_id = t.provider_id AND r.source_id = t.source AND r.rid = CAST(t.source_record_id AS VARCHAR) \
+         LEFT JOIN link_map m ON m.candidate_key = r.person_key \
+         JOIN spine s ON s.person_key = coalesce(m.person_key, r.person_key)",
+        parts.join(" UNION ALL ")
+    );
+    let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+    let mut set = std::collections::BTreeSet::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            set.insert(array_value_to_string(b.column(0), i).unwrap());
+        }
+    }
+    set
+}
+
+/// Several monthly loads of the synthetic ICS (repository providers): one feed missing a
+/// month, one re-sent, one cut short, one with a renamed column. After every month, every
+/// synthetic person who was in the spine the month before still is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn month_by_month_over_the_synthetic_ics_keeps_every_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("synth");
+    onboard::synth::generate(&onboard::synth::SynthOptions {
+        patients: 1500,
+        seed: 16,
+        out: synth.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    let landing = synth.join("landing");
+    let out = dir.path().join("out");
+    let ics = dir.path().join("ics.yaml");
+    std::fs::write(
+        &ics,
+        format!(
+            "ics: {{ id: synth-months, name: Synthetic months }}\nproviders: [\"{}\"]\nlanding: \"{}\"\noutput: \"{}\"\nfeeds: {{ max_row_change: 0.3 }}\n",
+            root().join("providers").display(),
+            landing.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let onboard = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_onboard"))
+            .args(args)
+            .args(["--ics", ics.to_str().unwrap(), "--demo-key"])
+            .current_dir(root())
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let gp = |rel: &str| landing.join("gp").join(rel);
+    // The next month's GP snapshots: last month's extract under the new date (the old
+    // file stays, as when it is not archived yet).
+    let next = |ods: &str, kind: &str, from: &str, to: &str| {
+        std::fs::copy(
+            gp(&format!("{ods}/{kind}_{from}.csv")),
+            gp(&format!("{ods}/{kind}_{to}.csv")),
+        )
+        .unwrap();
+    };
+    let months: [(&str, &str, &str, i32); 4] = [
+        ("2026-10-31", "", "", 0),
+        ("2026-11-30", "20261031", "20261130", 0),
+        ("2026-12-31", "20261130", "20261231", 1),
+        ("2027-01-31", "20261231", "20270131", 1),
+    ];
+    let mut previous: std::collections::BTreeSet<String> = Default::default();
+    for (i, (as_of, from, to, want)) in months.iter().enumerate() {
+        match i {
+            1 => {
+                // SystmOne's patient extract does not arrive this month.
+                next("emis/F81001", "patients", from, to);
+                next("emis/F81001", "registrations", from, to);
+                next("emis/F81002", "patients", from, to);
+                std::fs::remove_file(gp(&format!("systmone/F81010/SRPatient_{from}.csv"))).unwrap();
+            }
+            2 => {
+                // SystmOne is back; F81001 re-sends last month's extract (nothing newer);
+                // F81002's extract is cut short mid-row.
+                std::fs::copy(
+                    gp("emis/F81001/patients_20261130.csv"),
+                    gp("emis/F81001/patients_20261130.csv.tmp"),
+                )
+                .unwrap();
+                std::fs::rename(
+                    gp("emis/F81001/patients_20261130.csv.tmp"),
+                    gp("emis/F81001/patients_20261130.csv"),
+                )
+                .unwrap();
+                let s1 = landing.join("gp/systmone/F81010");
+                let text = std::fs::read_to_string(s1.join("SRPatient_20261031.csv"));
+                assert!(text.is_err(), "removed last month");
+                let m1 = synth.join("m1-srpatient.csv");
+                std::fs::write(
+                    s1.join("SRPatient_20261231.csv"),
+                    std::fs::read(&m1).unwrap(),
+                )
+                .unwrap();
+                let full = std::fs::read_to_string(gp(&format!("emis/F81002/patients_{from}.csv")))
+                    .unwrap();
+                let cut = &full[..full.len() * 2 / 3];
+                let cut = &cut[..cut.rfind(',').unwrap()];
+                std::fs::write(gp(&format!("emis/F81002/patients_{to}.csv")), cut).unwrap();
+            }
+            3 => {
+                // F81001's registrations extract renames a column.
+                let regs =
+                    std::fs::read_to_string(gp(&format!("emis/F81001/registrations_{from}.csv")))
+                        .unwrap_or_else(|_| {
+                            std::fs::read_to_string(gp("emis/F81001/registrations_20261130.csv"))
+                                .unwrap()
+                        });
+                std::fs::write(
+                    gp(&format!("emis/F81001/registrations_{to}.csv")),
+                    regs.replacen("RegisteredDate", "DateRegistered", 1),
+                )
+                .unwrap();
+                next("emis/F81002", "patients", "20261130", to);
+                next("systmone/F81010", "SRPatient", from, to);
+            }
+            _ => {
+                // Keep a copy of SystmOne's first extract for when it comes back.
+                std::fs::copy(
+                    gp("systmone/F81010/SRPatient_20261031.csv"),
+                    synth.join("m1-srpatient.csv"),
+                )
+                .unwrap();
+            }
+        }
+        let o = onboard(&["run", "--out", out.to_str().unwrap(), "--as-of", as_of]);
+        assert_eq!(
+            code(&o),
+            *want,
+            "month {as_of}: {}\n{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        let run: Value =
+            serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+        assert_reconciled(&run);
+        let carried: Vec<String> = run["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| !s["carried_forward"].is_null())
+            .map(|s| {
+                format!(
+                    "{}/{}",
+                    s["provider"].as_str().unwrap(),
+                    s["source"].as_str().unwrap()
+                )
+            })
+            .collect();
+        let expected: &[&str] = match i {
+            0 => &[],
+            1 => &["systmone-f81010/patients"],
+            2 => &["emis-f81002/patients"],
+            _ => &["emis-f81001/registrations"],
+        };
+        assert_eq!(carried, expected, "month {as_of}");
+        let o = onboard(&["link", "--out", out.to_str().unwrap()]);
+        assert_eq!(code(&o), 0, "link {as_of}: {}", stderr(&o));
+        let now = persons_in_spine(&out, &synth.join("truth/person_records.csv")).await;
+        assert!(now.len() > 1000, "month {as_of}: {} persons", now.len());
+        let lost: Vec<&String> = previous.difference(&now).collect();
+        assert!(
+            lost.is_empty(),
+            "month {as_of}: {} persons left the spine: {:?}",
+            lost.len(),
+            &lost[..lost.len().min(5)]
+        );
+        previous = now;
+    }
+}

@@ -808,82 +808,95 @@ async fn month_by_month_over_the_synthetic_ics_keeps_every_person() {
             .unwrap()
     };
     let gp = |rel: &str| landing.join("gp").join(rel);
-    // The next month's GP snapshots: last month's extract under the new date (the old
-    // file stays, as when it is not archived yet).
-    let next = |ods: &str, kind: &str, from: &str, to: &str| {
-        std::fs::copy(
-            gp(&format!("{ods}/{kind}_{from}.csv")),
-            gp(&format!("{ods}/{kind}_{to}.csv")),
-        )
-        .unwrap();
+    let read = |rel: &str| std::fs::read_to_string(gp(rel)).unwrap();
+    let write = |rel: &str, text: &str| std::fs::write(gp(rel), text).unwrap();
+    let kinds = ["patients", "registrations", "observations"];
+    // A practice's delivery of the month: its October extracts under the new date (the
+    // older files stay, as when they are not archived yet), changed by `f`.
+    let deliver = |ods: &str, date: &str, f: &dyn Fn(String) -> String| {
+        for k in kinds {
+            let text = read(&format!("emis/{ods}/{k}_20261031.csv"));
+            write(&format!("emis/{ods}/{k}_{date}.csv"), &f(text));
+        }
     };
-    let months: [(&str, &str, &str, i32); 4] = [
-        ("2026-10-31", "", "", 0),
-        ("2026-11-30", "20261031", "20261130", 0),
-        ("2026-12-31", "20261130", "20261231", 1),
-        ("2027-01-31", "20261231", "20270131", 1),
+    let same = |t: String| t;
+    // Cut short: two thirds of the file, ending inside a row.
+    let cut = |t: String| {
+        let head = &t[..t.len() * 2 / 3];
+        head[..head.rfind(',').unwrap()].to_string()
+    };
+    let renamed = |t: String| t.replacen("PatientGuid", "PatientGUID", 1);
+    let s1 = ["SRPatient", "SRCode"];
+    let stash = synth.join("systmone-october");
+    std::fs::create_dir_all(&stash).unwrap();
+    let months: [(&str, i32, &[&str]); 4] = [
+        ("2026-10-31", 0, &[]),
+        (
+            "2026-11-30",
+            0,
+            &["systmone-f81010/coded_events", "systmone-f81010/patients"],
+        ),
+        (
+            "2026-12-31",
+            1,
+            &[
+                "emis-f81002/observations",
+                "emis-f81002/patients",
+                "emis-f81002/registrations",
+            ],
+        ),
+        (
+            "2027-01-31",
+            1,
+            &[
+                "emis-f81001/observations",
+                "emis-f81001/patients",
+                "emis-f81001/registrations",
+            ],
+        ),
     ];
     let mut previous: std::collections::BTreeSet<String> = Default::default();
-    for (i, (as_of, from, to, want)) in months.iter().enumerate() {
+    for (i, (as_of, want, expected)) in months.iter().enumerate() {
+        let date = as_of.replace('-', "");
         match i {
+            0 => {}
             1 => {
-                // SystmOne's patient extract does not arrive this month.
-                next("emis/F81001", "patients", from, to);
-                next("emis/F81001", "registrations", from, to);
-                next("emis/F81002", "patients", from, to);
-                std::fs::remove_file(gp(&format!("systmone/F81010/SRPatient_{from}.csv"))).unwrap();
+                // SystmOne's delivery does not arrive this month; EMIS delivers.
+                for k in s1 {
+                    std::fs::rename(
+                        gp(&format!("systmone/F81010/{k}_20261031.csv")),
+                        stash.join(format!("{k}.csv")),
+                    )
+                    .unwrap();
+                }
+                deliver("F81001", &date, &same);
+                deliver("F81002", &date, &same);
             }
             2 => {
-                // SystmOne is back; F81001 re-sends last month's extract (nothing newer);
-                // F81002's extract is cut short mid-row.
-                std::fs::copy(
-                    gp("emis/F81001/patients_20261130.csv"),
-                    gp("emis/F81001/patients_20261130.csv.tmp"),
-                )
-                .unwrap();
-                std::fs::rename(
-                    gp("emis/F81001/patients_20261130.csv.tmp"),
-                    gp("emis/F81001/patients_20261130.csv"),
-                )
-                .unwrap();
-                let s1 = landing.join("gp/systmone/F81010");
-                let text = std::fs::read_to_string(s1.join("SRPatient_20261031.csv"));
-                assert!(text.is_err(), "removed last month");
-                let m1 = synth.join("m1-srpatient.csv");
-                std::fs::write(
-                    s1.join("SRPatient_20261231.csv"),
-                    std::fs::read(&m1).unwrap(),
-                )
-                .unwrap();
-                let full = std::fs::read_to_string(gp(&format!("emis/F81002/patients_{from}.csv")))
+                // SystmOne is back; F81001 re-sends November's extracts unchanged;
+                // F81002's delivery is cut short mid-row.
+                for k in s1 {
+                    std::fs::copy(
+                        stash.join(format!("{k}.csv")),
+                        gp(&format!("systmone/F81010/{k}_{date}.csv")),
+                    )
                     .unwrap();
-                let cut = &full[..full.len() * 2 / 3];
-                let cut = &cut[..cut.rfind(',').unwrap()];
-                std::fs::write(gp(&format!("emis/F81002/patients_{to}.csv")), cut).unwrap();
-            }
-            3 => {
-                // F81001's registrations extract renames a column.
-                let regs =
-                    std::fs::read_to_string(gp(&format!("emis/F81001/registrations_{from}.csv")))
-                        .unwrap_or_else(|_| {
-                            std::fs::read_to_string(gp("emis/F81001/registrations_20261130.csv"))
-                                .unwrap()
-                        });
-                std::fs::write(
-                    gp(&format!("emis/F81001/registrations_{to}.csv")),
-                    regs.replacen("RegisteredDate", "DateRegistered", 1),
-                )
-                .unwrap();
-                next("emis/F81002", "patients", "20261130", to);
-                next("systmone/F81010", "SRPatient", from, to);
+                }
+                for k in kinds {
+                    let nov = format!("emis/F81001/{k}_20261130.csv");
+                    let text = read(&nov);
+                    write(&nov, &text);
+                }
+                deliver("F81002", &date, &cut);
             }
             _ => {
-                // Keep a copy of SystmOne's first extract for when it comes back.
-                std::fs::copy(
-                    gp("systmone/F81010/SRPatient_20261031.csv"),
-                    synth.join("m1-srpatient.csv"),
-                )
-                .unwrap();
+                // F81001's system upgrade renames a column in every extract; F81002 recovers
+                // (its cut delivery is withdrawn).
+                for k in kinds {
+                    std::fs::remove_file(gp(&format!("emis/F81002/{k}_20261231.csv"))).unwrap();
+                }
+                deliver("F81001", &date, &renamed);
+                deliver("F81002", &date, &same);
             }
         }
         let o = onboard(&["run", "--out", out.to_str().unwrap(), "--as-of", as_of]);
@@ -910,13 +923,9 @@ async fn month_by_month_over_the_synthetic_ics_keeps_every_person() {
                 )
             })
             .collect();
-        let expected: &[&str] = match i {
-            0 => &[],
-            1 => &["systmone-f81010/patients"],
-            2 => &["emis-f81002/patients"],
-            _ => &["emis-f81001/registrations"],
-        };
-        assert_eq!(carried, expected, "month {as_of}");
+        let mut carried = carried;
+        carried.sort();
+        assert_eq!(carried, *expected, "month {as_of}");
         let o = onboard(&["link", "--out", out.to_str().unwrap()]);
         assert_eq!(code(&o), 0, "link {as_of}: {}", stderr(&o));
         let now = persons_in_spine(&out, &synth.join("truth/person_records.csv")).await;

@@ -639,3 +639,39 @@ fn join_raw(record: &csv::ByteRecord, delim: u8) -> Vec<u8> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(text: &str, chunk: usize) -> String {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut s = String::new();
+        WithoutLastLine::new(Chunked(text.as_bytes(), chunk))
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn the_trailer_line_is_withheld_whatever_the_chunking() {
+        for chunk in [1, 2, 3, 7, 1000] {
+            assert_eq!(strip("a,b\n1,2\nTRL,1\n", chunk), "a,b\n1,2\n");
+            assert_eq!(strip("a,b\n1,2\nTRL,1", chunk), "a,b\n1,2\n");
+            assert_eq!(
+                strip("a,b\r\n1,2\r\nTRL,1\r\n\r\n", chunk),
+                "a,b\r\n1,2\r\n"
+            );
+            assert_eq!(strip("TRL,0\n", chunk), "");
+            assert_eq!(strip("", chunk), "");
+        }
+    }
+}

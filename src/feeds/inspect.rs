@@ -412,3 +412,69 @@ fn control_file_count(template: &str, f: &Inspected) -> Result<u64, String> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> Inspected {
+        Inspected {
+            path: PathBuf::from("landing/x/p_20261031.csv"),
+            file: "x/p_20261031.csv".into(),
+            sha256: String::new(),
+            bytes: text.len() as u64,
+            extract_date: None,
+            expected_rows: None,
+            expected_from: None,
+            head: text.as_bytes().to_vec(),
+            tail: text.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn trailer_counts_and_missing_trailers() {
+        assert_eq!(
+            trailer_count(r"^TRL,(\d+)$", &file("a\n1\n2\nTRL,2\n")),
+            Ok(2)
+        );
+        assert_eq!(
+            trailer_count(r"^TRL,(\d+)$", &file("a\n1\n2\nTRL,2\r\n\n")),
+            Ok(2)
+        );
+        let e = trailer_count(r"^TRL,(\d+)$", &file("a\n1\n2,x")).unwrap_err();
+        assert!(e.contains("the last line is `2,x` (cut short?)"), "{e}");
+        assert!(
+            trailer_count("(", &file("a\n"))
+                .unwrap_err()
+                .contains("not a valid regular expression")
+        );
+    }
+
+    #[test]
+    fn last_line_and_line_breaks() {
+        assert_eq!(last_line(b"a\nb\n"), ("b".to_string(), true));
+        assert_eq!(last_line(b"a\nb"), ("b".to_string(), false));
+        assert_eq!(last_line(b"b\r\n"), ("b".to_string(), true));
+    }
+
+    #[test]
+    fn control_files_parse_alone_or_as_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = file("");
+        f.path = dir.path().join("p_20261031.csv");
+        for (text, want) in [
+            ("12\n", Some(12)),
+            ("rows=7", Some(7)),
+            ("ROWS: 3\n", Some(3)),
+            ("seven", None),
+        ] {
+            std::fs::write(dir.path().join("p_20261031.ctl"), text).unwrap();
+            assert_eq!(control_file_count("{stem}.ctl", &f).ok(), want, "{text}");
+        }
+        let e = control_file_count("{name}.missing", &f).unwrap_err();
+        assert!(
+            e.contains("control file x/p_20261031.csv.missing cannot be read"),
+            "{e}"
+        );
+    }
+}

@@ -940,3 +940,65 @@ async fn month_by_month_over_the_synthetic_ics_keeps_every_person() {
         previous = now;
     }
 }
+
+/// A trailer row is not data: the rows read are checked against its count.
+#[test]
+fn trailer_row_control_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let landing = dir.path().join("landing/x");
+    std::fs::create_dir_all(&landing).unwrap();
+    std::fs::write(
+        landing.join("people_20261031.csv"),
+        "ID,Name,DOB\n1,Ann,01/02/1990\n2,Bob,03/04/1991\nTRAILER,2\n",
+    )
+    .unwrap();
+    let manifest = dir.path().join("m.yaml");
+    std::fs::write(
+        &manifest,
+        "manifest_version: 1\nprovider: { id: trl, name: T, setting: other, system: t }\nsources:\n  people:\n    path: \"x/people_*.csv\"\n    format: csv\n    columns: [ID, Name, DOB]\n    maps_to: person_identity\n    delivery: { load: latest, extract_date: { pattern: '_(\\d{8})\\.csv$' }, control: { trailer: '^TRAILER,(\\d+)$' } }\n    fields:\n      local_patient_id: { from: ID }\n      given_name: { from: Name, transform: name }\n      date_of_birth: { from: DOB, parse_date: \"%d/%m/%Y\" }\n",
+    )
+    .unwrap();
+    let ics = dir.path().join("ics.yaml");
+    std::fs::write(
+        &ics,
+        format!("ics: {{ id: t, name: T }}\nproviders: [\"{}\"]\nlanding: landing\noutput: out\nreference_date: 2026-10-31\n", manifest.display()),
+    )
+    .unwrap();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_onboard"))
+            .args(["run", "--ics", ics.to_str().unwrap(), "--demo-key"])
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let o = run();
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let out = dir.path().join("out");
+    let read = || -> Value {
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap()
+    };
+    let s = source(&read(), "trl", "people").clone();
+    assert_eq!(
+        (s["rows_read"].as_u64(), s["rows_accepted"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(s["files_ingested"][0]["expected_rows"], 2);
+    // November's trailer says three rows; two arrived.
+    std::fs::write(
+        landing.join("people_20261130.csv"),
+        "ID,Name,DOB\n1,Ann,01/02/1990\n2,Bob,03/04/1991\nTRAILER,3\n",
+    )
+    .unwrap();
+    assert_eq!(code(&run()), 1);
+    let run_json = read();
+    let s = source(&run_json, "trl", "people");
+    assert_eq!(
+        s["failure"],
+        "control total mismatch: x/people_20261130.csv: 2 data rows read, the trailer row says 3"
+    );
+    assert_eq!(s["carried_forward"]["reason"], "failed");
+    assert_eq!(
+        rows_of(&out.join("identity/person_identity/provider=trl")).len(),
+        2
+    );
+}

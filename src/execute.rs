@@ -35,7 +35,7 @@ use crate::canonical::{self, Entity, IDENTITY_ENTITY};
 use crate::compile::{self, CompiledSource, RunContext};
 use crate::feeds;
 use crate::ics::Ics;
-use crate::manifest::model::OnFail;
+use crate::manifest::model::{LoadStrategy, OnFail};
 use crate::pseudonymise::Key;
 use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
 use crate::validate::{ResolvedManifest, ResolvedSource, rules};
@@ -427,11 +427,17 @@ async fn run_sources(
         progress,
     };
     let previous_dir = previous.map(|p| setup.out.join("runs").join(&p.run_id));
+    let incremental: Vec<(&str, &str)> = work
+        .iter()
+        .filter(|(_, s, _)| s.delivery.load == Some(LoadStrategy::Incremental))
+        .map(|(m, s, _)| (m.provider.id.as_str(), s.id.as_str()))
+        .collect();
     let mut ledger = feeds::Ledger::load(
         previous_dir.as_deref(),
         &setup.ics.file.ics.id,
         &setup.landing,
         run_id,
+        &|p, s| incremental.contains(&(p, s)),
     )
     .map_err(fail)?;
     let mut records = Vec::new();
@@ -495,6 +501,14 @@ fn baseline(
         .find(|r| r.provider == provider && r.source == source)?;
     if p.run_id == run_id {
         r.delivery.baseline.clone()
+    } else if r.delivery.load.is_none() && r.status == "published" {
+        // A run.json written before deliveries were recorded: its published data.
+        Some(feeds::GoodLoad {
+            run_id: p.run_id.clone(),
+            reference_date: p.reference_date.clone(),
+            extract_date: None,
+            rows: r.rows_read,
+        })
     } else {
         r.delivery.good_load.clone()
     }

@@ -52,11 +52,16 @@ impl Ledger {
     /// The ledger of the run in `dir` (the current run), checked against this run's ICS
     /// and landing zone. Entries of `run_id` itself are dropped: a rerun of the same
     /// inputs decides as the first run did.
+    ///
+    /// A ledger written for another ICS or landing zone is an error only when an
+    /// `incremental` source (`is_incremental(provider, source)`) has entries in it: its
+    /// skip decisions would be made against other files. Otherwise it starts afresh.
     pub fn load(
         dir: Option<&Path>,
         ics: &str,
         landing: &Path,
         run_id: &str,
+        is_incremental: &dyn Fn(&str, &str) -> bool,
     ) -> Result<Ledger, FeedError> {
         let fresh = Ledger {
             ledger_version: VERSION,
@@ -84,17 +89,27 @@ impl Ledger {
                 l.ledger_version
             )));
         }
-        if l.ics != ics {
-            return Err(err(format!(
+        let mismatch = if l.ics != ics {
+            Some(format!(
                 "the ledger belongs to ICS `{}`, this run is ICS `{ics}`; use a separate --out per ICS",
                 l.ics
-            )));
-        }
-        if l.landing != fresh.landing {
-            return Err(err(format!(
+            ))
+        } else if l.landing != fresh.landing {
+            Some(format!(
                 "the ledger does not match the landing zone: it records files from {}, this run reads {}; use a separate --out per landing zone",
                 l.landing, fresh.landing
-            )));
+            ))
+        } else {
+            None
+        };
+        if let Some(m) = mismatch {
+            if l.entries
+                .iter()
+                .any(|e| is_incremental(&e.provider, &e.source))
+            {
+                return Err(err(m));
+            }
+            return Ok(fresh);
         }
         l.entries.retain(|e| e.run_id != run_id);
         Ok(l)

@@ -21,10 +21,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check provider manifests and report every problem (a PR check).
+    /// Check provider manifests and ICS files and report every problem (a PR check).
     Validate(ValidateArgs),
-    /// Print the JSON Schema of provider manifests (for editors).
-    Schema,
+    /// Print the JSON Schema of provider manifests, or of ICS files (for editors).
+    Schema(SchemaArgs),
     /// Show the DataFusion logical plan and the equivalent SQL of a manifest's sources.
     Explain(ExplainArgs),
     /// Run an ICS: ingest every provider's extracts, check quality, write outputs.
@@ -45,9 +45,14 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Manifest files or directories (searched recursively for *.yaml / *.yml).
-    /// Default: `providers/`.
+    /// Manifest files, ICS files or directories (searched recursively for *.yaml /
+    /// *.yml). An ICS file (top-level `ics:` and `providers:`) is checked with the
+    /// manifests it names. Default: `providers/`.
     pub paths: Vec<PathBuf>,
+    /// An ICS file to check with the manifests it names, whatever its content looks like
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ics: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -64,6 +69,23 @@ pub struct ValidateArgs {
     /// Project root (holds templates/providers/). Default: nearest ancestor with templates/.
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The JSON Schema of ICS deployment files (schemas/ics.schema.json) instead of
+    /// provider manifests.
+    #[arg(long)]
+    pub ics: bool,
+}
+
+/// `--format` of commands that print a result rather than diagnostics: the values of
+/// [`Format`] they can render (`human`, `json`).
+fn result_format() -> impl clap::builder::TypedValueParser<Value = Format> {
+    use clap::ValueEnum;
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["human", "json"])
+        .map(|s: String| Format::from_str(&s, false).unwrap_or_default())
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +137,10 @@ pub struct RunArgs {
     /// Reference date for date rules (YYYY-MM-DD; default from the ICS file, else today).
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<String>,
+    /// Format of the diagnostics printed when the manifests have errors (the run
+    /// summary is text).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -154,9 +180,9 @@ pub struct EvaluateArgs {
     /// CSV with provider_id, source, source_record_id, true_person_id.
     #[arg(long, value_name = "FILE")]
     pub truth: PathBuf,
-    /// `human` or `json`.
-    #[arg(long, default_value = "human")]
-    pub format: String,
+    /// Output format.
+    #[arg(long, default_value = "human", value_parser = result_format())]
+    pub format: Format,
     /// A link map from `onboard link` (candidate key → person key) to score instead of
     /// the raw candidate keys.
     #[arg(long, value_name = "FILE")]
@@ -176,9 +202,9 @@ pub struct ExplainMatchArgs {
     pub ics: Option<PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
-    /// `human` or `json`.
-    #[arg(long, default_value = "human")]
-    pub format: String,
+    /// Output format.
+    #[arg(long, default_value = "human", value_parser = result_format())]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -235,8 +261,12 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Validate(a) => validate(a),
-        Command::Schema => {
-            emit(&crate::manifest::model::json_schema_text())?;
+        Command::Schema(a) => {
+            emit(&if a.ics {
+                crate::ics::json_schema_text()
+            } else {
+                crate::manifest::model::json_schema_text()
+            })?;
             Ok(0)
         }
         Command::Docs(a) => docs(a),
@@ -261,7 +291,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
             &a.keys[1],
         ))
         .map_err(|e| anyhow::anyhow!(e))?;
-    if a.format == "json" {
+    if a.format == Format::Json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&e)?))?;
         return Ok(0);
     }
@@ -419,7 +449,7 @@ fn evaluate_linkage(a: EvaluateArgs) -> anyhow::Result<u8> {
             a.link_map.as_deref(),
         ))
         .map_err(|e| anyhow::anyhow!(e))?;
-    if a.format == "json" {
+    if a.format == Format::Json {
         emit(&format!("{}\n", serde_json::to_string_pretty(&s)?))?;
     } else {
         emit(&format!(
@@ -676,8 +706,8 @@ fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
             emit(&run_summary(&p))?;
             Ok(if p.record.status == "succeeded" { 0 } else { 1 })
         }
-        Err(crate::execute::RunError::Invalid(text)) => {
-            emit(&text)?;
+        Err(crate::execute::RunError::Invalid(diags, files)) => {
+            emit(&diagnostics::render(a.format, &diags, &files))?;
             eprintln!("error: the manifests have errors; nothing was run");
             Ok(1)
         }
@@ -735,7 +765,7 @@ fn run_summary(p: &crate::execute::Published) -> String {
 }
 
 fn validate(a: ValidateArgs) -> anyhow::Result<u8> {
-    let paths = if a.paths.is_empty() {
+    let paths = if a.paths.is_empty() && a.ics.is_empty() {
         vec![PathBuf::from("providers")]
     } else {
         a.paths
@@ -744,6 +774,7 @@ fn validate(a: ValidateArgs) -> anyhow::Result<u8> {
         root: a.root,
         data: a.data,
         sample: a.sample,
+        ics: a.ics,
     };
     if let Some(d) = &opts.data
         && !d.is_dir()

@@ -20,9 +20,10 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 
 use crate::canonical::{FieldType, IDENTITY_ENTITY};
-use crate::manifest::model::{KahnCategory, OnFail};
+use crate::manifest::model::OnFail;
 use crate::scan::{SOURCE_FILE, SOURCE_ROW};
-use crate::validate::rules::RULES;
+use crate::validate::rules::SqlScope;
+use crate::validate::rules::not_null::{self, NotNull};
 use crate::validate::{
     ResolvedField, ResolvedManifest, ResolvedRule, ResolvedSource, RuleCheck, ValueSource,
 };
@@ -207,136 +208,37 @@ fn field_type(src: &ResolvedSource, name: &str) -> FieldType {
         .unwrap_or(FieldType::Utf8)
 }
 
+/// What rule SQL sees of one source's query.
+struct Scope<'a> {
+    src: &'a ResolvedSource,
+    ctx: &'a RunContext,
+}
+
+impl SqlScope for Scope<'_> {
+    fn column(&self, field: &str) -> String {
+        ident(&col_of(self.src, field))
+    }
+    fn raw_column(&self, field: &str) -> String {
+        ident(&format!("raw__{}", col_of(self.src, field)))
+    }
+    fn field_type(&self, field: &str) -> FieldType {
+        field_type(self.src, field)
+    }
+    fn literal(&self, text: &str) -> String {
+        lit(text)
+    }
+    fn typed_literal(&self, ty: FieldType, text: &str) -> String {
+        typed_literal(ty, text)
+    }
+    fn reference_date(&self) -> &str {
+        &self.ctx.reference_date
+    }
+}
+
+/// The SQL condition that is true when a row fails, and the fields it reads.
 fn rule_sql(src: &ResolvedSource, check: &RuleCheck, ctx: &RunContext) -> (String, Vec<String>) {
-    let c = |n: &str| ident(&col_of(src, n));
     match check {
-        RuleCheck::NhsNumberValid { field } => (
-            format!(
-                "{0} IS NOT NULL AND NOT nhs_number_valid(CAST({0} AS VARCHAR))",
-                c(field)
-            ),
-            vec![field.clone()],
-        ),
-        RuleCheck::PostcodeValid { field } => (
-            format!(
-                "{0} IS NOT NULL AND NOT postcode_valid(CAST({0} AS VARCHAR))",
-                c(field)
-            ),
-            vec![field.clone()],
-        ),
-        RuleCheck::MatchesRegex { field, pattern } => (
-            format!(
-                "{0} IS NOT NULL AND NOT regexp_like(CAST({0} AS VARCHAR), {1})",
-                c(field),
-                lit(pattern)
-            ),
-            vec![field.clone()],
-        ),
-        RuleCheck::InValueSet { field, values } => {
-            let list = if values.is_empty() {
-                "NULL".to_string()
-            } else {
-                values.iter().map(|v| lit(v)).collect::<Vec<_>>().join(", ")
-            };
-            (
-                format!(
-                    "{0} IS NOT NULL AND CAST({0} AS VARCHAR) NOT IN ({list})",
-                    c(field)
-                ),
-                vec![field.clone()],
-            )
-        }
-        RuleCheck::Parseable { field } => (
-            format!(
-                "{} IS NOT NULL AND {} IS NULL",
-                ident(&format!("raw__{}", col_of(src, field))),
-                c(field)
-            ),
-            vec![field.clone()],
-        ),
-        RuleCheck::Length { field, min, max } => {
-            let len = format!("character_length(CAST({} AS VARCHAR))", c(field));
-            let mut parts = Vec::new();
-            if let Some(m) = min {
-                parts.push(format!("{len} < {m}"));
-            }
-            if let Some(m) = max {
-                parts.push(format!("{len} > {m}"));
-            }
-            (
-                format!("{} IS NOT NULL AND ({})", c(field), parts.join(" OR ")),
-                vec![field.clone()],
-            )
-        }
-        RuleCheck::NotNull { field } => {
-            let cond = if field_type(src, field) == FieldType::Utf8 {
-                format!("{0} IS NULL OR trim({0}) = ''", c(field))
-            } else {
-                format!("{} IS NULL", c(field))
-            };
-            (cond, vec![field.clone()])
-        }
-        RuleCheck::InRange { field, min, max } => {
-            let t = field_type(src, field);
-            let mut parts = Vec::new();
-            if let Some(m) = min {
-                parts.push(format!("{} < {}", c(field), typed_literal(t, m)));
-            }
-            if let Some(m) = max {
-                parts.push(format!("{} > {}", c(field), typed_literal(t, m)));
-            }
-            (
-                format!("{} IS NOT NULL AND ({})", c(field), parts.join(" OR ")),
-                vec![field.clone()],
-            )
-        }
-        RuleCheck::NotInFuture { field } => {
-            let cond = match field_type(src, field) {
-                FieldType::Timestamp => format!(
-                    "{} >= CAST(DATE {} AS TIMESTAMP) + INTERVAL '1 day'",
-                    c(field),
-                    lit(&ctx.reference_date)
-                ),
-                _ => format!("{} > DATE {}", c(field), lit(&ctx.reference_date)),
-            };
-            (cond, vec![field.clone()])
-        }
-        RuleCheck::DateOrder { field, after } => {
-            // Compared at day precision: extracts often carry a time on one side only
-            // (admission date-time, discharge date), and a same-day discharge is fine.
-            let day = |n: &str| {
-                if field_type(src, n) == FieldType::Timestamp {
-                    format!("CAST({} AS DATE)", c(n))
-                } else {
-                    c(n)
-                }
-            };
-            (
-                format!(
-                    "{} IS NOT NULL AND {} IS NOT NULL AND {} < {}",
-                    c(field),
-                    c(after),
-                    day(field),
-                    day(after)
-                ),
-                vec![field.clone(), after.clone()],
-            )
-        }
-        RuleCheck::Unique { fields } => {
-            let keys: Vec<String> = fields.iter().map(|f| c(f)).collect();
-            let not_null = keys
-                .iter()
-                .map(|k| format!("{k} IS NOT NULL"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            (
-                format!(
-                    "{not_null} AND count(1) OVER (PARTITION BY {}) > 1",
-                    keys.join(", ")
-                ),
-                fields.clone(),
-            )
-        }
+        RuleCheck::Builtin(r) => (r.failing_sql(&Scope { src, ctx }), r.fields()),
         RuleCheck::Expr { sql } => (format!("NOT ({sql})"), Vec::new()),
     }
 }
@@ -360,25 +262,17 @@ pub fn compile_source(
         .iter()
         .filter(|f| f.required && !f.derived)
     {
-        let covered = src
-            .quality
-            .iter()
-            .any(|r| matches!(&r.check, RuleCheck::NotNull { field } if *field == f.name));
-        if !covered {
-            let def = RULES
-                .iter()
-                .find(|r| r.name == "not_null")
-                .map(|r| r.code)
-                .unwrap_or("DQ201");
+        let check = RuleCheck::builtin(NotNull {
+            field: f.name.clone(),
+        });
+        if !src.quality.iter().any(|r| r.check == check) {
             rules.push((
                 ResolvedRule {
                     id: format!("required_{}", f.name),
-                    code: def,
-                    category: KahnCategory::Completeness,
+                    code: not_null::RULE.code,
+                    category: not_null::RULE.category,
                     on_fail: OnFail::Quarantine,
-                    check: RuleCheck::NotNull {
-                        field: f.name.clone(),
-                    },
+                    check,
                     description: Some(format!("`{}` is required by the canonical model", f.name)),
                 },
                 true,
@@ -388,8 +282,8 @@ pub fn compile_source(
     let parseable: Vec<String> = rules
         .iter()
         .filter_map(|(r, _)| match &r.check {
-            RuleCheck::Parseable { field } => Some(field.clone()),
-            _ => None,
+            RuleCheck::Builtin(b) => b.raw_text_of().map(str::to_string),
+            RuleCheck::Expr { .. } => None,
         })
         .collect();
 
@@ -547,7 +441,7 @@ pub fn register_empty_scan(
 pub fn uses_window(c: &CompiledSource) -> bool {
     c.rules
         .iter()
-        .any(|r| matches!(r.rule.check, RuleCheck::Unique { .. }))
+        .any(|r| matches!(&r.rule.check, RuleCheck::Builtin(b) if b.uses_window()))
 }
 
 /// Does the rule send failing rows to quarantine?

@@ -215,6 +215,79 @@ impl Diagnostics {
     }
 }
 
+/// A problem found by a check that sees typed values rather than the YAML: a code and
+/// a message, located by a JSON pointer into the document (relative to the section that
+/// was checked until [`Finding::under`] prefixes it). The loader of the document turns it
+/// into a located [`Diagnostic`] (`manifest::source::Document::locate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub code: &'static str,
+    /// Where: the first of these pointers that exists in the document wins; if none
+    /// does (a default value), the nearest existing ancestor of the first.
+    pub pointers: Vec<String>,
+    pub message: String,
+    pub label: Option<String>,
+    pub help: Option<String>,
+}
+
+impl Finding {
+    pub fn new(code: &'static str, pointer: impl Into<String>, message: impl Into<String>) -> Self {
+        Finding {
+            code,
+            pointers: vec![pointer.into()],
+            message: message.into(),
+            label: None,
+            help: None,
+        }
+    }
+    /// Another place to point at when the first was not written (left at its default).
+    pub fn or_at(mut self, pointer: impl Into<String>) -> Self {
+        self.pointers.push(pointer.into());
+        self
+    }
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+    /// A finding at a dotted setting as messages name it (`deploy.storage.landing`,
+    /// `linkage.comparisons[0].levels`), relative to the document's top.
+    pub fn at_setting(code: &'static str, setting: &str, message: impl Into<String>) -> Self {
+        let pointer: String = setting
+            .replace('[', ".")
+            .replace(']', "")
+            .split('.')
+            .filter(|s| !s.is_empty())
+            .map(|s| format!("/{}", s.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        Finding::new(code, pointer, message)
+    }
+    /// The finding with its pointers below `prefix` (e.g. `/linkage`).
+    pub fn under(mut self, prefix: &str) -> Self {
+        for p in &mut self.pointers {
+            *p = format!("{prefix}{p}");
+        }
+        self
+    }
+}
+
+/// A check that still reports plain text: `ONB0909` at the section it came from (the
+/// caller's [`Finding::under`]); give it a code and a pointer to locate it precisely.
+impl From<String> for Finding {
+    fn from(message: String) -> Self {
+        Finding::new("ONB0909", "", message)
+    }
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}", self.code, self.message)
+    }
+}
+
 /// Suggest the closest candidate to `name` ("did you mean …?"), if one is close enough.
 pub fn did_you_mean<'a, I>(name: &str, candidates: I) -> Option<String>
 where
@@ -252,12 +325,12 @@ pub mod codes {
     }
 
     registry! {
-        "ONB0001" Error "file cannot be read" => "The manifest file could not be read (missing, unreadable or not UTF-8).";
+        "ONB0001" Error "file cannot be read" => "The manifest (or ICS) file could not be read (missing, unreadable or not UTF-8).";
         "ONB0002" Error "file too large" => "Manifests larger than 1 MiB are refused: a provider manifest is a few hundred lines.";
         "ONB0003" Error "YAML syntax error" => "The file is not valid YAML. The position is where the parser gave up.";
         "ONB0004" Error "YAML anchors, aliases and merge keys are not allowed" => "Aliases make manifests hard to read and allow alias bombs (billion laughs). Use a provider template (`uses:`) to share structure.";
         "ONB0005" Error "duplicate key" => "A key appears twice in one mapping, e.g. a canonical field mapped twice. Only one can win, so both are refused.";
-        "ONB0006" Error "not exactly one YAML document" => "A manifest file holds exactly one YAML document, a mapping.";
+        "ONB0006" Error "not exactly one YAML document" => "A manifest file (and an ICS file) holds exactly one YAML document, a mapping.";
         "ONB0101" Error "unknown key" => "The key is not part of the manifest language at this place. Check spelling; the hint lists the closest allowed key.";
         "ONB0102" Error "wrong type" => "The value has the wrong YAML type (e.g. a list where a mapping is expected).";
         "ONB0103" Error "missing required key" => "A key the manifest language requires here is absent.";
@@ -297,6 +370,19 @@ pub mod codes {
         "ONB0802" Warning "data has undeclared columns" => "With --data/--sample: the extract has columns the manifest does not declare; they are ignored.";
         "ONB0803" Warning "no data file matches source path" => "With --data: no file under the data directory matches the source's path glob.";
         "ONB0804" Error "data file cannot be read" => "With --data/--sample: the extract's header could not be read.";
+        "ONB0901" Error "unknown key in the ICS file" => "The key is not part of the ICS file at this place (top level or a section such as `linkage:`). Check spelling; the hint names the closest allowed key. `onboard schema --ics` prints the JSON Schema.";
+        "ONB0902" Error "wrong type in the ICS file" => "The value has the wrong YAML type (e.g. a string where a number or a list is expected).";
+        "ONB0903" Error "missing required key in the ICS file" => "A key the ICS file requires is absent (`ics:` with `id` and `name`, `providers:`, `landing:`).";
+        "ONB0904" Error "invalid value in the ICS file" => "The value is of the right type but not allowed (not in the enumeration, out of range).";
+        "ONB0905" Error "provider path not found" => "An entry of `providers:` names a file or directory that does not exist (relative paths are relative to the ICS file).";
+        "ONB0906" Warning "provider directory holds no manifests" => "A directory named in `providers:` contains no `*.yaml` / `*.yml` manifest, so it onboards nothing.";
+        "ONB0907" Error "bad reference date" => "`reference_date` must be a date written YYYY-MM-DD.";
+        "ONB0908" Error "bad memory limit" => "`engine.memory_limit` must be a size such as `2GiB`, `512MiB`, `1GB` or a number of bytes.";
+        "ONB0909" Error "settings of an ICS section do not fit together" => "A section's settings contradict each other or name something unusable; the message names the setting. Reported at the section when its check gives no more precise place.";
+        "ONB0910" Error "review threshold above link threshold" => "`linkage.review_threshold` must not exceed `linkage.link_threshold`: pairs between the two go to clerical review, pairs above the link threshold are linked.";
+        "ONB0911" Error "bad blocking rules" => "`linkage.blocking` needs at least one rule, and each rule names at least one attribute (the same for `linkage.training.em_blocking`).";
+        "ONB0912" Error "bad number of comparisons" => "`linkage.comparisons` needs 1 to 8 comparisons, each field at most once, each with 1 to 6 levels.";
+        "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {
@@ -649,4 +735,26 @@ pub fn display_path(path: &Path) -> String {
     };
     let s = p.to_string_lossy().replace('\\', "/");
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Finding;
+
+    #[test]
+    fn findings_locate_by_pointer() {
+        let f = Finding::at_setting("ONB0909", "deploy.storage.landing", "bad");
+        assert_eq!(f.pointers, ["/deploy/storage/landing"]);
+        let f = Finding::at_setting("ONB0909", "linkage.comparisons[2].levels", "bad");
+        assert_eq!(f.pointers, ["/linkage/comparisons/2/levels"]);
+        let f = Finding::new("ONB0910", "/review_threshold", "x")
+            .or_at("/link_threshold")
+            .under("/linkage");
+        assert_eq!(
+            f.pointers,
+            ["/linkage/review_threshold", "/linkage/link_threshold"]
+        );
+        let f = Finding::from("plain".to_string()).under("/linkage");
+        assert_eq!((f.code, f.pointers[0].as_str()), ("ONB0909", "/linkage"));
+    }
 }

@@ -63,8 +63,11 @@ pub struct RunOptions {
 /// Why a run did not publish.
 #[derive(Debug)]
 pub enum RunError {
-    /// The manifests have errors (rendered diagnostics).
-    Invalid(String),
+    /// The manifests have errors: the diagnostics (sorted) and the files checked.
+    Invalid(
+        Vec<crate::diagnostics::Diagnostic>,
+        crate::diagnostics::Summary,
+    ),
     /// The run itself failed (threshold breach with fail_run, unreadable extract, …).
     Failed(String),
 }
@@ -72,7 +75,11 @@ pub enum RunError {
 impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RunError::Invalid(s) => write!(f, "manifests are invalid:\n{s}"),
+            RunError::Invalid(d, files) => write!(
+                f,
+                "manifests are invalid:\n{}",
+                crate::diagnostics::render_human(d, files)
+            ),
             RunError::Failed(s) => write!(f, "{s}"),
         }
     }
@@ -220,8 +227,10 @@ fn setup(opts: &RunOptions) -> Result<Setup, RunError> {
         let summary = crate::diagnostics::Summary {
             files: outcome.files.clone(),
         };
-        let text = crate::diagnostics::render_human(&outcome.diagnostics.into_sorted(), &summary);
-        return Err(RunError::Invalid(text));
+        return Err(RunError::Invalid(
+            outcome.diagnostics.into_sorted(),
+            summary,
+        ));
     }
     let key_file = opts.key_file.clone().or_else(|| {
         ics.file

@@ -24,7 +24,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
 
 fn diagnostics() -> String {
     let mut s = String::from(HEADER);
-    s.push_str("# Diagnostic codes\n\nEvery problem `onboard validate` reports has one of these stable codes. Codes are never renumbered or reused.\n\n");
+    s.push_str("# Diagnostic codes\n\nEvery problem `onboard validate` reports has one of these stable codes. Codes are never renumbered or reused.\n\nRanges: `ONB00xx` reading files and YAML (manifests and ICS files), `ONB01xx` the manifest schema, `ONB02xx` canonical mappings, `ONB03xx` SQL expressions, `ONB04xx` quality rules, `ONB05xx` provider templates, `ONB06xx` across files, `ONB07xx` paths and secrets, `ONB08xx` data checks, `ONB09xx` the ICS file (`ONB0901`–`ONB0909` the file itself, `ONB0910`–`ONB0919` its `linkage:` section; each further section takes the next ten).\n\n");
     s.push_str("| code | severity | title |\n|---|---|---|\n");
     for c in codes::ALL {
         let _ = writeln!(

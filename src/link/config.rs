@@ -3,10 +3,13 @@
 //! a default that matches the NHS practice in `docs/linkage.md`, so an ICS file can say
 //! only what it changes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::diagnostics::Finding;
+
 /// How one ICS links records into persons.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkageSettings {
     /// Match weight at or above which two clusters link. A match weight is log2 of the
@@ -25,6 +28,7 @@ pub struct LinkageSettings {
     /// The comparisons scored on each candidate pair, in order.
     #[serde(default = "default_comparisons")]
     pub comparisons: Vec<ComparisonSpec>,
+    /// How m and u are estimated.
     #[serde(default)]
     pub training: Training,
     /// Date-of-birth tolerance of the second deterministic tier and of the chaining
@@ -32,6 +36,7 @@ pub struct LinkageSettings {
     /// `same_year`) in the same year.
     #[serde(default = "default_true")]
     pub dob_same_year_compatible: bool,
+    /// How the spine chooses each attribute among a person's records.
     #[serde(default)]
     pub survivorship: Survivorship,
     /// Postcode → LSOA 2011 lookup (`postcode,lsoa11` or the ONS Postcode Directory),
@@ -61,9 +66,10 @@ impl Default for LinkageSettings {
 }
 
 /// A value derived from an identity row for blocking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Attribute {
+    /// NHS number.
     NhsNumber,
     GivenName,
     FamilyName,
@@ -99,7 +105,7 @@ impl Attribute {
 }
 
 /// An identity field that can be compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     NhsNumber,
@@ -126,10 +132,12 @@ impl Field {
 /// One comparison: a field and its agreement levels, best first. A pair that reaches
 /// none of the levels is at the implicit level `different`; a pair with the field
 /// missing on either side contributes nothing.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComparisonSpec {
+    /// The identity field compared.
     pub field: Field,
+    /// Agreement levels, best first (1 to 6).
     pub levels: Vec<Level>,
     /// Weight exact agreement by how common the value is (a shared rare surname is
     /// stronger evidence than a shared common one).
@@ -142,7 +150,7 @@ pub struct ComparisonSpec {
 }
 
 /// An agreement level.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     Exact,
@@ -198,7 +206,7 @@ impl Level {
 }
 
 /// How m and u are estimated.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Training {
     /// Random record pairs drawn to estimate u (almost all are non-matches).
@@ -211,6 +219,7 @@ pub struct Training {
     /// Most pairs one EM session looks at (a deterministic sample beyond that).
     #[serde(default = "default_em_pairs")]
     pub em_max_pairs: usize,
+    /// Most EM iterations per session (fewer when the estimates settle).
     #[serde(default = "default_em_iterations")]
     pub em_max_iterations: usize,
     /// Seed of the u sample (the same seed and data give the same model).
@@ -231,7 +240,7 @@ impl Default for Training {
 }
 
 /// How a surviving value is chosen among a person's records.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Rule {
     /// Records from registered GP lists first, then providers in this order, then the
@@ -247,13 +256,16 @@ pub enum Rule {
 
 /// Survivorship per attribute of the spine's `person`, `registration` and
 /// `address_period`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Survivorship {
+    /// Ethnic category (default: GP records first).
     #[serde(default = "rule_gp_first")]
     pub ethnic_category: Rule,
+    /// Sex (default: the most frequent value).
     #[serde(default = "rule_most_frequent")]
     pub sex: Rule,
+    /// Date of birth (default: the most frequent value).
     #[serde(default = "rule_most_frequent")]
     pub date_of_birth: Rule,
     /// The current postcode (and its LSOA) of `person`.
@@ -360,52 +372,116 @@ fn default_comparisons() -> Vec<ComparisonSpec> {
 }
 
 impl LinkageSettings {
-    /// Problems a loader reports (the types already refuse unknown names).
-    pub fn check(&self) -> Vec<String> {
+    /// Problems the types cannot express (they already refuse unknown names), located by
+    /// JSON pointers relative to the `linkage:` section, with stable `ONB091x` codes.
+    pub fn check(&self) -> Vec<Finding> {
+        let mut p = self.check_thresholds();
+        p.extend(self.check_blocking());
+        p.extend(self.check_comparisons());
+        p
+    }
+
+    fn check_thresholds(&self) -> Vec<Finding> {
+        if self.review_threshold <= self.link_threshold {
+            return Vec::new();
+        }
+        vec![
+            Finding::new(
+                "ONB0910",
+                "/review_threshold",
+                format!(
+                    "linkage.review_threshold ({}) is above link_threshold ({})",
+                    self.review_threshold, self.link_threshold
+                ),
+            )
+            .or_at("/link_threshold")
+            .label("above link_threshold")
+            .help("pairs between review_threshold and link_threshold go to clerical review; lower review_threshold or raise link_threshold"),
+        ]
+    }
+
+    fn check_blocking(&self) -> Vec<Finding> {
         let mut p = Vec::new();
-        if self.review_threshold > self.link_threshold {
-            p.push(format!(
-                "linkage.review_threshold ({}) is above link_threshold ({})",
-                self.review_threshold, self.link_threshold
-            ));
+        if let Some(i) = self.blocking.iter().position(Vec::is_empty) {
+            p.push(
+                Finding::new(
+                    "ONB0911",
+                    format!("/blocking/{i}"),
+                    "linkage.blocking: a rule names no attribute",
+                )
+                .label("empty rule"),
+            );
+        } else if self.blocking.is_empty() {
+            p.push(
+                Finding::new(
+                    "ONB0911",
+                    "/blocking",
+                    "linkage.blocking needs at least one rule, each naming an attribute",
+                )
+                .label("no rules"),
+            );
         }
-        if self.blocking.is_empty() || self.blocking.iter().any(Vec::is_empty) {
-            p.push("linkage.blocking needs at least one rule, each naming an attribute".into());
+        if let Some(i) = self.training.em_blocking.iter().position(Vec::is_empty) {
+            p.push(
+                Finding::new(
+                    "ONB0911",
+                    format!("/training/em_blocking/{i}"),
+                    "linkage.training.em_blocking: a rule names no attribute",
+                )
+                .label("empty rule"),
+            );
         }
+        p
+    }
+
+    fn check_comparisons(&self) -> Vec<Finding> {
+        let mut p = Vec::new();
         if self.comparisons.is_empty() || self.comparisons.len() > 8 {
-            p.push("linkage.comparisons needs 1 to 8 comparisons".into());
+            p.push(
+                Finding::new(
+                    "ONB0912",
+                    "/comparisons",
+                    "linkage.comparisons needs 1 to 8 comparisons",
+                )
+                .label(format!("{} comparisons", self.comparisons.len())),
+            );
         }
         let mut seen = std::collections::HashSet::new();
         for (i, c) in self.comparisons.iter().enumerate() {
+            let at = format!("/comparisons/{i}");
+            let name = c.field.name();
             if !seen.insert(c.field) {
-                p.push(format!(
-                    "linkage.comparisons[{i}]: `{}` is compared twice",
-                    c.field.name()
-                ));
+                let msg = format!("linkage.comparisons[{i}]: `{name}` is compared twice");
+                p.push(Finding::new("ONB0912", format!("{at}/field"), msg).label("compared twice"));
             }
             if c.levels.is_empty() || c.levels.len() > 6 {
-                p.push(format!(
-                    "linkage.comparisons[{i}] ({}): needs 1 to 6 levels",
-                    c.field.name()
-                ));
+                let msg = format!("linkage.comparisons[{i}] ({name}): needs 1 to 6 levels");
+                p.push(
+                    Finding::new("ONB0912", format!("{at}/levels"), msg)
+                        .label(format!("{} levels", c.levels.len())),
+                );
             }
-            for l in &c.levels {
-                if !l.fits(c.field) {
-                    p.push(format!(
-                        "linkage.comparisons[{i}]: level `{}` does not apply to `{}`",
-                        l.label(),
-                        c.field.name()
-                    ));
-                }
+            for (j, l) in c
+                .levels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| !l.fits(c.field))
+            {
+                let msg = format!(
+                    "linkage.comparisons[{i}]: level `{}` does not apply to `{name}`",
+                    l.label()
+                );
+                p.push(
+                    Finding::new("ONB0913", format!("{at}/levels/{j}"), msg)
+                        .label("does not apply"),
+                );
             }
             if c.history && c.field != Field::Postcode {
-                p.push(format!(
-                    "linkage.comparisons[{i}]: `history` applies to postcode only"
-                ));
+                let msg = format!("linkage.comparisons[{i}]: `history` applies to postcode only");
+                p.push(
+                    Finding::new("ONB0913", format!("{at}/history"), msg).label("postcode only"),
+                );
             }
-        }
-        if self.training.em_blocking.iter().any(Vec::is_empty) {
-            p.push("linkage.training.em_blocking: a rule names no attribute".into());
         }
         p
     }

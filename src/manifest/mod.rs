@@ -74,6 +74,65 @@ pub fn load(path: &Path, root: &Path, diags: &mut Diagnostics) -> Option<Loaded>
     })
 }
 
+/// Expand files and directories into the manifest files to check (`*.yaml`, `*.yml`,
+/// recursively, hidden directories skipped), sorted. Missing paths are an I/O error.
+pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') {
+            continue;
+        }
+        let path = e.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// `a/b/../c` as `a/c`, without touching the file system (for display: the manifests
+/// an ICS file names show as `providers/x.yaml`, not `examples/ics/../../providers/x.yaml`).
+pub fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 /// Read a file as UTF-8 text, refusing oversized files before reading them.
 pub fn read_text(path: &Path, name: &str) -> Result<Arc<SourceFile>, Diagnostic> {
     let empty = SourceFile::new(name, "");
@@ -135,33 +194,7 @@ fn apply_template(
     hasher: &mut Sha256,
 ) -> Option<Document> {
     let uses_span = doc.spans.value("/uses");
-    let valid_name = !uses.is_empty()
-        && uses
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let path = root
-        .join(TEMPLATE_DIR)
-        .join(format!("{uses}{TEMPLATE_EXT}"));
-    if !valid_name || !path.is_file() {
-        let names = template_names(root);
-        let help = did_you_mean(uses, names.iter().map(String::as_str)).unwrap_or_else(|| {
-            if names.is_empty() {
-                format!(
-                    "no templates found in {}",
-                    display_path(&root.join(TEMPLATE_DIR))
-                )
-            } else {
-                format!("available templates: {}", names.join(", "))
-            }
-        });
-        diags.push(
-            Diagnostic::new("ONB0501", format!("unknown provider template `{uses}`"))
-                .at_opt(uses_span)
-                .label("no such template")
-                .help(help),
-        );
-        return None;
-    }
+    let path = template_path(uses, root, uses_span.clone(), diags)?;
     let tname = display_path(&path);
     let tfile = match read_text(&path, &tname) {
         Ok(f) => f,
@@ -171,9 +204,7 @@ fn apply_template(
         }
     };
     hasher.update(tfile.text.as_bytes());
-    let params = doc
-        .value
-        .get("params")
+    let params = (doc.value.get("params"))
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
@@ -188,11 +219,10 @@ fn apply_template(
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     env.set_fuel(Some(200_000));
     env.set_recursion_limit(64);
-    if let Err(e) = env.add_template_owned(tname.clone(), tfile.text.clone()) {
-        diags.push(template_error(&tfile, &e));
-        return None;
-    }
-    let tmpl = match env.get_template(&tname) {
+    let tmpl = env
+        .add_template_owned(tname.clone(), tfile.text.clone())
+        .and_then(|_| env.get_template(&tname));
+    let tmpl = match tmpl {
         Ok(t) => t,
         Err(e) => {
             diags.push(template_error(&tfile, &e));
@@ -200,18 +230,16 @@ fn apply_template(
         }
     };
     let used = tmpl.undeclared_variables(false);
-    for (k, _) in params.iter() {
-        if !used.contains(k) {
-            diags.push(
-                Diagnostic::new(
-                    "ONB0504",
-                    format!("parameter `{k}` is not used by template `{uses}`"),
-                )
-                .at_opt(doc.spans.key(&child("/params", k)))
-                .label("unused")
-                .help_opt(did_you_mean(k, used.iter().map(String::as_str))),
-            );
-        }
+    for (k, _) in params.iter().filter(|(k, _)| !used.contains(*k)) {
+        diags.push(
+            Diagnostic::new(
+                "ONB0504",
+                format!("parameter `{k}` is not used by template `{uses}`"),
+            )
+            .at_opt(doc.spans.key(&child("/params", k)))
+            .label("unused")
+            .help_opt(did_you_mean(k, used.iter().map(String::as_str))),
+        );
     }
     let render = |p: &serde_json::Map<String, Value>| {
         tmpl.render(minijinja::Value::from(minijinja::value::Serde(
@@ -220,23 +248,12 @@ fn apply_template(
     };
     let rendered = match render(&params) {
         Ok(r) => r,
-        Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError => {
-            // Find the parameters the template cannot do without: those whose absence
-            // alone still fails when every other unknown name is given a placeholder.
-            let mut candidates: Vec<&String> =
-                used.iter().filter(|v| !params.contains_key(*v)).collect();
-            candidates.sort();
-            let mut missing = Vec::new();
-            for c in &candidates {
-                let mut trial = params.clone();
-                for o in candidates.iter().filter(|o| *o != c) {
-                    trial.insert((*o).clone(), Value::String("placeholder".into()));
-                }
-                if matches!(render(&trial), Err(e) if e.kind() == minijinja::ErrorKind::UndefinedError)
-                {
-                    missing.push(*c);
-                }
-            }
+        Err(e) => {
+            let missing = if e.kind() == minijinja::ErrorKind::UndefinedError {
+                missing_params(&used, &params, &render)
+            } else {
+                Vec::new()
+            };
             if missing.is_empty() {
                 diags.push(template_error(&tfile, &e));
             }
@@ -255,24 +272,80 @@ fn apply_template(
             }
             return None;
         }
-        Err(e) => {
-            diags.push(template_error(&tfile, &e));
-            return None;
-        }
     };
     let rfile = SourceFile::new(tname, rendered);
-    let base = match source::parse(&rfile) {
-        Ok(d) => d,
+    match source::parse(&rfile) {
+        Ok(base) => Some(merge(base, doc.clone())),
         Err(ds) => {
             for d in ds {
                 diags.push(
                     d.help("the rendered template is not valid YAML; check the parameter values"),
                 );
             }
-            return None;
+            None
         }
-    };
-    Some(merge(base, doc.clone()))
+    }
+}
+
+/// The template file `uses:` names, or ONB0501 with did-you-mean.
+fn template_path(
+    uses: &str,
+    root: &Path,
+    uses_span: Option<Span>,
+    diags: &mut Diagnostics,
+) -> Option<PathBuf> {
+    let valid_name = !uses.is_empty()
+        && uses
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let path = root
+        .join(TEMPLATE_DIR)
+        .join(format!("{uses}{TEMPLATE_EXT}"));
+    if valid_name && path.is_file() {
+        return Some(path);
+    }
+    let names = template_names(root);
+    let help = did_you_mean(uses, names.iter().map(String::as_str)).unwrap_or_else(|| {
+        if names.is_empty() {
+            format!(
+                "no templates found in {}",
+                display_path(&root.join(TEMPLATE_DIR))
+            )
+        } else {
+            format!("available templates: {}", names.join(", "))
+        }
+    });
+    diags.push(
+        Diagnostic::new("ONB0501", format!("unknown provider template `{uses}`"))
+            .at_opt(uses_span)
+            .label("no such template")
+            .help(help),
+    );
+    None
+}
+
+/// The parameters the template cannot do without: those whose absence alone still
+/// fails when every other unknown name is given a placeholder.
+fn missing_params<'u>(
+    used: &'u std::collections::HashSet<String>,
+    params: &serde_json::Map<String, Value>,
+    render: &dyn Fn(&serde_json::Map<String, Value>) -> Result<String, minijinja::Error>,
+) -> Vec<&'u String> {
+    let mut candidates: Vec<&String> = used.iter().filter(|v| !params.contains_key(*v)).collect();
+    candidates.sort();
+    let mut missing = Vec::new();
+    for c in &candidates {
+        let mut trial = params.clone();
+        for o in candidates.iter().filter(|o| *o != c) {
+            trial.insert((*o).clone(), Value::String("placeholder".into()));
+        }
+        if let Err(e) = render(&trial)
+            && e.kind() == minijinja::ErrorKind::UndefinedError
+        {
+            missing.push(*c);
+        }
+    }
+    missing
 }
 
 fn template_error(tfile: &Arc<SourceFile>, e: &minijinja::Error) -> Diagnostic {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use saphyr::{MarkedYaml, Scalar, YamlData};
 use serde_json::{Map, Number, Value};
 
-use crate::diagnostics::{Diagnostic, Pos, SourceFile, Span};
+use crate::diagnostics::{Diagnostic, Finding, Pos, SourceFile, Span};
 
 /// Manifests larger than this are refused (ONB0002).
 pub const MAX_FILE_BYTES: usize = 1024 * 1024;
@@ -102,6 +102,21 @@ pub struct Document {
     pub file: Arc<SourceFile>,
     pub value: Value,
     pub spans: SpanIndex,
+}
+
+impl Document {
+    /// A [`Finding`] of a typed check as a diagnostic at its place in this document.
+    pub fn locate(&self, f: Finding) -> Diagnostic {
+        let span = f
+            .pointers
+            .iter()
+            .find_map(|p| self.spans.get(p).map(|n| n.value.clone()))
+            .or_else(|| f.pointers.first().and_then(|p| self.spans.value(p)));
+        let mut d = Diagnostic::new(f.code, f.message).at_opt(span);
+        d.label = f.label;
+        d.help = f.help;
+        d
+    }
 }
 
 /// Parse `file` as one YAML document. Problems come back as located diagnostics.

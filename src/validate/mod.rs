@@ -5,9 +5,13 @@
 //! when asked (`--data`/`--sample`), and checks what spans files (duplicate provider ids).
 //! It never stops at the first problem.
 
+pub mod field;
 pub mod resolved;
 pub mod rules;
 pub mod semantic;
+pub mod sql;
+pub mod transforms;
+pub mod values;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -30,54 +34,22 @@ pub struct Options {
     pub data: Option<PathBuf>,
     /// One extract file to check against the source whose path matches it.
     pub sample: Option<PathBuf>,
+    /// ICS files to check (besides those recognised by content among the paths), with
+    /// the manifests they name.
+    pub ics: Vec<PathBuf>,
 }
 
 /// The result of a validation run.
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub diagnostics: Diagnostics,
-    /// Display names of the manifest files checked.
+    /// Display names of the files checked (ICS files first, then manifests).
     pub files: Vec<String>,
     /// Manifests without errors, resolved.
     pub manifests: Vec<ResolvedManifest>,
 }
 
-/// Expand files and directories into the manifest files to check (`*.yaml`, `*.yml`,
-/// recursively, hidden directories skipped), sorted. Missing paths are an I/O error.
-pub fn collect_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        let meta = std::fs::metadata(p)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-        if meta.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') {
-            continue;
-        }
-        let path = e.path();
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if name.ends_with(".yaml") || name.ends_with(".yml") {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
+pub use crate::manifest::collect_files;
 
 /// The project root for `path`: the nearest ancestor (of the file or the current
 /// directory) that holds a `templates/` directory, else the current directory.
@@ -98,21 +70,24 @@ pub fn find_root(start: &Path) -> PathBuf {
     cwd
 }
 
-/// Validate manifests (files or directories).
+/// Validate manifests and ICS files (files or directories). An ICS file (recognised by
+/// its content, or given in [`Options::ics`]) is checked itself, and the manifests it
+/// names are checked with the rest (each file once). Provider ids must be unique within
+/// each deployment: among the manifests of one ICS file, and among those given directly.
 pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outcome> {
-    let files = collect_files(paths)?;
+    let mut outcome = Outcome::default();
+    let planned = with_ics_providers(collect_files(paths)?, opts, &mut outcome)?;
     let root = opts.root.clone().unwrap_or_else(|| {
         find_root(
-            files
+            planned
                 .first()
-                .map(PathBuf::as_path)
+                .map(|p| p.path.as_path())
                 .unwrap_or(Path::new(".")),
         )
     });
     let checker = Checker::new(&root);
-    let mut outcome = Outcome::default();
-    let mut provider_ids: HashMap<String, (String, usize)> = HashMap::new();
-    for path in &files {
+    let mut provider_ids = ProviderIds::new();
+    for Planned { path, groups } in &planned {
         outcome.files.push(display_path(path));
         let mut diags = Diagnostics::default();
         let Some(loaded) = crate::manifest::load(path, &root, &mut diags) else {
@@ -121,30 +96,7 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
         };
         crate::manifest::schema::check(&loaded.doc, &mut diags);
         let resolved = semantic::check(&checker, &loaded, &mut diags);
-        // Duplicate provider ids across files.
-        if let Some(id) = loaded
-            .doc
-            .value
-            .pointer("/provider/id")
-            .and_then(|v| v.as_str())
-        {
-            let at = loaded.doc.spans.value("/provider/id");
-            match provider_ids.get(id) {
-                Some((file, line)) => diags.push(
-                    Diagnostic::new(
-                        "ONB0601",
-                        format!("provider id `{id}` is already used by {file}:{line}"),
-                    )
-                    .at_opt(at)
-                    .label("duplicate provider id")
-                    .help("provider ids are unique across the ICS; rename one of them"),
-                ),
-                None => {
-                    let line = at.as_ref().map(|s| s.start.line).unwrap_or(0);
-                    provider_ids.insert(id.to_string(), (display_path(path), line));
-                }
-            }
-        }
+        check_provider_id(&loaded, groups, &mut provider_ids, &mut diags);
         if opts.data.is_some() || opts.sample.is_some() {
             check_data(&loaded, opts, &mut diags);
         }
@@ -155,6 +107,100 @@ pub fn validate_paths(paths: &[PathBuf], opts: &Options) -> std::io::Result<Outc
         }
     }
     Ok(outcome)
+}
+
+/// A manifest to check and the deployments it belongs to (0: the paths given directly;
+/// `i`: the `i`-th ICS file).
+struct Planned {
+    path: PathBuf,
+    groups: Vec<usize>,
+}
+
+/// (deployment, provider id) → where it was first declared (file, line).
+type ProviderIds = HashMap<(usize, String), (String, usize)>;
+
+/// A provider id already used in one of the manifest's deployments (ONB0601).
+fn check_provider_id(
+    loaded: &crate::manifest::Loaded,
+    groups: &[usize],
+    seen: &mut ProviderIds,
+    diags: &mut Diagnostics,
+) {
+    let Some(id) = loaded
+        .doc
+        .value
+        .pointer("/provider/id")
+        .and_then(|v| v.as_str())
+    else {
+        return;
+    };
+    let at = loaded.doc.spans.value("/provider/id");
+    for g in groups {
+        match seen.get(&(*g, id.to_string())) {
+            Some((file, line)) => diags.push(
+                Diagnostic::new(
+                    "ONB0601",
+                    format!("provider id `{id}` is already used by {file}:{line}"),
+                )
+                .at_opt(at.clone())
+                .label("duplicate provider id")
+                .help("provider ids are unique across the ICS; rename one of them"),
+            ),
+            None => {
+                let line = at.as_ref().map(|s| s.start.line).unwrap_or(0);
+                seen.insert((*g, id.to_string()), (display_path(&loaded.path), line));
+            }
+        }
+    }
+}
+
+/// Check the ICS files among `files` (and in `opts.ics`) into `outcome`; returns the
+/// manifests to check: the other files and those the ICS files name, each once with
+/// the deployments it belongs to.
+fn with_ics_providers(
+    files: Vec<PathBuf>,
+    opts: &Options,
+    outcome: &mut Outcome,
+) -> std::io::Result<Vec<Planned>> {
+    let canonical = |p: &PathBuf| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+    let forced: Vec<PathBuf> = opts.ics.iter().map(canonical).collect();
+    let (mut ics, direct): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|f| forced.contains(&canonical(f)) || crate::ics::is_ics_file(f));
+    ics.extend(opts.ics.iter().cloned());
+    let mut seen = std::collections::HashSet::new();
+    ics.retain(|p| seen.insert(canonical(p)));
+    let mut planned: Vec<Planned> = Vec::new();
+    let mut index: HashMap<PathBuf, usize> = HashMap::new();
+    let mut add = |path: PathBuf, group: usize| {
+        let i = *index.entry(canonical(&path)).or_insert_with(|| {
+            planned.push(Planned {
+                path,
+                groups: Vec::new(),
+            });
+            planned.len() - 1
+        });
+        if !planned[i].groups.contains(&group) {
+            planned[i].groups.push(group);
+        }
+    };
+    direct.into_iter().for_each(|p| add(p, 0));
+    for (g, path) in ics.iter().enumerate() {
+        let checked = crate::ics::read(path);
+        outcome.files.push(checked.name.clone());
+        outcome.diagnostics.extend(checked.diagnostics);
+        let Some(parsed) = checked.parsed else {
+            continue;
+        };
+        let named: Vec<PathBuf> = (parsed.file.providers.iter())
+            .map(|p| crate::manifest::lexically_normal(&parsed.resolve(p)))
+            .filter(|p| p.exists()) // a missing one is ONB0905
+            .collect();
+        collect_files(&named)?
+            .into_iter()
+            .for_each(|p| add(p, g + 1));
+    }
+    Ok(planned)
 }
 
 /// Compare each source's declared columns with the header of a real extract.
@@ -169,103 +215,118 @@ fn check_data(loaded: &crate::manifest::Loaded, opts: &Options, diags: &mut Diag
         };
         let base = child("/sources", id);
         let spans = &loaded.doc.spans;
-        let file = if let Some(sample) = &opts.sample {
-            let name = sample
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let pat_name = Path::new(&src.path)
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let matches = glob::Pattern::new(&pat_name)
-                .map(|p| p.matches(&name))
-                .unwrap_or(false);
-            if !(matches || n_sources == 1) {
-                continue;
-            }
-            sample.clone()
-        } else if let Some(data) = &opts.data {
-            if !semantic::path_stays_inside(&src.path) {
-                continue;
-            }
-            let pattern = data.join(&src.path);
-            let mut found: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
-                .map(|g| g.flatten().filter(|p| p.is_file()).collect())
-                .unwrap_or_default();
-            found.sort();
-            match found.into_iter().next() {
-                Some(f) => f,
-                None => {
-                    diags.push(
-                        Diagnostic::new(
-                            "ONB0803",
-                            format!(
-                                "no file under {} matches `{}`",
-                                display_path(data),
-                                src.path
-                            ),
-                        )
-                        .at_opt(spans.value(&child(&base, "path")))
-                        .label("no matching extract"),
-                    );
-                    continue;
-                }
-            }
-        } else {
+        let Some(file) = data_file(&src, opts, n_sources, &base, spans, diags) else {
             continue;
         };
-        let header = match read_header(&file, &src) {
-            Ok(h) => h,
-            Err(e) => {
-                diags.push(
-                    Diagnostic::new(
-                        "ONB0804",
-                        format!("cannot read the header of {}: {e}", display_path(&file)),
-                    )
-                    .at_opt(spans.value(&child(&base, "path"))),
-                );
-                continue;
-            }
-        };
-        for (i, c) in src.columns.iter().enumerate() {
-            if !header.iter().any(|h| h == c) {
-                diags.push(
-                    Diagnostic::new(
-                        "ONB0801",
-                        format!(
-                            "column `{c}` is not in the header of {}",
-                            display_path(&file)
-                        ),
-                    )
-                    .at_opt(spans.value(&format!("{base}/columns/{i}")))
-                    .label("missing from data")
-                    .help_opt(
-                        did_you_mean(c, header.iter().map(String::as_str))
-                            .or_else(|| Some(format!("the extract has: {}", header.join(", ")))),
-                    ),
-                );
-            }
-        }
-        let extra: Vec<&String> = header.iter().filter(|h| !src.columns.contains(h)).collect();
-        if !extra.is_empty() {
-            diags.push(
+        match read_header(&file, &src) {
+            Ok(header) => compare_header(&src, &file, &header, &base, spans, diags),
+            Err(e) => diags.push(
                 Diagnostic::new(
-                    "ONB0802",
-                    format!(
-                        "{} has columns the manifest does not declare: {}",
-                        display_path(&file),
-                        extra
-                            .iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    "ONB0804",
+                    format!("cannot read the header of {}: {e}", display_path(&file)),
                 )
-                .at_opt(spans.key(&child(&base, "columns")))
-                .label("undeclared columns are ignored"),
-            );
+                .at_opt(spans.value(&child(&base, "path"))),
+            ),
         }
+    }
+}
+
+/// The extract to check a source against: `--sample` when its name matches the source's
+/// path pattern (or the manifest has one source), else the first file under `--data`
+/// matching the pattern (ONB0803 when none does).
+fn data_file(
+    src: &crate::manifest::model::Source,
+    opts: &Options,
+    n_sources: usize,
+    base: &str,
+    spans: &crate::manifest::source::SpanIndex,
+    diags: &mut Diagnostics,
+) -> Option<PathBuf> {
+    if let Some(sample) = &opts.sample {
+        let file_name = |p: &Path| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        };
+        let matches = glob::Pattern::new(&file_name(Path::new(&src.path)))
+            .map(|p| p.matches(&file_name(sample)))
+            .unwrap_or(false);
+        return (matches || n_sources == 1).then(|| sample.clone());
+    }
+    let data = opts.data.as_ref()?;
+    if !semantic::path_stays_inside(&src.path) {
+        return None;
+    }
+    let pattern = data.join(&src.path);
+    let mut found: Vec<PathBuf> = glob::glob(&pattern.to_string_lossy())
+        .map(|g| g.flatten().filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    found.sort();
+    let first = found.into_iter().next();
+    if first.is_none() {
+        diags.push(
+            Diagnostic::new(
+                "ONB0803",
+                format!(
+                    "no file under {} matches `{}`",
+                    display_path(data),
+                    src.path
+                ),
+            )
+            .at_opt(spans.value(&child(base, "path")))
+            .label("no matching extract"),
+        );
+    }
+    first
+}
+
+/// Declared columns missing from the header (ONB0801), header columns not declared
+/// (ONB0802, a warning).
+fn compare_header(
+    src: &crate::manifest::model::Source,
+    file: &Path,
+    header: &[String],
+    base: &str,
+    spans: &crate::manifest::source::SpanIndex,
+    diags: &mut Diagnostics,
+) {
+    for (i, c) in src.columns.iter().enumerate() {
+        if header.iter().any(|h| h == c) {
+            continue;
+        }
+        diags.push(
+            Diagnostic::new(
+                "ONB0801",
+                format!(
+                    "column `{c}` is not in the header of {}",
+                    display_path(file)
+                ),
+            )
+            .at_opt(spans.value(&format!("{base}/columns/{i}")))
+            .label("missing from data")
+            .help_opt(
+                did_you_mean(c, header.iter().map(String::as_str))
+                    .or_else(|| Some(format!("the extract has: {}", header.join(", ")))),
+            ),
+        );
+    }
+    let extra: Vec<&str> = (header.iter())
+        .filter(|h| !src.columns.contains(h))
+        .map(String::as_str)
+        .collect();
+    if !extra.is_empty() {
+        diags.push(
+            Diagnostic::new(
+                "ONB0802",
+                format!(
+                    "{} has columns the manifest does not declare: {}",
+                    display_path(file),
+                    extra.join(", ")
+                ),
+            )
+            .at_opt(spans.key(&child(base, "columns")))
+            .label("undeclared columns are ignored"),
+        );
     }
 }
 

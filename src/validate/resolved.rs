@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 
+use super::rules::BuiltinRule;
 use crate::canonical::{CanonicalField, Entity};
 use crate::manifest::model::{Encoding, KahnCategory, OnBreach, OnFail, Setting, SourceFormat};
 
@@ -101,52 +102,39 @@ pub struct ResolvedField {
 }
 
 /// What a rule checks.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum RuleCheck {
-    NhsNumberValid {
-        field: String,
-    },
-    PostcodeValid {
-        field: String,
-    },
-    MatchesRegex {
-        field: String,
-        pattern: String,
-    },
-    InValueSet {
-        field: String,
-        values: Vec<String>,
-    },
-    Parseable {
-        field: String,
-    },
-    Length {
-        field: String,
-        min: Option<u32>,
-        max: Option<u32>,
-    },
-    NotNull {
-        field: String,
-    },
-    InRange {
-        field: String,
-        min: Option<String>,
-        max: Option<String>,
-    },
-    NotInFuture {
-        field: String,
-    },
-    DateOrder {
-        field: String,
-        after: String,
-    },
-    Unique {
-        fields: Vec<String>,
-    },
+    /// A built-in rule (`validate/rules/<name>.rs`) with its resolved parameters.
+    Builtin(Arc<dyn BuiltinRule>),
     /// Custom SQL boolean expression over the mapped canonical fields.
-    Expr {
-        sql: String,
-    },
+    Expr { sql: String },
+}
+
+impl RuleCheck {
+    /// A built-in rule check.
+    pub fn builtin(rule: impl BuiltinRule) -> Self {
+        RuleCheck::Builtin(Arc::new(rule))
+    }
+    /// The canonical fields the check reads (none for custom SQL).
+    pub fn fields(&self) -> Vec<String> {
+        match self {
+            RuleCheck::Builtin(r) => r.fields(),
+            RuleCheck::Expr { .. } => Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for RuleCheck {
+    /// The same rule with the same parameters.
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RuleCheck::Builtin(a), RuleCheck::Builtin(b)) => {
+                a.def().code == b.def().code && format!("{a:?}") == format!("{b:?}")
+            }
+            (RuleCheck::Expr { sql: a }, RuleCheck::Expr { sql: b }) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// One quality rule, resolved.

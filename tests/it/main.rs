@@ -4,6 +4,7 @@
 
 mod drift;
 mod feeds;
+mod ics_file;
 mod formats;
 mod robustness;
 mod udfs;

@@ -1,0 +1,109 @@
+//! Semantic checks of an ICS file: what its types cannot say (provider paths exist,
+//! dates and sizes parse, the sections' own rules). Each check returns [`Finding`]s
+//! located by JSON pointers; [`super::check_document`] turns them into diagnostics at
+//! their `file:line:col`.
+//!
+//! A section adds its checks with one line in [`check`]: its own `check()` returning
+//! findings with pointers relative to the section, prefixed here with the section's key
+//! ([`Finding::under`]).
+
+use std::path::Path;
+
+use crate::diagnostics::{Finding, did_you_mean};
+
+use super::Ics;
+
+/// Every semantic problem of a loaded ICS file.
+#[allow(clippy::useless_conversion)] // `Finding::from` also accepts a section's plain strings
+pub fn check(ics: &Ics) -> Vec<Finding> {
+    let mut out = Vec::new();
+    out.extend(providers(ics));
+    out.extend(reference_date(ics.file.reference_date.as_deref()));
+    out.extend(memory_limit(&ics.file.engine.memory_limit));
+    // `Finding::from` also takes a plain message (ONB0909 at the section).
+    let linkage = ics.file.linkage.check().into_iter();
+    out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
+    out
+}
+
+/// Each entry of `providers:` exists; a directory holds at least one manifest.
+fn providers(ics: &Ics) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, entry) in ics.file.providers.iter().enumerate() {
+        let at = format!("/providers/{i}");
+        let path = ics.resolve(entry);
+        if path.is_dir() {
+            if !holds_manifest(&path) {
+                out.push(
+                    Finding::new(
+                        "ONB0906",
+                        at,
+                        format!("provider directory `{entry}` holds no manifests"),
+                    )
+                    .label("no *.yaml files")
+                    .help("add provider manifests to it, or remove the entry"),
+                );
+            }
+        } else if !path.is_file() {
+            out.push(
+                Finding::new(
+                    "ONB0905",
+                    at,
+                    format!(
+                        "provider path `{entry}` does not exist ({})",
+                        crate::diagnostics::display_path(&crate::manifest::lexically_normal(&path))
+                    ),
+                )
+                .label("not found")
+                .help(missing_path_help(&path)),
+            );
+        }
+    }
+    out
+}
+
+/// Did-you-mean among the entries of the nearest existing parent directory.
+fn missing_path_help(path: &Path) -> String {
+    let relative = "paths in `providers:` are relative to the ICS file".to_string();
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return relative;
+    };
+    let names: Vec<String> = std::fs::read_dir(parent)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    did_you_mean(&name.to_string_lossy(), names.iter().map(String::as_str)).unwrap_or(relative)
+}
+
+fn holds_manifest(dir: &Path) -> bool {
+    crate::manifest::collect_files(&[dir.to_path_buf()]).is_ok_and(|f| !f.is_empty())
+}
+
+fn reference_date(date: Option<&str>) -> Option<Finding> {
+    let d = date?;
+    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .is_err()
+        .then(|| {
+            Finding::new(
+                "ONB0907",
+                "/reference_date",
+                format!("reference_date `{d}` is not a date YYYY-MM-DD"),
+            )
+            .label("not YYYY-MM-DD")
+            .help("e.g. `reference_date: 2026-10-31`")
+        })
+}
+
+fn memory_limit(limit: &str) -> Option<Finding> {
+    super::parse_bytes(limit).is_none().then(|| {
+        Finding::new(
+            "ONB0908",
+            "/engine/memory_limit",
+            format!("engine.memory_limit `{limit}` is not a size such as 2GiB"),
+        )
+        .label("not a size")
+        .help("sizes are a number with an optional unit: B, KB, KiB, MB, MiB, GB, GiB")
+    })
+}

@@ -983,7 +983,7 @@ fn run_summary(p: &crate::execute::Published) -> String {
     );
     for x in &r.sources {
         s.push_str(&format!(
-            "{:<28} {:<18} {:>10} {:>10} {:>11}  {}{}\n",
+            "{:<28} {:<18} {:>10} {:>10} {:>11}  {}{}{}\n",
             x.provider,
             x.source,
             x.rows_read,
@@ -993,7 +993,8 @@ fn run_summary(p: &crate::execute::Published) -> String {
             x.failure
                 .as_ref()
                 .map(|f| format!(": {f}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            x.delivery.summary()
         ));
     }
     s.push_str(&format!(

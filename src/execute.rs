@@ -33,8 +33,9 @@ use sha2::{Digest, Sha256};
 
 use crate::canonical::{self, Entity, IDENTITY_ENTITY};
 use crate::compile::{self, CompiledSource, RunContext};
+use crate::feeds;
 use crate::ics::Ics;
-use crate::manifest::model::OnFail;
+use crate::manifest::model::{LoadStrategy, OnFail};
 use crate::pseudonymise::Key;
 use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
 use crate::validate::{ResolvedManifest, ResolvedSource, rules};
@@ -128,6 +129,7 @@ pub struct SourceRecord {
     pub rows_unreadable: u64,
     /// Accepted with at least one warning.
     pub rows_warned: u64,
+    /// `rows_read == rows_accepted + rows_quarantined + rows_duplicate`.
     pub reconciled: bool,
     pub quarantine_rate: f64,
     pub rule_hits: Vec<RuleHits>,
@@ -135,6 +137,9 @@ pub struct SourceRecord {
     pub completeness: BTreeMap<String, f64>,
     pub samples: Vec<Sample>,
     pub manifest_hash: String,
+    /// Load strategy, files ingested and skipped, duplicates, row change, carry-forward.
+    #[serde(flatten)]
+    pub delivery: feeds::DeliveryRecord,
 }
 
 /// `run.json`: the machine-readable record of a run (see docs/run-json.md).
@@ -161,6 +166,15 @@ pub struct Totals {
     pub rows_quarantined: u64,
     pub sources: usize,
     pub sources_failed: usize,
+    /// Exact duplicate rows collapsed, over every source.
+    #[serde(default)]
+    pub rows_duplicate: u64,
+    /// Sources with no input file.
+    #[serde(default)]
+    pub sources_missing: usize,
+    /// Sources whose last good data was carried forward.
+    #[serde(default)]
+    pub sources_carried_forward: usize,
 }
 
 /// Result of a published run.
@@ -182,9 +196,18 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Run an ICS end to end and publish its outputs.
-pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
-    let started_at = now();
+/// What a run works on, after loading and validating its inputs.
+struct Setup {
+    ics: Ics,
+    landing: PathBuf,
+    out: PathBuf,
+    outcome: crate::validate::Outcome,
+    key: Key,
+    reference_date: String,
+    engine: crate::deploy::EngineChoice,
+}
+
+fn setup(opts: &RunOptions) -> Result<Setup, RunError> {
     let ics = Ics::load(&opts.ics).map_err(fail)?;
     let landing = opts
         .landing
@@ -230,21 +253,35 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
             "reference date `{reference_date}` is not YYYY-MM-DD"
         )));
     }
+    Ok(Setup {
+        ics,
+        landing,
+        out,
+        outcome,
+        key,
+        reference_date,
+        engine: opts.engine.clone(),
+    })
+}
 
-    // Inputs and run id.
-    let mut work: Vec<(&ResolvedManifest, &ResolvedSource, Vec<PathBuf>)> = Vec::new();
+type Work<'a> = Vec<(&'a ResolvedManifest, &'a ResolvedSource, Vec<PathBuf>)>;
+
+/// The files of every source, and the run id: a hash of the manifests, the input files
+/// (path, size, mtime), the reference date and the key fingerprint.
+fn inputs(s: &Setup) -> Result<(Work<'_>, String), RunError> {
+    let mut work: Work<'_> = Vec::new();
     let mut h = Sha256::new();
     h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(reference_date.as_bytes());
-    h.update(key.fingerprint().as_bytes());
-    for m in &outcome.manifests {
+    h.update(s.reference_date.as_bytes());
+    h.update(s.key.fingerprint().as_bytes());
+    for m in &s.outcome.manifests {
         h.update(m.hash.as_bytes());
-        for s in &m.sources {
-            let files = scan::source_files(&landing, s).map_err(fail)?;
+        for src in &m.sources {
+            let files = scan::source_files(&s.landing, src).map_err(fail)?;
             for f in &files {
                 let meta = std::fs::metadata(f).map_err(fail)?;
                 h.update(
-                    f.strip_prefix(&landing)
+                    f.strip_prefix(&s.landing)
                         .unwrap_or(f)
                         .to_string_lossy()
                         .as_bytes(),
@@ -258,10 +295,18 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
                     .unwrap_or(0);
                 h.update(mtime.to_le_bytes());
             }
-            work.push((m, s, files));
+            work.push((m, src, files));
         }
     }
-    let run_id = hex::encode(&h.finalize()[..8]);
+    Ok((work, hex::encode(&h.finalize()[..8])))
+}
+
+/// Run an ICS end to end and publish its outputs.
+pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
+    let started_at = now();
+    let setup = setup(opts)?;
+    let (work, run_id) = inputs(&setup)?;
+    let out = setup.out.clone();
     let staging = out
         .join(".staging")
         .join(format!("{run_id}-{}", std::process::id()));
@@ -270,90 +315,25 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     }
     std::fs::create_dir_all(&staging).map_err(fail)?;
     tracing::info!(run_id = %run_id, staging = %staging.display(), "run started");
-
-    let ctx =
-        crate::deploy::run_context(&opts.engine, &ics.file.engine, &staging.join("spill"), &key)
-            .await
-            .map_err(fail)?;
-    let run_ctx = RunContext {
-        run_id: run_id.clone(),
-        reference_date: reference_date.clone(),
-    };
-    let mut records = Vec::new();
     let previous = read_previous(&out);
-    for (m, s, files) in &work {
-        let rec = process_source(
-            &ctx,
-            &staging,
-            &landing,
-            m,
-            s,
-            files,
-            &run_ctx,
-            opts.progress,
-            &opts.engine,
-        )
-        .await?;
-        if rec.status == "failed" && ics.file.fail_run_on_breach {
+    let result = run_sources(
+        &setup,
+        &work,
+        &run_id,
+        &staging,
+        previous.as_ref(),
+        opts.progress,
+    )
+    .await;
+    let (records, ledger) = match result {
+        Ok(x) => x,
+        Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
-            return Err(fail(format!(
-                "source {}/{} failed ({}); fail_run_on_breach is set, so nothing was published",
-                rec.provider,
-                rec.source,
-                rec.failure.clone().unwrap_or_default()
-            )));
+            return Err(e);
         }
-        records.push(rec);
-    }
-    let mut totals = Totals::default();
-    for r in &records {
-        totals.rows_read += r.rows_read;
-        totals.rows_accepted += r.rows_accepted;
-        totals.rows_quarantined += r.rows_quarantined;
-        totals.sources += 1;
-        if r.status == "failed" {
-            totals.sources_failed += 1;
-        }
-    }
-    let record = RunRecord {
-        run_id: run_id.clone(),
-        onboard_version: env!("CARGO_PKG_VERSION").into(),
-        ics: ics.file.ics.id.clone(),
-        reference_date,
-        status: if totals.sources_failed > 0 {
-            "partial".into()
-        } else {
-            "succeeded".into()
-        },
-        key_fingerprint: key.fingerprint(),
-        demo_key: key.demo,
-        started_at,
-        finished_at: now(),
-        sources: records,
-        totals,
     };
-    write_atomic(
-        &staging.join("run.json"),
-        serde_json::to_string_pretty(&record)
-            .map_err(fail)?
-            .as_bytes(),
-    )
-    .map_err(fail)?;
-    let reports = staging.join("reports");
-    std::fs::create_dir_all(&reports).map_err(fail)?;
-    let report = crate::report::build(&record, previous.as_ref());
-    write_atomic(
-        &reports.join("dq_report.json"),
-        serde_json::to_string_pretty(&report)
-            .map_err(fail)?
-            .as_bytes(),
-    )
-    .map_err(fail)?;
-    write_atomic(
-        &reports.join("dq_report.html"),
-        crate::report::html(&report).as_bytes(),
-    )
-    .map_err(fail)?;
+    let record = run_record(&setup, run_id.clone(), started_at, records);
+    write_outputs(&staging, &record, previous.as_ref(), &ledger)?;
     let _ = std::fs::remove_dir_all(staging.join("spill"));
     // Scans staged for a distributed engine hold raw extracts: never published.
     let _ = std::fs::remove_dir_all(staging.join("bronze"));
@@ -363,6 +343,229 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
         out,
         run_dir,
     })
+}
+
+fn run_record(
+    s: &Setup,
+    run_id: String,
+    started_at: String,
+    records: Vec<SourceRecord>,
+) -> RunRecord {
+    let mut totals = Totals::default();
+    for r in &records {
+        totals.rows_read += r.rows_read;
+        totals.rows_accepted += r.rows_accepted;
+        totals.rows_quarantined += r.rows_quarantined;
+        totals.rows_duplicate += r.delivery.rows_duplicate;
+        totals.sources += 1;
+        totals.sources_failed += usize::from(r.status == "failed");
+        totals.sources_missing += usize::from(r.status == "missing");
+        totals.sources_carried_forward += usize::from(r.delivery.carried_forward.is_some());
+    }
+    RunRecord {
+        run_id,
+        onboard_version: env!("CARGO_PKG_VERSION").into(),
+        ics: s.ics.file.ics.id.clone(),
+        reference_date: s.reference_date.clone(),
+        status: if totals.sources_failed > 0 {
+            "partial".into()
+        } else {
+            "succeeded".into()
+        },
+        key_fingerprint: s.key.fingerprint(),
+        demo_key: s.key.demo,
+        started_at,
+        finished_at: now(),
+        sources: records,
+        totals,
+    }
+}
+
+/// run.json, the DQ report and the ledger, into the staged run.
+fn write_outputs(
+    staging: &Path,
+    record: &RunRecord,
+    previous: Option<&RunRecord>,
+    ledger: &feeds::Ledger,
+) -> Result<(), RunError> {
+    write_atomic(&staging.join("run.json"), pretty(record).as_bytes()).map_err(fail)?;
+    write_atomic(
+        &staging.join(feeds::ledger::FILE),
+        ledger.to_json().as_bytes(),
+    )
+    .map_err(fail)?;
+    let reports = staging.join("reports");
+    std::fs::create_dir_all(&reports).map_err(fail)?;
+    let report = crate::report::build(record, previous);
+    write_atomic(&reports.join("dq_report.json"), pretty(&report).as_bytes()).map_err(fail)?;
+    write_atomic(
+        &reports.join("dq_report.html"),
+        crate::report::html(&report).as_bytes(),
+    )
+    .map_err(fail)
+}
+
+/// Pretty JSON of what a run writes.
+fn pretty<T: Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default()
+}
+
+/// Where every source of a run is processed.
+struct SourceEnv<'a> {
+    ctx: SessionContext,
+    engine: &'a crate::deploy::EngineChoice,
+    staging: &'a Path,
+    landing: &'a Path,
+    run_ctx: RunContext,
+    progress: bool,
+}
+
+/// Process every source; carry forward what failed or is missing; the new ledger.
+async fn run_sources(
+    setup: &Setup,
+    work: &Work<'_>,
+    run_id: &str,
+    staging: &Path,
+    previous: Option<&RunRecord>,
+    progress: bool,
+) -> Result<(Vec<SourceRecord>, feeds::Ledger), RunError> {
+    let ctx = crate::deploy::run_context(
+        &setup.engine,
+        &setup.ics.file.engine,
+        &staging.join("spill"),
+        &setup.key,
+    )
+    .await
+    .map_err(fail)?;
+    let env = SourceEnv {
+        ctx,
+        engine: &setup.engine,
+        staging,
+        landing: &setup.landing,
+        run_ctx: RunContext {
+            run_id: run_id.to_string(),
+            reference_date: setup.reference_date.clone(),
+        },
+        progress,
+    };
+    let previous_dir = previous.map(|p| setup.out.join("runs").join(&p.run_id));
+    let incremental: Vec<(&str, &str)> = work
+        .iter()
+        .filter(|(_, s, _)| s.delivery.load == Some(LoadStrategy::Incremental))
+        .map(|(m, s, _)| (m.provider.id.as_str(), s.id.as_str()))
+        .collect();
+    let mut ledger = feeds::Ledger::load(
+        previous_dir.as_deref(),
+        &setup.ics.file.ics.id,
+        &setup.landing,
+        run_id,
+        &|p, s| incremental.contains(&(p, s)),
+    )
+    .map_err(fail)?;
+    let mut records = Vec::new();
+    for (m, s, files) in work {
+        let settings = feeds::Settings::of(s, &setup.ics.file.feeds);
+        let baseline = baseline(previous, run_id, &m.provider.id, &s.id);
+        let plan = feeds::plan(
+            env.landing,
+            s,
+            &settings,
+            files,
+            &ledger.of(&m.provider.id, &s.id),
+        );
+        let mut rec = if plan.missing || plan.failure.is_some() {
+            unloaded_record(m, s, &plan)
+        } else {
+            process_source(&env, m, s, &plan, &settings).await?
+        };
+        rec.delivery.load = Some(settings.load);
+        rec.delivery.baseline = baseline.clone();
+        let prev = previous.zip(previous_dir.as_deref());
+        let outcome = feeds::outcome::Outcome {
+            settings: &settings,
+            plan: &plan,
+            baseline: baseline.as_ref(),
+            previous: prev.map(|(p, d)| (p.run_id.as_str(), d)),
+            fail_run_on_breach: setup.ics.file.fail_run_on_breach,
+        };
+        let at = feeds::outcome::Place {
+            staging,
+            run_id,
+            reference_date: &setup.reference_date,
+        };
+        let state = feeds::outcome::SourceState {
+            provider: &rec.provider,
+            source: &rec.source,
+            entity: &rec.entity,
+            status: &mut rec.status,
+            failure: &mut rec.failure,
+            rows_read: rec.rows_read,
+            delivery: &mut rec.delivery,
+        };
+        outcome.settle(&at, state, &mut ledger).map_err(fail)?;
+        records.push(rec);
+    }
+    Ok((records, ledger))
+}
+
+/// What `current` held for a source before this run (for a rerun of the same inputs:
+/// what it held before the first of them).
+fn baseline(
+    previous: Option<&RunRecord>,
+    run_id: &str,
+    provider: &str,
+    source: &str,
+) -> Option<feeds::GoodLoad> {
+    let p = previous?;
+    let r = p
+        .sources
+        .iter()
+        .find(|r| r.provider == provider && r.source == source)?;
+    if p.run_id == run_id {
+        r.delivery.baseline.clone()
+    } else if r.delivery.load.is_none() && r.status == "published" {
+        // A run.json written before deliveries were recorded: its published data.
+        Some(feeds::GoodLoad {
+            run_id: p.run_id.clone(),
+            reference_date: p.reference_date.clone(),
+            extract_date: None,
+            rows: r.rows_read,
+        })
+    } else {
+        r.delivery.good_load.clone()
+    }
+}
+
+/// The record of a source that was not read: no file, or its delivery failed its checks.
+fn unloaded_record(m: &ResolvedManifest, s: &ResolvedSource, plan: &feeds::Plan) -> SourceRecord {
+    let (status, failure) = match &plan.failure {
+        Some(f) => ("failed", Some(f.clone())),
+        None => ("missing", None),
+    };
+    SourceRecord {
+        provider: m.provider.id.clone(),
+        source: s.id.clone(),
+        entity: s.entity.name.clone(),
+        status: status.into(),
+        failure,
+        files: Vec::new(),
+        rows_read: 0,
+        rows_accepted: 0,
+        rows_quarantined: 0,
+        rows_unreadable: 0,
+        rows_warned: 0,
+        reconciled: true,
+        quarantine_rate: 0.0,
+        rule_hits: Vec::new(),
+        completeness: BTreeMap::new(),
+        samples: Vec::new(),
+        manifest_hash: m.hash.clone(),
+        delivery: feeds::DeliveryRecord {
+            files_ingested: plan.file_records(&BTreeMap::new()),
+            files_skipped: plan.skipped.clone(),
+            ..Default::default()
+        },
+    }
 }
 
 /// The previous published run, for "change since the previous run".
@@ -395,7 +598,14 @@ fn publish(out: &Path, staging: &Path, run_id: &str) -> std::io::Result<PathBuf>
         std::fs::rename(staging, &target)?;
     }
     swap_symlink(&out.join("current"), &Path::new("runs").join(run_id))?;
-    for name in ["run.json", "silver", "identity", "quarantine", "reports"] {
+    for name in [
+        "run.json",
+        feeds::ledger::FILE,
+        "silver",
+        "identity",
+        "quarantine",
+        "reports",
+    ] {
         let link = out.join(name);
         if std::fs::symlink_metadata(&link).is_err() {
             swap_symlink(&link, &Path::new("current").join(name))?;
@@ -460,6 +670,8 @@ struct Outputs {
     /// Identity output (when the source carries identifiers).
     identity: Option<SchemaRef>,
     quarantine: SchemaRef,
+    /// Extract date of each file (display name), for the lineage `extract_date`.
+    extract_dates: BTreeMap<String, chrono::NaiveDate>,
 }
 
 fn extras() -> Vec<Field> {
@@ -636,26 +848,138 @@ impl Stats {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What streaming a source through its plan gave.
+struct Streamed {
+    stats: Stats,
+    rejected: Vec<Rejected>,
+    /// Rows read into batches per file (before duplicates were collapsed).
+    scanned: BTreeMap<String, u64>,
+}
+
+/// Scan, map, check and split one source into the staged outputs.
 async fn process_source(
-    ctx: &SessionContext,
-    staging: &Path,
-    landing: &Path,
+    env: &SourceEnv<'_>,
     m: &ResolvedManifest,
     s: &ResolvedSource,
-    files: &[PathBuf],
-    run_ctx: &RunContext,
-    progress: bool,
-    engine: &crate::deploy::EngineChoice,
+    plan: &feeds::Plan,
+    settings: &feeds::Settings,
 ) -> Result<SourceRecord, RunError> {
-    let c = compile::compile_source(m, s, run_ctx);
+    let c = compile::compile_source(m, s, &env.run_ctx);
     let span = tracing::info_span!("source", provider = %c.provider, source = %c.source);
     let _g = span.enter();
+    let dedup = plan.collapses_duplicates(settings);
+    let streamed = match stream_source(env, s, &c, plan, dedup).await {
+        Ok(x) => x,
+        Err(e) => {
+            // An extract that cannot be read fails its source, not the run.
+            feeds::carry::clear_source(env.staging, &c.entity, &c.provider, &c.source);
+            let mut rec = unloaded_record(m, s, plan);
+            rec.status = "failed".into();
+            rec.failure = Some(e);
+            return Ok(rec);
+        }
+    };
+    let Streamed {
+        stats,
+        rejected,
+        scanned,
+    } = streamed;
+    write_unreadable(env, &c, &rejected)?;
+    let unreadable = rejected.len() as u64;
+    let scanned_rows: u64 = scanned.values().sum();
+    let duplicates = scanned_rows.saturating_sub(stats.rows);
+    let rows_read = scanned_rows + unreadable;
+    let rows_quarantined = stats.quarantined + unreadable;
+    let failure = breach(s, &c, &stats, rows_read, rows_quarantined);
+    if let Some(f) = &failure {
+        // Nothing of a failed source is published except its quarantine.
+        feeds::carry::clear_source(env.staging, &c.entity, &c.provider, &c.source);
+        tracing::warn!(provider = %c.provider, source = %c.source, "source failed: {f}");
+    }
+    let mut per_file = scanned;
+    for r in &rejected {
+        *per_file.entry(r.file.clone()).or_default() += 1;
+    }
+    let mut rec = source_record(&c, &stats, rows_read, rows_quarantined, unreadable, failure);
+    rec.files = plan.ingest.iter().map(|f| f.file.clone()).collect();
+    rec.delivery.files_ingested = plan.file_records(&per_file);
+    rec.delivery.files_skipped = plan.skipped.clone();
+    rec.delivery.rows_duplicate = duplicates;
+    rec.reconciled = rows_read == stats.accepted + rows_quarantined + duplicates;
+    Ok(rec)
+}
+
+/// Register the scan of `plan`'s files under the source's table name (exact duplicate
+/// rows across files collapsed when `dedup`: the first by file and row is kept).
+async fn register_scan(
+    env: &SourceEnv<'_>,
+    s: &ResolvedSource,
+    c: &CompiledSource,
+    plan: &feeds::Plan,
+    dedup: bool,
+) -> Result<(scan::RejectedRows, scan::RowCounts), String> {
     let rejected: scan::RejectedRows = Arc::new(Mutex::new(Vec::new()));
-    let table = scan::table(landing, s, files, rejected.clone()).map_err(fail)?;
-    crate::deploy::register_scan(engine, ctx, c.table.as_str(), table, staging)
-        .await
-        .map_err(fail)?;
+    let counts: scan::RowCounts = Arc::new(Mutex::new(BTreeMap::new()));
+    let table = scan::table(
+        env.landing,
+        s,
+        &plan.paths(),
+        rejected.clone(),
+        counts.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    if !dedup {
+        crate::deploy::register_scan(env.engine, &env.ctx, c.table.as_str(), table, env.staging)
+            .await?;
+        return Ok((rejected, counts));
+    }
+    let raw = format!("{}__files", c.table);
+    crate::deploy::register_scan(env.engine, &env.ctx, raw.as_str(), table, env.staging).await?;
+    let cols: Vec<String> = s.columns.iter().map(|x| compile::ident(x)).collect();
+    let sql = format!(
+        "SELECT {cols}, {file}, {row} FROM (SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY {file}, {row}) AS \"__copy\" FROM {raw}) AS numbered WHERE \"__copy\" = 1",
+        cols = cols.join(", "),
+        file = compile::ident(SOURCE_FILE),
+        row = compile::ident(SOURCE_ROW),
+        raw = compile::ident(&raw),
+    );
+    let view = env.ctx.sql(&sql).await.map_err(|e| e.to_string())?;
+    env.ctx
+        .register_table(c.table.as_str(), view.into_view())
+        .map_err(|e| e.to_string())?;
+    Ok((rejected, counts))
+}
+
+/// Stream a source through its compiled plan, one task per partition.
+async fn stream_source(
+    env: &SourceEnv<'_>,
+    s: &ResolvedSource,
+    c: &CompiledSource,
+    plan: &feeds::Plan,
+    dedup: bool,
+) -> Result<Streamed, String> {
+    let (rejected, counts) = register_scan(env, s, c, plan, dedup).await?;
+    let result = stream_partitions(env, s, c, plan).await;
+    let _ = env.ctx.deregister_table(c.table.as_str());
+    let _ = env
+        .ctx
+        .deregister_table(format!("{}__files", c.table).as_str());
+    let stats = result.map_err(|e| format!("{}/{}: {e}", c.provider, c.source))?;
+    let rejected: Vec<Rejected> = rejected.lock().map(|r| r.clone()).unwrap_or_default();
+    let scanned = counts.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(Streamed {
+        stats,
+        rejected,
+        scanned,
+    })
+}
+
+async fn stream_partitions(
+    env: &SourceEnv<'_>,
+    s: &ResolvedSource,
+    c: &CompiledSource,
+    plan: &feeds::Plan,
+) -> Result<Stats, String> {
     let model = canonical::model();
     let is_identity_entity = s.entity.name == IDENTITY_ENTITY;
     let outputs = Arc::new(Outputs {
@@ -665,79 +989,30 @@ async fn process_source(
         identity: (is_identity_entity || !s.identity.is_empty())
             .then(|| entity_schema(model.identity(), true)),
         quarantine: quarantine_schema(),
+        extract_dates: plan.extract_dates(),
     });
-    let bar = progress_bar(progress, &format!("{}/{}", c.provider, c.source), files);
-    let df = ctx.sql(&c.sql).await.map_err(fail)?;
+    let bar = progress_bar(
+        env.progress,
+        &format!("{}/{}", c.provider, c.source),
+        &plan.paths(),
+    );
+    let df = env.ctx.sql(&c.sql).await.map_err(|e| e.to_string())?;
     let streams = df
         .execute_stream_partitioned()
         .await
-        .map_err(|e| fail(format!("{}/{}: {e}", c.provider, c.source)))?;
-    let c = Arc::new(c);
+        .map_err(|e| e.to_string())?;
+    let c = Arc::new(c.clone());
     let mut handles = Vec::new();
-    for (i, mut stream) in streams.into_iter().enumerate() {
-        let c = c.clone();
-        let outputs = outputs.clone();
-        let staging = staging.to_path_buf();
-        let bar = bar.clone();
-        let run_id = run_ctx.run_id.clone();
-        handles.push(tokio::spawn(async move {
-            let props = writer_props(&c, &run_id);
-            let name = format!("part-{i:03}.parquet");
-            let mut silver = outputs.silver.as_ref().map(|(e, sc)| {
-                Sink::new(
-                    part_dir(&staging, "silver", Some(&e.name), &c.provider, &c.source).join(&name),
-                    sc.clone(),
-                    props.clone(),
-                )
-            });
-            let mut identity = outputs.identity.as_ref().map(|sc| {
-                Sink::new(
-                    part_dir(
-                        &staging,
-                        "identity",
-                        Some(IDENTITY_ENTITY),
-                        &c.provider,
-                        &c.source,
-                    )
-                    .join(&name),
-                    sc.clone(),
-                    props.clone(),
-                )
-            });
-            let mut quarantine = Sink::new(
-                part_dir(&staging, "quarantine", None, &c.provider, &c.source).join(&name),
-                outputs.quarantine.clone(),
-                props.clone(),
-            );
-            let mut stats = Stats {
-                hits: vec![0; c.rules.len()],
-                ..Default::default()
-            };
-            while let Some(batch) = stream.next().await {
-                let batch = batch?;
-                let n = batch.num_rows() as u64;
-                split_batch(
-                    &c,
-                    &outputs,
-                    &batch,
-                    &mut stats,
-                    silver.as_mut(),
-                    identity.as_mut(),
-                    &mut quarantine,
-                )?;
-                if let Some(b) = &bar {
-                    b.inc(n);
-                }
-            }
-            if let Some(s) = silver {
-                s.close()?;
-            }
-            if let Some(s) = identity {
-                s.close()?;
-            }
-            quarantine.close()?;
-            Ok::<Stats, datafusion::common::DataFusionError>(stats)
-        }));
+    for (i, stream) in streams.into_iter().enumerate() {
+        let job = PartitionJob {
+            c: c.clone(),
+            outputs: outputs.clone(),
+            staging: env.staging.to_path_buf(),
+            run_id: env.run_ctx.run_id.clone(),
+            bar: bar.clone(),
+            name: format!("part-{i:03}.parquet"),
+        };
+        handles.push(tokio::spawn(job.run(stream)));
     }
     let mut stats = Stats {
         hits: vec![0; c.rules.len()],
@@ -751,7 +1026,12 @@ async fn process_source(
             Err(e) => error = Some(e.to_string()),
         }
     }
-    let _ = ctx.deregister_table(c.table.as_str());
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
     // Partitions each keep their first failing rows; the smallest row numbers overall
     // are among them, so sorting and keeping the first few per rule is deterministic.
     stats.samples.sort_by(|a, b| {
@@ -763,35 +1043,113 @@ async fn process_source(
         *n += 1;
         *n <= SAMPLES_PER_RULE
     });
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    if let Some(e) = error {
-        return Err(fail(format!("{}/{}: {e}", c.provider, c.source)));
-    }
+    Ok(stats)
+}
 
-    // Unreadable rows go to quarantine too.
-    let rejected: Vec<Rejected> = rejected.lock().map(|r| r.clone()).unwrap_or_default();
-    if !rejected.is_empty() {
-        let mut sink = Sink::new(
-            part_dir(staging, "quarantine", None, &c.provider, &c.source)
-                .join("part-unreadable.parquet"),
+/// One output partition of a source: its stream split into silver, identity and quarantine.
+struct PartitionJob {
+    c: Arc<CompiledSource>,
+    outputs: Arc<Outputs>,
+    staging: PathBuf,
+    run_id: String,
+    bar: Option<indicatif::ProgressBar>,
+    name: String,
+}
+
+impl PartitionJob {
+    async fn run(
+        self,
+        mut stream: datafusion::physical_plan::SendableRecordBatchStream,
+    ) -> datafusion::common::Result<Stats> {
+        let (c, outputs, staging, name) = (&self.c, &self.outputs, &self.staging, &self.name);
+        let props = writer_props(c, &self.run_id);
+        let mut silver = outputs.silver.as_ref().map(|(e, sc)| {
+            Sink::new(
+                part_dir(staging, "silver", Some(&e.name), &c.provider, &c.source).join(name),
+                sc.clone(),
+                props.clone(),
+            )
+        });
+        let mut identity = outputs.identity.as_ref().map(|sc| {
+            Sink::new(
+                part_dir(
+                    staging,
+                    "identity",
+                    Some(IDENTITY_ENTITY),
+                    &c.provider,
+                    &c.source,
+                )
+                .join(name),
+                sc.clone(),
+                props.clone(),
+            )
+        });
+        let mut quarantine = Sink::new(
+            part_dir(staging, "quarantine", None, &c.provider, &c.source).join(name),
             outputs.quarantine.clone(),
-            writer_props(&c, &run_ctx.run_id),
+            props.clone(),
         );
-        let batch =
-            rejected_batch(&c, &rejected, &outputs.quarantine, &run_ctx.run_id).map_err(fail)?;
-        sink.write(&batch).map_err(fail)?;
-        sink.close().map_err(fail)?;
+        let mut stats = Stats {
+            hits: vec![0; c.rules.len()],
+            ..Default::default()
+        };
+        while let Some(batch) = stream.next().await {
+            let batch = batch?;
+            let n = batch.num_rows() as u64;
+            split_batch(
+                c,
+                outputs,
+                &batch,
+                &mut stats,
+                silver.as_mut(),
+                identity.as_mut(),
+                &mut quarantine,
+            )?;
+            if let Some(b) = &self.bar {
+                b.inc(n);
+            }
+        }
+        if let Some(s) = silver {
+            s.close()?;
+        }
+        if let Some(s) = identity {
+            s.close()?;
+        }
+        quarantine.close()?;
+        Ok(stats)
     }
-    let unreadable = rejected.len() as u64;
-    let rows_read = stats.rows + unreadable;
-    let rows_quarantined = stats.quarantined + unreadable;
-    let rate = if rows_read == 0 {
-        0.0
-    } else {
-        rows_quarantined as f64 / rows_read as f64
-    };
+}
+
+/// Unreadable rows go to quarantine too.
+fn write_unreadable(
+    env: &SourceEnv<'_>,
+    c: &CompiledSource,
+    rejected: &[Rejected],
+) -> Result<(), RunError> {
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let schema = quarantine_schema();
+    let mut sink = Sink::new(
+        part_dir(env.staging, "quarantine", None, &c.provider, &c.source)
+            .join("part-unreadable.parquet"),
+        schema.clone(),
+        writer_props(c, &env.run_ctx.run_id),
+    );
+    let batch = rejected_batch(c, rejected, &schema, &env.run_ctx.run_id).map_err(fail)?;
+    sink.write(&batch).map_err(fail)?;
+    sink.close().map_err(fail)
+}
+
+/// Why a processed source fails its thresholds or `on_fail: fail` rules, if it does.
+fn breach(
+    s: &ResolvedSource,
+    c: &CompiledSource,
+    stats: &Stats,
+    rows_read: u64,
+    rows_quarantined: u64,
+) -> Option<String> {
+    let rate = share(rows_read, rows_quarantined);
     let mut failure = None;
     if let Some(max) = s.max_quarantine_rate
         && rate > max
@@ -822,24 +1180,26 @@ async fn process_source(
             ids.join(", ")
         ));
     }
-    if failure.is_some() {
-        // Nothing of a failed source is published except its quarantine.
-        for kind in ["silver", "identity"] {
-            let entity = if kind == "identity" {
-                IDENTITY_ENTITY
-            } else {
-                &c.entity
-            };
-            let _ = std::fs::remove_dir_all(part_dir(
-                staging,
-                kind,
-                Some(entity),
-                &c.provider,
-                &c.source,
-            ));
-        }
-        tracing::warn!(provider = %c.provider, source = %c.source, "source failed: {}", failure.clone().unwrap_or_default());
+    failure
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+fn share(whole: u64, part: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
     }
+}
+
+fn source_record(
+    c: &CompiledSource,
+    stats: &Stats,
+    rows_read: u64,
+    rows_quarantined: u64,
+    unreadable: u64,
+    failure: Option<String>,
+) -> SourceRecord {
     let rule_hits = c
         .rules
         .iter()
@@ -862,18 +1222,9 @@ async fn process_source(
     let completeness = stats
         .non_null
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                if rows_read == 0 {
-                    0.0
-                } else {
-                    *v as f64 / rows_read as f64
-                },
-            )
-        })
+        .map(|(k, v)| (k.clone(), share(rows_read, *v)))
         .collect();
-    Ok(SourceRecord {
+    SourceRecord {
         provider: c.provider.clone(),
         source: c.source.clone(),
         entity: c.entity.clone(),
@@ -883,27 +1234,20 @@ async fn process_source(
             "published".into()
         },
         failure,
-        files: files
-            .iter()
-            .map(|f| {
-                f.strip_prefix(landing)
-                    .unwrap_or(f)
-                    .to_string_lossy()
-                    .replace('\\', "/")
-            })
-            .collect(),
+        files: Vec::new(),
         rows_read,
         rows_accepted: stats.accepted,
         rows_quarantined,
         rows_unreadable: unreadable,
         rows_warned: stats.warned,
-        reconciled: rows_read == stats.accepted + rows_quarantined,
-        quarantine_rate: rate,
+        reconciled: false,
+        quarantine_rate: share(rows_read, rows_quarantined),
         rule_hits,
         completeness,
-        samples: stats.samples,
+        samples: stats.samples.clone(),
         manifest_hash: c.manifest_hash.clone(),
-    })
+        delivery: Default::default(),
+    }
 }
 
 fn progress_bar(enabled: bool, name: &str, files: &[PathBuf]) -> Option<indicatif::ProgressBar> {
@@ -1057,17 +1401,24 @@ fn split_batch(
             }
         };
         if let (Some((entity, schema)), Some(sink)) = (&outputs.silver, silver) {
-            let out = project_entity(c, batch, entity, schema, false, Some(warn_array.clone()))?;
+            let out = project_entity(
+                c,
+                batch,
+                (entity, schema),
+                false,
+                Some(warn_array.clone()),
+                &outputs.extract_dates,
+            )?;
             sink.write(&accept(out)?)?;
         }
         if let (Some(schema), Some(sink)) = (&outputs.identity, identity) {
             let out = accept(project_entity(
                 c,
                 batch,
-                model.identity(),
-                schema,
+                (model.identity(), schema),
                 !is_identity_entity,
                 None,
+                &outputs.extract_dates,
             )?)?;
             match &outputs.seen_identities {
                 Some(seen) => sink.write(&first_seen(&out, &c.identity, seen)?)?,
@@ -1251,10 +1602,10 @@ fn sample(
 fn project_entity(
     c: &CompiledSource,
     batch: &RecordBatch,
-    entity: &Entity,
-    schema: &SchemaRef,
+    (entity, schema): (&Entity, &SchemaRef),
     from_identity_block: bool,
     warnings: Option<ArrayRef>,
+    extract_dates: &BTreeMap<String, chrono::NaiveDate>,
 ) -> datafusion::common::Result<RecordBatch> {
     let n = batch.num_rows();
     let own_id = entity
@@ -1277,6 +1628,9 @@ fn project_entity(
             "source_file" => col(batch, SOURCE_FILE).cloned(),
             "source_row" => col(batch, SOURCE_ROW).cloned(),
             "dq_warnings" => warnings.clone(),
+            "extract_date" if !extract_dates.is_empty() => {
+                col(batch, SOURCE_FILE).map(|a| extract_date_array(a, extract_dates))
+            }
             _ if Some(name.to_string()) == own_id => col(batch, "record_key").cloned(),
             "is_emergency_admission" => col(batch, "admission_method").map(|a| emergency(a)),
             "nhs_number_status" if col(batch, &mapped_name).is_none() => col(
@@ -1298,6 +1652,20 @@ fn project_entity(
         arrays.push(array);
     }
     Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+}
+
+/// The extract date of each row's file (null where the file has none).
+fn extract_date_array(files: &ArrayRef, dates: &BTreeMap<String, chrono::NaiveDate>) -> ArrayRef {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    let files = files.as_any().downcast_ref::<StringArray>();
+    let days: datafusion::arrow::array::Date32Array = (0..files.map_or(0, |f| f.len()))
+        .map(|i| {
+            let f = files?;
+            let d = dates.get(f.value(i))?;
+            Some((*d - epoch).num_days() as i32)
+        })
+        .collect();
+    Arc::new(days)
 }
 
 fn emergency(a: &ArrayRef) -> ArrayRef {

@@ -59,6 +59,27 @@ pub struct IcsFile {
     /// How this ICS is deployed (`onboard render`; docs/deploy.md).
     #[serde(default)]
     pub deploy: Option<crate::deploy::DeploySettings>,
+    /// ICS-wide defaults of the per-source `delivery` settings (docs/manifest-reference.md).
+    #[serde(default)]
+    pub feeds: FeedDefaults,
+}
+
+/// Defaults for every source's `delivery` block; a source's own setting wins.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedDefaults {
+    /// What a source with no matching file does: `carry_forward` (default), `empty`, `fail_run`.
+    #[serde(default)]
+    pub on_missing: Option<crate::manifest::model::OnProblem>,
+    /// What a failing source does: `carry_forward` (default), `empty`, `fail_run`.
+    #[serde(default)]
+    pub on_failure: Option<crate::manifest::model::OnProblem>,
+    /// Days after which carried-forward data is too old (default: no limit).
+    #[serde(default)]
+    pub max_carry_forward_age: Option<u32>,
+    /// Largest row-count change against the previous good load, as a share (default: no check).
+    #[serde(default)]
+    pub max_row_change: Option<f64>,
 }
 
 pub use crate::link::config::LinkageSettings;

@@ -19,6 +19,8 @@
 //! * [`ics`]: the ICS deployment file.
 //! * [`compile`]: resolved manifests → DataFusion plans (no I/O).
 //! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
+//! * [`feeds`]: deliveries over time: load strategies, the ledger, extract dates,
+//!   completeness checks, carrying the last good data forward.
 //! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
 //! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
@@ -43,6 +45,7 @@ pub mod engine;
 pub mod ics;
 pub mod compile;
 pub mod scan;
+pub mod feeds;
 pub mod execute;
 pub mod report;
 pub mod link;

@@ -54,6 +54,9 @@ pub struct SourceReport {
     pub quarantine_rate: f64,
     pub completeness: BTreeMap<String, f64>,
     pub rules: Vec<RuleReport>,
+    /// Load strategy, files, duplicates, row change and carry-forward (as in run.json).
+    #[serde(flatten)]
+    pub delivery: crate::feeds::DeliveryRecord,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -175,6 +178,7 @@ pub fn build(run: &RunRecord, previous: Option<&RunRecord>) -> Report {
             quarantine_rate: s.quarantine_rate,
             completeness: s.completeness.clone(),
             rules,
+            delivery: s.delivery.clone(),
         });
     }
     let mut changes = Changes::default();
@@ -230,6 +234,44 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
         .replace('"', "&quot;")
         .replace('\'', "&#39;")
+}
+
+/// Carried-forward data, skipped files, duplicates and row change of a source, for its table cell.
+fn delivery_note(d: &crate::feeds::DeliveryRecord) -> String {
+    let mut out = String::new();
+    if let Some(c) = &d.carried_forward {
+        let _ = write!(
+            out,
+            "<br><b>carried forward</b> from run <code>{}</code> (as of {}, {} days old, {} rows)",
+            esc(&c.from_run),
+            esc(&c.as_of),
+            c.age_days,
+            c.rows
+        );
+    }
+    for f in &d.files_skipped {
+        let _ = write!(
+            out,
+            "<br><span class=muted>skipped {}: {}</span>",
+            esc(&f.file),
+            esc(&f.detail)
+        );
+    }
+    if d.rows_duplicate > 0 {
+        let _ = write!(
+            out,
+            "<br><span class=muted>{} exact duplicate rows collapsed</span>",
+            d.rows_duplicate
+        );
+    }
+    if let Some(change) = d.row_change.as_ref().and_then(|r| r.change) {
+        let _ = write!(
+            out,
+            "<br><span class=muted>rows {:+.1}% against the previous good load</span>",
+            change * 100.0
+        );
+    }
+    out
 }
 
 fn pct(x: f64) -> String {
@@ -291,7 +333,8 @@ code{{background:#f3f3f3;padding:0 .2rem}}.muted{{color:#667}}</style></head><bo
             s.failure
                 .as_ref()
                 .map(|f| format!("<br><span class=muted>{}</span>", esc(f)))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &delivery_note(&s.delivery),
             s.rows_read,
             s.rows_accepted,
             s.rows_quarantined,

@@ -47,6 +47,9 @@ pub struct Rejected {
 /// Rejected rows of one source, filled while scanning.
 pub type RejectedRows = Arc<Mutex<Vec<Rejected>>>;
 
+/// Rows read into batches per file (by display name), filled while scanning.
+pub type RowCounts = Arc<Mutex<std::collections::BTreeMap<String, u64>>>;
+
 /// The Arrow schema a source is scanned with.
 pub fn scan_schema(columns: &[String]) -> SchemaRef {
     let mut fields: Vec<Field> = columns
@@ -76,7 +79,15 @@ pub fn table(
     src: &ResolvedSource,
     files: &[PathBuf],
     rejected: RejectedRows,
+    counts: RowCounts,
 ) -> Result<StreamingTable> {
+    // A declared trailer row is not data: the scan never sees it (feeds checks it).
+    let trailer = src.format == SourceFormat::Csv
+        && src
+            .delivery
+            .control
+            .as_ref()
+            .is_some_and(|c| c.trailer.is_some());
     let schema = scan_schema(&src.columns);
     let parts: Vec<Arc<dyn PartitionStream>> = files
         .iter()
@@ -93,6 +104,8 @@ pub fn table(
                 csv: src.csv.clone(),
                 columns: src.columns.clone(),
                 rejected: rejected.clone(),
+                counts: counts.clone(),
+                trailer,
                 batch_rows: BATCH_ROWS,
             }) as Arc<dyn PartitionStream>
         })
@@ -131,6 +144,9 @@ struct FileStream {
     csv: CsvSettings,
     columns: Vec<String>,
     rejected: RejectedRows,
+    counts: RowCounts,
+    /// Drop the last non-empty line (a trailer row).
+    trailer: bool,
     batch_rows: usize,
 }
 
@@ -197,7 +213,7 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> DataFusionError {
 }
 
 /// Open a file, transparently decompressing `.gz`.
-fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
+pub(crate) fn open(path: &Path) -> Result<Box<dyn Read + Send>> {
     let f = File::open(path).map_err(|e| io_err(path, e))?;
     Ok(if path.extension().is_some_and(|e| e == "gz") {
         Box::new(flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
@@ -229,6 +245,12 @@ impl FileStream {
         }
     }
 
+    fn count(&self, n: usize) {
+        if let Ok(mut c) = self.counts.lock() {
+            *c.entry(self.display.clone()).or_default() += n as u64;
+        }
+    }
+
     /// Close the current row; emit a full batch. False when the consumer has gone.
     fn end_row(
         &self,
@@ -239,6 +261,7 @@ impl FileStream {
         b.rows.append_value(row);
         b.n += 1;
         if b.n >= self.batch_rows {
+            self.count(b.n);
             return Ok(emit(b.finish(&self.schema, &self.display)?));
         }
         Ok(true)
@@ -247,6 +270,7 @@ impl FileStream {
     /// Emit what is left.
     fn flush(&self, b: &mut Builder, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
         if b.n > 0 {
+            self.count(b.n);
             emit(b.finish(&self.schema, &self.display)?);
         }
         Ok(())
@@ -280,6 +304,11 @@ impl FileStream {
             head[..got].to_vec()
         };
         let input = std::io::Cursor::new(prefix).chain(input);
+        let input: Box<dyn Read + Send> = if self.trailer {
+            Box::new(WithoutLastLine::new(input))
+        } else {
+            Box::new(input)
+        };
         let mut rdr = csv::ReaderBuilder::new()
             .delimiter(self.csv.delimiter)
             .quote(self.csv.quote)
@@ -504,11 +533,71 @@ impl FileStream {
             }
             arrays.push(Arc::new(fb.finish()));
             arrays.push(Arc::new(rb.finish()));
+            self.count(n);
             if !emit(RecordBatch::try_new(self.schema.clone(), arrays)?) {
                 return Ok(());
             }
         }
         Ok(())
+    }
+}
+
+/// A reader that withholds the last non-empty line of its input (a trailer row),
+/// streaming everything before it.
+struct WithoutLastLine<R> {
+    inner: R,
+    /// Bytes from the start of the last non-empty line seen so far.
+    pending: Vec<u8>,
+    /// Bytes ready to hand out, and how many of them were handed out.
+    ready: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl<R: Read> WithoutLastLine<R> {
+    fn new(inner: R) -> Self {
+        WithoutLastLine {
+            inner,
+            pending: Vec::new(),
+            ready: Vec::new(),
+            pos: 0,
+            eof: false,
+        }
+    }
+}
+
+/// Where the last non-empty line of `buf` starts.
+fn last_line_start(buf: &[u8]) -> usize {
+    let mut end = buf.len();
+    while end > 0 && matches!(buf[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    buf[..end]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1)
+}
+
+impl<R: Read> Read for WithoutLastLine<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos >= self.ready.len() && !self.eof {
+            let mut chunk = vec![0u8; 1 << 16];
+            let n = self.inner.read(&mut chunk)?;
+            if n == 0 {
+                // What is pending is the trailer (and trailing line breaks): dropped.
+                self.eof = true;
+                break;
+            }
+            self.pending.extend_from_slice(&chunk[..n]);
+            let start = last_line_start(&self.pending);
+            self.ready = self.pending.drain(..start).collect();
+            self.pos = 0;
+        }
+        let left = &self.ready[self.pos.min(self.ready.len())..];
+        let n = left.len().min(out.len());
+        out[..n].copy_from_slice(&left[..n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -549,4 +638,40 @@ fn join_raw(record: &csv::ByteRecord, delim: u8) -> Vec<u8> {
         out.extend_from_slice(f);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strip(text: &str, chunk: usize) -> String {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut s = String::new();
+        WithoutLastLine::new(Chunked(text.as_bytes(), chunk))
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    }
+
+    #[test]
+    fn the_trailer_line_is_withheld_whatever_the_chunking() {
+        for chunk in [1, 2, 3, 7, 1000] {
+            assert_eq!(strip("a,b\n1,2\nTRL,1\n", chunk), "a,b\n1,2\n");
+            assert_eq!(strip("a,b\n1,2\nTRL,1", chunk), "a,b\n1,2\n");
+            assert_eq!(
+                strip("a,b\r\n1,2\r\nTRL,1\r\n\r\n", chunk),
+                "a,b\r\n1,2\r\n"
+            );
+            assert_eq!(strip("TRL,0\n", chunk), "");
+            assert_eq!(strip("", chunk), "");
+        }
+    }
 }

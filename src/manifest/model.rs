@@ -117,6 +117,12 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(nested)]
     pub thresholds: Option<Thresholds>,
+    /// How the extract's files arrive month by month: which files a run loads, their
+    /// extract dates, completeness checks, and what happens when a delivery is missing
+    /// or fails (see docs/manifest-reference.md, "Deliveries").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub delivery: Option<Delivery>,
 }
 
 /// CSV options.
@@ -328,6 +334,99 @@ pub struct Thresholds {
     /// What a breach fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_breach: Option<OnBreach>,
+}
+
+/// Which of the files matching `path` a run loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadStrategy {
+    /// A snapshot feed: only the newest extract (by extract date, else by file name).
+    Latest,
+    /// Every matching file, every run (default); exact duplicate rows across files are
+    /// collapsed before rules run.
+    #[default]
+    All,
+    /// Each file once: files are remembered by content hash in the ledger, new files
+    /// add to the data already published; a re-sent identical file is skipped.
+    Incremental,
+}
+
+/// What happens to a source whose delivery is missing or fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnProblem {
+    /// Keep the last good published data of the source in `current` (default).
+    #[default]
+    CarryForward,
+    /// Publish the source with no rows.
+    Empty,
+    /// Fail the whole run (nothing is published).
+    FailRun,
+}
+
+/// Delivery settings of a source.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// `latest`, `all` (default) or `incremental`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadStrategy>,
+    /// Where each file's extract date comes from (lineage `extract_date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(nested)]
+    pub extract_date: Option<ExtractDate>,
+    /// No file matches `path` (default from the ICS `feeds`, else `carry_forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_missing: Option<OnProblem>,
+    /// The source fails (threshold, schema drift, completeness; default from the ICS
+    /// `feeds`, else `carry_forward`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnProblem>,
+    /// Days after which carried-forward data is too old: the source then fails with
+    /// nothing carried (age = reference date − date of the carried load).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1))]
+    pub max_carry_forward_age: Option<u32>,
+    /// Largest change of the row count against the previous good load, either
+    /// direction, as a share (0.2 = 20%); a larger change fails the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 0.0))]
+    pub max_row_change: Option<f64>,
+    /// Control totals shipped with the extract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<ControlTotals>,
+}
+
+/// Where a file's extract date comes from: its name, or a column.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractDate {
+    /// Regular expression over the file name (not the directory) whose first capture
+    /// group is the date, e.g. `patients_(\d{8})\.csv`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// A column holding the extract date (read from the first data row of each file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// strftime format of the date (default `%Y%m%d` for `pattern`, `%Y-%m-%d` for `column`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(length(min = 2))]
+    pub format: Option<String>,
+}
+
+/// Expected row counts shipped with an extract.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ControlTotals {
+    /// The last line of each file is a trailer, not data: a regular expression whose
+    /// first capture group is the number of data rows, e.g. `^TRAILER,(\d+)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<String>,
+    /// A control file beside each extract: a name where `{stem}` is the extract's file
+    /// name without its last extension and `{name}` the whole file name, e.g. `{stem}.ctl`.
+    /// It holds the number of data rows, alone or as `rows=N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
 }
 
 /// The JSON Schema of the manifest language, generated from the types above.

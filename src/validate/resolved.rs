@@ -74,6 +74,8 @@ pub struct ResolvedSource {
     pub max_quarantine_rate: Option<f64>,
     pub min_rows: Option<u64>,
     pub on_breach: OnBreach,
+    /// Delivery settings as written (ICS defaults are applied at run time by `feeds`).
+    pub delivery: crate::manifest::model::Delivery,
 }
 
 /// Where a field's value comes from.

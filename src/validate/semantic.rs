@@ -394,6 +394,7 @@ fn check_source(
         max_quarantine_rate: thresholds.max_quarantine_rate,
         min_rows: thresholds.min_rows,
         on_breach: thresholds.on_breach.unwrap_or_default(),
+        delivery: src.delivery.clone().unwrap_or_default(),
     })
 }
 

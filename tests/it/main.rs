@@ -3,6 +3,7 @@
 //! fixtures where it matters.
 
 mod drift;
+mod feeds;
 mod ics_file;
 mod formats;
 mod linkage;

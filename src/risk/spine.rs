@@ -249,6 +249,29 @@ fn register_imd(ctx: &SessionContext) -> Result<(), SpineError> {
     Ok(())
 }
 
+/// Run a query over the spine tables, naming them on failure.
+async fn query(
+    ctx: &SessionContext,
+    tables: &str,
+    sql: &str,
+) -> Result<Vec<RecordBatch>, SpineError> {
+    let err = |e: datafusion::error::DataFusionError| SpineError::Read {
+        table: tables.into(),
+        message: e.to_string(),
+    };
+    ctx.sql(sql)
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)
+}
+
+/// Arrow's Date32 (days since 1970-01-01) as a date.
+fn day(v: i32) -> Option<NaiveDate> {
+    NaiveDate::from_num_days_from_ce_opt(v + 719_163)
+}
+
 /// The first care event of each setting, to check that an as-of date has the history
 /// its event counts need.
 pub async fn first_event_by_setting(
@@ -256,50 +279,27 @@ pub async fn first_event_by_setting(
 ) -> Result<std::collections::BTreeMap<String, NaiveDate>, SpineError> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Date32Type;
-    let err = |e: datafusion::error::DataFusionError| SpineError::Read {
-        table: "care_event".into(),
-        message: e.to_string(),
-    };
     let sql = "SELECT setting, MIN(CAST(start_ts AS DATE)) AS first FROM care_event WHERE setting IS NOT NULL GROUP BY setting";
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(err)?
-        .collect()
-        .await
-        .map_err(err)?;
     let mut out = std::collections::BTreeMap::new();
-    for b in &batches {
+    for b in &query(ctx, "care_event", sql).await? {
         let s = b.column(0).as_string::<i32>();
         let d = b.column(1).as_primitive::<Date32Type>();
-        for i in 0..b.num_rows() {
-            if !d.is_null(i)
-                && let Some(day) = NaiveDate::from_num_days_from_ce_opt(d.value(i) + 719_163)
-            {
-                out.insert(s.value(i).to_string(), day);
+        for i in (0..b.num_rows()).filter(|i| !d.is_null(*i)) {
+            if let Some(first) = day(d.value(i)) {
+                out.insert(s.value(i).to_string(), first);
             }
         }
     }
     Ok(out)
 }
 
-/// The first and last dates with any care event, GP record or diagnosis, to check that an as-of
-/// date has the history its features need.
+/// The first and last dates with any care event, GP record or diagnosis: the span the
+/// data cover.
 pub async fn data_span(ctx: &SessionContext) -> Result<Option<(NaiveDate, NaiveDate)>, SpineError> {
     use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Date32Type;
     let sql = "SELECT MIN(d) AS lo, MAX(d) AS hi FROM (SELECT CAST(start_ts AS DATE) AS d FROM care_event UNION ALL SELECT observed_date AS d FROM observation UNION ALL SELECT diagnosis_date AS d FROM diagnosis)";
-    let err = |e: datafusion::error::DataFusionError| SpineError::Read {
-        table: "care_event, observation".into(),
-        message: e.to_string(),
-    };
-    let batches = ctx
-        .sql(sql)
-        .await
-        .map_err(err)?
-        .collect()
-        .await
-        .map_err(err)?;
+    let batches = query(ctx, "care_event, observation, diagnosis", sql).await?;
     let Some(b) = batches.first().filter(|b| b.num_rows() > 0) else {
         return Ok(None);
     };
@@ -308,6 +308,5 @@ pub async fn data_span(ctx: &SessionContext) -> Result<Option<(NaiveDate, NaiveD
     if lo.is_null(0) || hi.is_null(0) {
         return Ok(None);
     }
-    let day = |v: i32| NaiveDate::from_num_days_from_ce_opt(v + 719_163);
     Ok(day(lo.value(0)).zip(day(hi.value(0))))
 }

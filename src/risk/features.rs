@@ -219,10 +219,35 @@ pub fn compile(
     })
 }
 
+/// One feature's columns and query parts, by family.
 fn add_feature(
     p: &mut Parts,
     s: &FeatureSpec,
     inputs: &Inputs,
+    as_of: NaiveDate,
+) -> Result<(), FeatureError> {
+    use FeatureKind as K;
+    match &s.kind {
+        K::Age | K::Sex { .. } | K::ImdDecile | K::EthnicGroup | K::Practice | K::Pcn | K::Lsoa => {
+            add_person(p, s, inputs, as_of)
+        }
+        K::EventCount { .. }
+        | K::GpContactDays { .. }
+        | K::SocialCareEvents { .. }
+        | K::DistinctMedications { .. }
+        | K::DataAvailability { .. } => add_activity(p, s, inputs, as_of),
+        K::Condition { .. } | K::ConditionCount { .. } => add_condition(p, s, inputs, as_of),
+        K::Charlson { .. } | K::Elixhauser { .. } | K::Hfrs { .. } => {
+            add_index(p, s, inputs, as_of)
+        }
+    }
+}
+
+/// Demographics, geography and breakdown columns.
+fn add_person(
+    p: &mut Parts,
+    s: &FeatureSpec,
+    _inputs: &Inputs,
     as_of: NaiveDate,
 ) -> Result<(), FeatureError> {
     let n = &s.name;
@@ -254,6 +279,21 @@ fn add_feature(
         FeatureKind::Practice => text_column(p, s, "reg.practice_ods", "practice"),
         FeatureKind::Pcn => text_column(p, s, "reg.pcn_code", "pcn"),
         FeatureKind::Lsoa => text_column(p, s, "addr.lsoa11", "lsoa"),
+        // Other kinds belong to the other adders (see `add_feature`).
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Counts of activity in windows, and data availability.
+fn add_activity(
+    p: &mut Parts,
+    s: &FeatureSpec,
+    inputs: &Inputs,
+    as_of: NaiveDate,
+) -> Result<(), FeatureError> {
+    let n = &s.name;
+    match &s.kind {
         FeatureKind::EventCount {
             setting,
             only,
@@ -314,6 +354,36 @@ fn add_feature(
             ));
             numeric_from(p, s, "med", "distinct_medications");
         }
+        FeatureKind::DataAvailability { setting } => {
+            let expr = match setting.as_str() {
+                "primary_care" => {
+                    "CASE WHEN gp_seen.person_key IS NULL THEN 0 ELSE 1 END".to_string()
+                }
+                other => {
+                    let c = format!("setting = {}", quote(&other.to_ascii_uppercase()));
+                    p.care_event
+                        .push(format!("MAX(CASE WHEN {c} THEN 1 ELSE 0 END) AS {n}"));
+                    format!("coalesce(ce.{n}, 0)")
+                }
+            };
+            p.select.push(format!("CAST({expr} AS DOUBLE) AS {n}"));
+            p.column(s, true, false, "data_availability");
+        }
+        // Other kinds belong to the other adders (see `add_feature`).
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Conditions from code lists.
+fn add_condition(
+    p: &mut Parts,
+    s: &FeatureSpec,
+    _inputs: &Inputs,
+    as_of: NaiveDate,
+) -> Result<(), FeatureError> {
+    let n = &s.name;
+    match &s.kind {
         FeatureKind::Condition {
             codelist,
             lookback_months,
@@ -341,6 +411,21 @@ fn add_feature(
             ));
             numeric_from(p, s, "cond", "condition_count");
         }
+        // Other kinds belong to the other adders (see `add_feature`).
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Morbidity indices (Charlson, Elixhauser, HFRS).
+fn add_index(
+    p: &mut Parts,
+    s: &FeatureSpec,
+    inputs: &Inputs,
+    as_of: NaiveDate,
+) -> Result<(), FeatureError> {
+    let n = &s.name;
+    match &s.kind {
         FeatureKind::Charlson {
             weights,
             lookback_months,
@@ -388,21 +473,8 @@ fn add_feature(
             p.select.push(format!("{cte}.ev AS ev_{n}"));
             p.column(s, true, true, "hfrs");
         }
-        FeatureKind::DataAvailability { setting } => {
-            let expr = match setting.as_str() {
-                "primary_care" => {
-                    "CASE WHEN gp_seen.person_key IS NULL THEN 0 ELSE 1 END".to_string()
-                }
-                other => {
-                    let c = format!("setting = {}", quote(&other.to_ascii_uppercase()));
-                    p.care_event
-                        .push(format!("MAX(CASE WHEN {c} THEN 1 ELSE 0 END) AS {n}"));
-                    format!("coalesce(ce.{n}, 0)")
-                }
-            };
-            p.select.push(format!("CAST({expr} AS DOUBLE) AS {n}"));
-            p.column(s, true, false, "data_availability");
-        }
+        // Other kinds belong to the other adders (see `add_feature`).
+        _ => {}
     }
     Ok(())
 }

@@ -322,36 +322,21 @@ fn add_activity(
                 let list: Vec<String> = pods.iter().map(|x| quote(x)).collect();
                 let _ = write!(cond, " AND pod IN ({})", list.join(", "));
             }
-            count_with_evidence(&mut p.care_event, n, &cond, "COUNT");
+            count_with_evidence(&mut p.care_event, n, &cond, None);
             numeric_from(p, s, "ce", "event_count");
         }
         FeatureKind::GpContactDays { window } => {
             let cond = in_window("d", as_of, window);
-            p.observation.push(format!(
-                "COUNT(DISTINCT CASE WHEN {cond} THEN d END) AS {n}"
-            ));
-            p.observation.push(format!(
-                "MAX(CASE WHEN {cond} THEN concat(CAST(d AS VARCHAR), '|', provider_id) END) AS ev_{n}"
-            ));
+            count_with_evidence(&mut p.observation, n, &cond, Some("d"));
             numeric_from(p, s, "obs", "gp_contact_days");
         }
         FeatureKind::SocialCareEvents { window } => {
-            count_with_evidence(
-                &mut p.social_care,
-                n,
-                &in_window("d", as_of, window),
-                "COUNT",
-            );
+            count_with_evidence(&mut p.social_care, n, &in_window("d", as_of, window), None);
             numeric_from(p, s, "sc", "social_care_events");
         }
         FeatureKind::DistinctMedications { window } => {
             let cond = in_window("d", as_of, window);
-            p.medication.push(format!(
-                "COUNT(DISTINCT CASE WHEN {cond} THEN code END) AS {n}"
-            ));
-            p.medication.push(format!(
-                "MAX(CASE WHEN {cond} THEN concat(CAST(d AS VARCHAR), '|', provider_id) END) AS ev_{n}"
-            ));
+            count_with_evidence(&mut p.medication, n, &cond, Some("code"));
             numeric_from(p, s, "med", "distinct_medications");
         }
         FeatureKind::DataAvailability { setting } => {
@@ -484,8 +469,13 @@ fn text_column(p: &mut Parts, s: &FeatureSpec, expr: &str, kind: &str) {
     p.column(s, false, false, kind);
 }
 
-fn count_with_evidence(aggs: &mut Vec<String>, n: &str, cond: &str, agg: &str) {
-    aggs.push(format!("{agg}(CASE WHEN {cond} THEN 1 END) AS {n}"));
+/// A count of the rows (or of the distinct values of `distinct_of`) meeting `cond`,
+/// and the latest such row's `date|provider` as evidence.
+fn count_with_evidence(aggs: &mut Vec<String>, n: &str, cond: &str, distinct_of: Option<&str>) {
+    aggs.push(match distinct_of {
+        Some(v) => format!("COUNT(DISTINCT CASE WHEN {cond} THEN {v} END) AS {n}"),
+        None => format!("COUNT(CASE WHEN {cond} THEN 1 END) AS {n}"),
+    });
     aggs.push(format!(
         "MAX(CASE WHEN {cond} THEN concat(CAST(d AS VARCHAR), '|', provider_id) END) AS ev_{n}"
     ));

@@ -45,6 +45,24 @@ pub enum Command {
     Docs(DocsArgs),
     /// Render a deployment bundle for an ICS (Databricks, Ballista or Kubernetes).
     Render(RenderArgs),
+    /// The clinical intelligence dashboard over a run's gold/ outputs (docs/serve.md).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The ICS file with a `serve:` section (users, roles, scopes, sign-in).
+    #[arg(long, value_name = "FILE", required_unless_present = "hash_password")]
+    pub ics: Option<PathBuf>,
+    /// Run directory to serve (default: the ICS file's `output`).
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Address to listen on (default: `serve.listen`, else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Print the argon2 hash of a password read from stdin (for `serve.users[].password_hash`) and exit.
+    #[arg(long)]
+    pub hash_password: bool,
 }
 
 #[derive(Debug, Args)]
@@ -386,6 +404,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Link(a) => link(a),
         Command::ExplainMatch(a) => explain_match(a),
         Command::Risk(a) => risk(a),
+        Command::Serve(a) => serve(a),
         Command::Render(a) => {
             let r = crate::deploy::render::render(&a.ics, a.target, &a.out)?;
             emit(&format!(
@@ -754,6 +773,31 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     } else {
         1
     })
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<u8> {
+    if a.hash_password {
+        let mut password = String::new();
+        std::io::stdin().read_line(&mut password)?;
+        let password = password.trim_end_matches(['\r', '\n']);
+        anyhow::ensure!(!password.is_empty(), "no password on stdin");
+        emit(&format!(
+            "{}\n",
+            crate::serve::auth::hash_password(password)?
+        ))?;
+        return Ok(0);
+    }
+    let path = a
+        .ics
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--ics is required"))?;
+    let ics = crate::ics::Ics::load(path).map_err(|e| anyhow::anyhow!(e))?;
+    runtime()?.block_on(crate::serve::serve(
+        &ics,
+        a.out.as_deref(),
+        a.listen.as_deref(),
+    ))?;
+    Ok(0)
 }
 
 fn risk_stage(t: &RiskTarget) -> anyhow::Result<crate::risk::Stage> {

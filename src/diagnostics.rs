@@ -410,6 +410,16 @@ pub mod codes {
         "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
         "ONB0920" Error "risk settings do not fit together" => "The `risk:` section's as-of dates, outcome horizon or bands contradict each other: training outcome windows must end by the validation as-of date, the validation window by the reference date; bands need increasing `top_percent`, only the last without one.";
         "ONB0921" Error "bad risk feature" => "A declared risk feature names an unknown code list (the message lists the known ones), repeats a name, uses a reserved name, or has an empty window (docs/risk.md).";
+        "ONB0950" Error "serve user declared twice" => "Each `serve.users` entry needs its own `id`.";
+        "ONB0951" Error "clinician without practices" => "A `clinician` sees the patients registered at the practices listed in `practices` (ODS codes); with none they would see nobody.";
+        "ONB0952" Warning "practices on a role that is not scoped" => "`practices` scopes clinicians only; commissioners see aggregates of the whole population, analysts and admins all pseudonymised rows.";
+        "ONB0953" Error "bad password hash" => "`password_hash` must be an argon2 hash in PHC form (`$argon2id$v=19$…`), as `onboard serve --hash-password` prints it. Never put a password in the ICS file.";
+        "ONB0954" Error "user who cannot sign in" => "A user needs a `password_hash` (local account) unless `serve.identity_provider` is declared.";
+        "ONB0955" Error "bad identity provider settings" => "`serve.identity_provider.secret_env` must be an environment variable name (the secret itself never goes in the file) and `header` a valid HTTP header name.";
+        "ONB0956" Error "bad listen address" => "`serve.listen` must be `host:port`, e.g. `127.0.0.1:8080`.";
+        "ONB0957" Error "bad session length" => "`serve.session_minutes` must be between 1 and 1440.";
+        "ONB0958" Error "no serve users" => "`serve.users` is empty: nobody could sign in to the dashboard.";
+        "ONB0959" Error "bad user id" => "User ids are letters, digits, `.`, `_`, `-` and `@` (they travel in the identity header and the audit log).";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {

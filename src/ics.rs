@@ -62,6 +62,9 @@ pub struct IcsFile {
     /// ICS-wide defaults of the per-source `delivery` settings (docs/manifest-reference.md).
     #[serde(default)]
     pub feeds: FeedDefaults,
+    /// The dashboard: users, roles, scopes and sign-in (`onboard serve`; docs/serve.md).
+    #[serde(default)]
+    pub serve: Option<crate::serve::config::ServeSettings>,
 }
 
 /// Defaults for every source's `delivery` block; a source's own setting wins.

@@ -28,6 +28,8 @@
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
 //!   trained or imported models, exact SHAP explanations, model cards.
+//! * [`serve`]: the clinical intelligence dashboard over `gold/` (pages, JSON API, roles,
+//!   sign-in, audit log; `onboard serve`).
 //! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
 //!   Kubernetes), Spark SQL, object-storage URIs, the Ballista engine (feature `distributed`).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
@@ -52,6 +54,7 @@ pub mod link;
 pub mod evaluate;
 pub mod risk;
 pub mod deploy;
+pub mod serve;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

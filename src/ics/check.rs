@@ -30,6 +30,9 @@ pub fn check(ics: &Ics) -> Vec<Finding> {
             Finding::at_setting("ONB0909", &p.setting, message)
         }));
     }
+    if let Some(s) = &ics.file.serve {
+        out.extend(s.check().into_iter().map(|f| f.under("/serve")));
+    }
     out
 }
 

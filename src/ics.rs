@@ -56,6 +56,9 @@ pub struct IcsFile {
     /// Risk scoring (`onboard risk …`, docs/risk.md).
     #[serde(default)]
     pub risk: crate::risk::config::RiskSettings,
+    /// Population health analytics (`onboard population …`, docs/population.md).
+    #[serde(default)]
+    pub population: crate::population::config::PopulationSettings,
     /// How this ICS is deployed (`onboard render`; docs/deploy.md).
     #[serde(default)]
     pub deploy: Option<crate::deploy::DeploySettings>,

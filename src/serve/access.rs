@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::auth::Principal;
 use super::config::Role;
+use crate::disclosure::{Cell, DisclosurePolicy};
 
 /// What a route needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -203,19 +204,87 @@ impl Count {
     }
 }
 
-/// Counts as a role may see them: unchanged for roles that see patient rows anyway,
-/// through the disclosure-control function for commissioners.
-pub fn counts(role: Role, raw: &[u64]) -> Vec<Count> {
-    match role {
-        Role::Commissioner => disclosed(raw),
-        _ => raw.iter().map(|n| Count(Some(*n))).collect(),
-    }
+/// How a role's counts are shown: unchanged for roles that see patient rows anyway,
+/// through [`crate::disclosure`] (the ICS file's `population.disclosure` policy) for
+/// commissioners. A count the disclosure function cannot protect is withheld.
+#[derive(Debug, Clone, Copy)]
+pub struct Counting<'a> {
+    pub role: Role,
+    pub policy: &'a DisclosurePolicy,
 }
 
-/// Commissioners' counts. Until the disclosure-control function of the population
-/// stage is part of this build, every count is withheld (fail closed).
-fn disclosed(raw: &[u64]) -> Vec<Count> {
-    raw.iter().map(|_| Count(None)).collect()
+/// A protected two-way table: rows × columns with row, column and grand totals.
+#[derive(Debug, Clone)]
+pub struct TableCounts {
+    pub cells: Vec<Vec<Count>>,
+    pub row_totals: Vec<Count>,
+    pub col_totals: Vec<Count>,
+    pub grand: Count,
+}
+
+fn shown(c: Cell) -> Count {
+    Count(c.value())
+}
+
+impl Counting<'_> {
+    fn controlled(&self) -> bool {
+        self.role == Role::Commissioner
+    }
+
+    /// Counts standing on their own (no table around them).
+    pub fn lone(&self, raw: &[u64]) -> Vec<Count> {
+        if !self.controlled() {
+            return raw.iter().map(|n| Count(Some(*n))).collect();
+        }
+        raw.iter().map(|n| shown(self.policy.count(*n))).collect()
+    }
+
+    /// A one-way breakdown and its total.
+    pub fn breakdown(&self, raw: &[u64]) -> (Vec<Count>, Count) {
+        if !self.controlled() {
+            return (self.lone(raw), Count(Some(raw.iter().sum())));
+        }
+        match crate::disclosure::protect_breakdown(self.policy, raw, None) {
+            Ok((cells, total)) => (cells.into_iter().map(shown).collect(), shown(total)),
+            Err(_) => (vec![Count(None); raw.len()], Count(None)),
+        }
+    }
+
+    /// A two-way table (row-major counts) with its margins, protected as one table so no
+    /// suppressed cell can be recovered from the totals.
+    pub fn table(&self, rows: usize, cols: usize, raw: &[u64]) -> TableCounts {
+        let of = |v: &[Count]| v.chunks(cols.max(1)).map(<[Count]>::to_vec).collect();
+        if !self.controlled() {
+            let row_totals = raw
+                .chunks(cols.max(1))
+                .map(|r| Count(Some(r.iter().sum())))
+                .collect();
+            let col_totals = (0..cols)
+                .map(|c| Count(Some((0..rows).map(|r| raw[r * cols + c]).sum())))
+                .collect();
+            return TableCounts {
+                cells: of(&self.lone(raw)),
+                row_totals,
+                col_totals,
+                grand: Count(Some(raw.iter().sum())),
+            };
+        }
+        let table = crate::disclosure::CountTable::two_way(rows, cols, raw.to_vec());
+        match crate::disclosure::protect(self.policy, &table) {
+            Ok(t) => TableCounts {
+                cells: of(&t.cells.iter().map(|c| shown(*c)).collect::<Vec<_>>()),
+                row_totals: t.row_totals.into_iter().map(shown).collect(),
+                col_totals: t.col_totals.into_iter().map(shown).collect(),
+                grand: shown(t.grand),
+            },
+            Err(_) => TableCounts {
+                cells: vec![vec![Count(None); cols]; rows],
+                row_totals: vec![Count(None); rows],
+                col_totals: vec![Count(None); cols],
+                grand: Count(None),
+            },
+        }
+    }
 }
 
 /// Whether this principal may see this person's row.

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::access::{Count, counts};
+use super::access::{Count, Counting};
 use super::auth::Principal;
 use super::config::Role;
 use super::data::{Data, Person};
@@ -161,21 +161,66 @@ pub struct Distribution {
 
 pub fn distribution(data: &Data, who: &Principal, f: &Filters, by: Dimension) -> Distribution {
     let sel = selected(data, who, f);
-    let per_band: Vec<u64> = data
-        .bands
-        .iter()
-        .map(|b| sel.iter().filter(|p| &p.band == b).count() as u64)
+    let counting = Counting {
+        role: who.role,
+        policy: &data.policy,
+    };
+    // Groups × bands, protected as one table: its margins are the groups' sizes, the
+    // pyramid's bands and the total, so nothing suppressed can be recovered by subtraction.
+    let mut values: std::collections::BTreeMap<String, Vec<&Person>> = Default::default();
+    for p in &sel {
+        values.entry(by.value_of(p)).or_default().push(p);
+    }
+    let nb = data.bands.len();
+    let raw: Vec<u64> = values
+        .values()
+        .flat_map(|ps| {
+            data.bands
+                .iter()
+                .map(|b| ps.iter().filter(|p| &p.band == b).count() as u64)
+        })
         .collect();
-    let mut raw = vec![sel.len() as u64];
-    raw.extend(&per_band);
-    let shown = counts(who.role, &raw);
-    let bands = data
-        .bands
-        .iter()
-        .zip(&shown[1..])
-        .map(|(b, c)| BandCount {
-            band: b.clone(),
-            persons: *c,
+    let t = counting.table(values.len(), nb, &raw);
+    let bands = if values.is_empty() {
+        data.bands
+            .iter()
+            .map(|b| BandCount {
+                band: b.clone(),
+                persons: Count(Some(0)),
+            })
+            .collect()
+    } else {
+        data.bands
+            .iter()
+            .zip(&t.col_totals)
+            .map(|(b, c)| BandCount {
+                band: b.clone(),
+                persons: *c,
+            })
+            .collect()
+    };
+    let high: Vec<u64> = values
+        .values()
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| data.high_risk_bands.contains(&p.band))
+                .count() as u64
+        })
+        .collect();
+    // Persons in the high-risk bands are a sum of cells: shown only to roles that see
+    // exact counts (a commissioner adds up the band columns instead).
+    let high = match who.role {
+        Role::Commissioner => vec![Count(None); high.len()],
+        _ => high.into_iter().map(|n| Count(Some(n))).collect(),
+    };
+    let groups = values
+        .keys()
+        .enumerate()
+        .map(|(i, value)| Group {
+            value: value.clone(),
+            persons: t.row_totals[i],
+            high_risk: high[i],
+            bands: t.cells[i].clone(),
         })
         .collect();
     let per_decile: Vec<u64> = (1..=10u8)
@@ -184,47 +229,21 @@ pub fn distribution(data: &Data, who: &Principal, f: &Filters, by: Dimension) ->
         .collect();
     let deciles = (1..=10u8)
         .rev()
-        .zip(counts(who.role, &per_decile))
+        .zip(counting.breakdown(&per_decile).0)
         .map(|(decile, persons)| DecileCount { decile, persons })
         .collect();
     Distribution {
         as_of: data.as_of.format("%Y-%m-%d").to_string(),
         model_version: data.model_version.clone(),
         filters: f.0.clone(),
-        persons: shown[0],
+        persons: if values.is_empty() {
+            Count(Some(0))
+        } else {
+            t.grand
+        },
         bands,
         deciles,
         by,
-        groups: groups(data, who, &sel, by),
+        groups,
     }
-}
-
-fn groups(data: &Data, who: &Principal, sel: &[&Person], by: Dimension) -> Vec<Group> {
-    let mut values: std::collections::BTreeMap<String, Vec<&Person>> = Default::default();
-    for p in sel {
-        values.entry(by.value_of(p)).or_default().push(p);
-    }
-    values
-        .into_iter()
-        .map(|(value, ps)| {
-            let mut raw = vec![
-                ps.len() as u64,
-                ps.iter()
-                    .filter(|p| data.high_risk_bands.contains(&p.band))
-                    .count() as u64,
-            ];
-            raw.extend(
-                data.bands
-                    .iter()
-                    .map(|b| ps.iter().filter(|p| &p.band == b).count() as u64),
-            );
-            let c = counts(who.role, &raw);
-            Group {
-                value,
-                persons: c[0],
-                high_risk: c[1],
-                bands: c[2..].to_vec(),
-            }
-        })
-        .collect()
 }

@@ -71,6 +71,10 @@ pub struct Data {
     pub dq_report: Option<serde_json::Value>,
     /// `linkage/summary.json`, when the run has one.
     pub linkage: Option<serde_json::Value>,
+    /// The disclosure policy of commissioners' counts (`population.disclosure`).
+    pub policy: crate::disclosure::DisclosurePolicy,
+    /// The segmentation the `segment` breakdown uses (the population stage's first).
+    pub segmentation: Option<String>,
 }
 
 impl Data {
@@ -86,7 +90,7 @@ impl Data {
         })?;
         let as_of = stage.as_of.score;
         let key = hex::decode(super::auth::random_hex(32)?).unwrap_or_default();
-        let persons = read_persons(out, as_of, &model_version, &key).await?;
+        let (persons, segmentation) = read_persons(out, as_of, &model_version, &key).await?;
         let by_reference = persons
             .iter()
             .enumerate()
@@ -108,6 +112,8 @@ impl Data {
             by_reference,
             dq_report: read_json(&out.join("reports").join("dq_report.json"))?,
             linkage: read_json(&out.join("linkage").join("summary.json"))?,
+            policy: ics.file.population.disclosure,
+            segmentation,
         })
     }
 
@@ -172,7 +178,7 @@ async fn read_persons(
     as_of: NaiveDate,
     version: &str,
     key: &[u8],
-) -> Result<Vec<Person>, ServeError> {
+) -> Result<(Vec<Person>, Option<String>), ServeError> {
     let ctx = crate::engine::planning_context();
     let scores = crate::risk::score::output_dir(out, "risk_scores", as_of, version);
     register(&ctx, "scores", &scores).await?;
@@ -185,16 +191,13 @@ async fn read_persons(
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let segment = segments_dir(out).filter(|d| d.is_dir());
-    let (seg_col, seg_join) = match &segment {
-        Some(d) => {
-            register(&ctx, "segments", d).await?;
-            (
-                "CAST(g.segment AS VARCHAR) AS segment",
-                "LEFT JOIN segments g ON s.person_key = g.person_key",
-            )
-        }
-        None => ("CAST(NULL AS VARCHAR) AS segment", ""),
+    let (seg_col, seg_join, segmentation) = match segments(&ctx, out, as_of).await? {
+        Some(col) => (
+            format!("CAST(g.\"{col}\" AS VARCHAR) AS segment"),
+            "LEFT JOIN segments g ON s.person_key = g.person_key",
+            Some(col.trim_start_matches("segment_").to_string()),
+        ),
+        None => ("CAST(NULL AS VARCHAR) AS segment".to_string(), "", None),
     };
     let sql = format!(
         "SELECT CAST(s.person_key AS VARCHAR) AS person_key, CAST(s.probability AS DOUBLE) AS probability, \
@@ -209,16 +212,39 @@ async fn read_persons(
         feature_col(&names, "sex_female", "DOUBLE"),
     );
     let batches = ctx.sql(&sql).await?.collect().await?;
-    let mut out = Vec::new();
+    let mut persons = Vec::new();
     for b in &batches {
-        persons_of(b, key, &mut out);
+        persons_of(b, key, &mut persons);
     }
-    Ok(out)
+    Ok((persons, segmentation))
 }
 
-/// Where the population stage writes each person's segment, when it does.
-fn segments_dir(out: &Path) -> Option<PathBuf> {
-    Some(out.join("gold").join("segments"))
+/// The population stage's persons table at `as_of` (`gold/population/persons/`),
+/// registered as `segments` when it exists: the name of its first `segment_<name>` column.
+async fn segments(
+    ctx: &SessionContext,
+    out: &Path,
+    as_of: NaiveDate,
+) -> Result<Option<String>, ServeError> {
+    let dir = population_dir(out, "persons", as_of);
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    register(ctx, "segments", &dir).await?;
+    let schema = ctx.table("segments").await?.schema().clone();
+    Ok(schema
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .find(|n| n.starts_with("segment_")))
+}
+
+/// A table of the population stage (`gold/population/<table>/as_of=<d>/`).
+pub fn population_dir(out: &Path, table: &str, as_of: NaiveDate) -> PathBuf {
+    out.join("gold")
+        .join("population")
+        .join(table)
+        .join(format!("as_of={}", as_of.format("%Y-%m-%d")))
 }
 
 fn strs(b: &RecordBatch, name: &str) -> Vec<Option<String>> {
@@ -332,55 +358,105 @@ fn column_json(b: &RecordBatch, name: &str, ty: &DataType) -> Vec<serde_json::Va
 }
 
 impl Data {
-    /// The referral status of a person from the model-operations stage's referrals,
-    /// when the run has them (the latest record of the person).
+    /// The referral status of a person: their entry in the model-operations stage's
+    /// `gold/referrals/as_of=<d>/model=<v>/referrals.json` for the served date and model,
+    /// when the run has one (`referral_id`, `priority`, `team`, `band`, `explanation`, …;
+    /// the person key and the factors, shown on the card already, are left out).
     pub async fn referral(
         &self,
         person_key: &str,
     ) -> Result<Option<serde_json::Value>, ServeError> {
-        let dir = self.out.join("gold").join("referrals");
+        let path =
+            crate::risk::score::output_dir(&self.out, "referrals", self.as_of, &self.model_version)
+                .join("referrals.json");
+        let Some(doc) = read_json(&path)? else {
+            return Ok(None);
+        };
+        let team = doc.get("team").cloned();
+        let found = doc
+            .get("referrals")
+            .and_then(|r| r.as_array())
+            .and_then(|r| {
+                r.iter()
+                    .find(|x| x.get("person_key").and_then(|k| k.as_str()) == Some(person_key))
+            });
+        Ok(found.map(|r| {
+            let mut m = r.as_object().cloned().unwrap_or_default();
+            m.remove("person_key");
+            m.remove("factors");
+            if let (false, Some(t)) = (m.contains_key("team"), team) {
+                m.insert("team".into(), t);
+            }
+            m.insert("status".into(), serde_json::json!("referred"));
+            serde_json::Value::Object(m)
+        }))
+    }
+
+    /// The population stage's published aggregates at the score date
+    /// (`gold/population/aggregates/as_of=<d>/`: every count already through disclosure
+    /// control, so the same rows serve every role), filtered by measure and breakdown.
+    /// Never its row-level tables.
+    pub async fn population_rows(
+        &self,
+        measure: Option<&str>,
+        breakdown: Option<&str>,
+    ) -> Result<Option<PopulationRows>, ServeError> {
+        let dir = population_dir(&self.out, "aggregates", self.as_of);
         if !dir.is_dir() {
             return Ok(None);
         }
         let ctx = crate::engine::planning_context();
-        register(&ctx, "referrals", &dir).await?;
-        let key = person_key.replace('\'', "''");
-        let batches = ctx
-            .sql(&format!(
-                "SELECT * FROM referrals WHERE CAST(person_key AS VARCHAR) = '{key}'"
-            ))
-            .await?
-            .collect()
-            .await?;
-        Ok(rows_json(&batches).pop())
+        register(&ctx, "aggregates", &dir).await?;
+        let distinct = |c: &str| {
+            format!("SELECT DISTINCT CAST(\"{c}\" AS VARCHAR) AS v FROM aggregates ORDER BY v")
+        };
+        let measures: Vec<String> = texts(&ctx.sql(&distinct("measure")).await?.collect().await?);
+        let breakdowns: Vec<String> =
+            texts(&ctx.sql(&distinct("breakdown")).await?.collect().await?);
+        let pick = |want: Option<&str>, all: &[String], default: &str| {
+            want.filter(|w| all.iter().any(|a| a == w))
+                .map(str::to_string)
+                .or_else(|| all.iter().find(|a| *a == default).cloned())
+                .or_else(|| all.first().cloned())
+        };
+        let measure = pick(measure, &measures, "persons");
+        let breakdown = pick(breakdown, &breakdowns, "imd_quintile");
+        let lit = |v: &Option<String>| v.clone().unwrap_or_default().replace('\'', "''");
+        let sql = format!(
+            "SELECT CAST(\"group\" AS VARCHAR) AS \"group\", CAST(category AS VARCHAR) AS category, \
+             CAST(statistic AS VARCHAR) AS statistic, CAST(unit AS VARCHAR) AS unit, value, lower_95, upper_95, \
+             CAST(status AS VARCHAR) AS status FROM aggregates \
+             WHERE CAST(measure AS VARCHAR) = '{}' AND CAST(breakdown AS VARCHAR) = '{}' \
+             ORDER BY \"group\", category, statistic",
+            lit(&measure),
+            lit(&breakdown)
+        );
+        let rows = rows_json(&ctx.sql(&sql).await?.collect().await?);
+        Ok(Some(PopulationRows {
+            measures,
+            breakdowns,
+            measure,
+            breakdown,
+            rows,
+        }))
     }
+}
 
-    /// The population stage's aggregate tables (`gold/population/<table>/`), each as
-    /// `{name, rows}`; none when the run has none.
-    pub async fn population_tables(
-        &self,
-        _role: super::config::Role,
-    ) -> Result<Vec<serde_json::Value>, ServeError> {
-        let root = self.out.join("gold").join("population");
-        let mut names: Vec<String> = std::fs::read_dir(&root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
-        let mut out = Vec::new();
-        for name in names {
-            let ctx = crate::engine::planning_context();
-            register(&ctx, "t", &root.join(&name)).await?;
-            let batches = ctx
-                .sql("SELECT * FROM t LIMIT 5000")
-                .await?
-                .collect()
-                .await?;
-            out.push(serde_json::json!({"name": name, "rows": rows_json(&batches)}));
-        }
-        Ok(out)
-    }
+/// One measure by one breakdown of the population stage's aggregates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PopulationRows {
+    pub measures: Vec<String>,
+    pub breakdowns: Vec<String>,
+    pub measure: Option<String>,
+    pub breakdown: Option<String>,
+    /// `group`, `category`, `statistic`, `unit`, `value`, `lower_95`, `upper_95`, `status`.
+    pub rows: Vec<serde_json::Value>,
+}
+
+fn texts(batches: &[RecordBatch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| strs(b, "v"))
+        .flatten()
+        .collect()
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::access::counts;
+use super::access::Counting;
 use super::aggregate::{self, Dimension, Filters};
 use super::auth::Principal;
 use super::config::Role;
@@ -138,6 +138,13 @@ pub async fn patient(app: &App, p: &Person) -> Result<Value, ServeError> {
     Ok(v)
 }
 
+fn counting<'a>(data: &'a Data, who: &Principal) -> Counting<'a> {
+    Counting {
+        role: who.role,
+        policy: &data.policy,
+    }
+}
+
 fn num(v: &Value, k: &str) -> u64 {
     v.get(k).and_then(Value::as_u64).unwrap_or(0)
 }
@@ -151,16 +158,17 @@ pub fn quality(data: &Data, who: &Principal) -> Value {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .map(|s| source_quality(s, who.role))
+        .map(|s| source_quality(s, &counting(data, who)))
         .collect();
     json!({
         "run_id": data.dq_report.as_ref().and_then(|r| r.get("run_id")).cloned(),
         "sources": sources,
-        "linkage": data.linkage.as_ref().map(|l| linkage_quality(l, who.role)),
+        "linkage": data.linkage.as_ref().map(|l| linkage_quality(l, &counting(data, who))),
     })
 }
 
-fn source_quality(s: &Value, role: Role) -> Value {
+fn source_quality(s: &Value, counting: &Counting) -> Value {
+    let role = counting.role;
     let raw = [
         "rows_read",
         "rows_accepted",
@@ -168,7 +176,7 @@ fn source_quality(s: &Value, role: Role) -> Value {
         "rows_duplicate",
     ]
     .map(|k| num(s, k));
-    let c = counts(role, &raw);
+    let c = counting.lone(&raw);
     let lowest = s
         .get("completeness")
         .and_then(Value::as_object)
@@ -192,7 +200,7 @@ fn source_quality(s: &Value, role: Role) -> Value {
     })
 }
 
-fn linkage_quality(l: &Value, role: Role) -> Value {
+fn linkage_quality(l: &Value, counting: &Counting) -> Value {
     let keys = [
         "identity_rows",
         "persons",
@@ -200,7 +208,7 @@ fn linkage_quality(l: &Value, role: Role) -> Value {
         "probabilistic_links",
         "clerical_review_pairs",
     ];
-    let c = counts(role, &keys.map(|k| num(l, k)));
+    let c = counting.lone(&keys.map(|k| num(l, k)));
     let mut out = serde_json::Map::new();
     for (k, v) in keys.iter().zip(c) {
         out.insert((*k).into(), json!(v));
@@ -220,7 +228,9 @@ fn linkage_quality(l: &Value, role: Role) -> Value {
                 .flatten()
                 .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
                 .collect();
-            let c = counts(role, &t.iter().map(|x| x.1).collect::<Vec<_>>());
+            let c = counting
+                .breakdown(&t.iter().map(|x| x.1).collect::<Vec<_>>())
+                .0;
             let tiers: serde_json::Map<String, Value> = t
                 .iter()
                 .zip(c)
@@ -233,10 +243,17 @@ fn linkage_quality(l: &Value, role: Role) -> Value {
     Value::Object(out)
 }
 
-/// The population stage's outputs, as the role may see them.
-pub async fn population(app: &App, who: &Principal) -> Result<Value, ServeError> {
-    let tables = app.data.population_tables(who.role).await?;
-    Ok(json!({ "tables": tables }))
+/// The population stage's published aggregates: one measure by one breakdown
+/// (`measure`, `breakdown` query parameters), with the lists to choose from.
+pub async fn population(app: &App, q: &BTreeMap<String, String>) -> Result<Value, ServeError> {
+    let rows = app
+        .data
+        .population_rows(
+            q.get("measure").map(String::as_str),
+            q.get("breakdown").map(String::as_str),
+        )
+        .await?;
+    Ok(json!({ "as_of": app.data.as_of.format("%Y-%m-%d").to_string(), "population": rows }))
 }
 
 pub fn audit(app: &App, n: usize) -> Result<Value, ServeError> {

@@ -549,23 +549,31 @@ async fn api_patient(
     }
 }
 
-async fn population_page(State(app): State<Shared>, axum::Extension(auth): A) -> Response {
+async fn population_page(
+    State(app): State<Shared>,
+    axum::Extension(auth): A,
+    Query(q): Q,
+) -> Response {
     let who = match gate(&auth, need_of("/population"), false) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    match views::population(&app, who).await {
+    match views::population(&app, &q).await {
         Ok(v) => page(&app, Some(who), "population.html", v),
         Err(e) => internal(false, e),
     }
 }
 
-async fn api_population(State(app): State<Shared>, axum::Extension(auth): A) -> Response {
+async fn api_population(
+    State(app): State<Shared>,
+    axum::Extension(auth): A,
+    Query(q): Q,
+) -> Response {
     let who = match gate(&auth, need_of("/api/v1/population"), true) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    match views::population(&app, who).await {
+    match views::population(&app, &q).await {
         Ok(v) => api_json(who, v),
         Err(e) => internal(true, e),
     }

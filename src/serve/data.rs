@@ -204,7 +204,7 @@ async fn read_persons(
          CAST(s.rank AS BIGINT) AS rank, CAST(s.percentile AS BIGINT) AS percentile, \
          CAST(s.decile AS BIGINT) AS decile, CAST(s.band AS VARCHAR) AS band, \
          CAST(s.practice AS VARCHAR) AS practice, CAST(s.pcn AS VARCHAR) AS pcn, {}, {}, {}, {}, {}, {seg_col} \
-         FROM scores s LEFT JOIN features f ON s.person_key = f.person_key {seg_join} ORDER BY s.rank",
+         FROM scores s LEFT JOIN features f ON s.person_key = f.person_key {seg_join}",
         feature_col(&names, "lsoa", "VARCHAR"),
         feature_col(&names, "imd_decile", "DOUBLE"),
         feature_col(&names, "ethnic_group", "VARCHAR"),
@@ -216,6 +216,7 @@ async fn read_persons(
     for b in &batches {
         persons_of(b, key, &mut persons);
     }
+    persons.sort_by_key(|p| p.rank);
     Ok((persons, segmentation))
 }
 

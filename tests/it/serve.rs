@@ -37,8 +37,22 @@ fn fixture() -> &'static Fixture {
     F.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let run = dir.path().join("demo");
-        let o = run.to_str().unwrap();
-        assert_eq!(cli(&["demo", "--out", o, "--patients", "2000"]).unwrap(), 0);
+        // A scored run to reuse while developing (it is copied, never written to).
+        match std::env::var_os("ONBOARD_SERVE_TEST_RUN") {
+            Some(from) => {
+                let ok = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(&from)
+                    .arg(&run)
+                    .status()
+                    .unwrap();
+                assert!(ok.success());
+            }
+            None => {
+                let o = run.to_str().unwrap();
+                assert_eq!(cli(&["demo", "--out", o, "--patients", "2000"]).unwrap(), 0);
+            }
+        }
         let practice = top_practice(&run);
         Fixture {
             _dir: dir,
@@ -99,8 +113,9 @@ fn write_ics(f: &Fixture, name: &str, with_idp: bool) -> PathBuf {
 }
 
 fn load(ics: &Path, rt: &tokio::runtime::Runtime) -> Arc<App> {
+    let run = ics.parent().unwrap();
     let ics = onboard::ics::Ics::load(ics).unwrap_or_else(|e| panic!("{e}"));
-    rt.block_on(App::load(&ics, None))
+    rt.block_on(App::load(&ics, Some(run)))
         .unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -34,6 +34,18 @@ pub fn run_context(
     spill_dir: &std::path::Path,
     key: &crate::pseudonymise::Key,
 ) -> Result<SessionContext, String> {
+    let ctx = bounded_context(settings, spill_dir)?;
+    ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
+    ctx.register_udf(crate::pseudonymise::RecordKey::udf(key.clone()));
+    Ok(ctx)
+}
+
+/// A context for plans over pseudonymised data (no key): bounded memory (a fair spill
+/// pool of `engine.memory_limit`), spilling to `spill_dir`, our UDFs.
+pub fn bounded_context(
+    settings: &crate::ics::EngineSettings,
+    spill_dir: &std::path::Path,
+) -> Result<SessionContext, String> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::memory_pool::FairSpillPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -45,7 +57,7 @@ pub fn run_context(
         )
     })?;
     std::fs::create_dir_all(spill_dir)
-        .map_err(|e| format!("cannot create spill directory: {e}"))?;
+        .map_err(|e| format!("cannot create spill directory {}: {e}", spill_dir.display()))?;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
         .with_disk_manager_builder(
@@ -62,7 +74,5 @@ pub fn run_context(
     for udf in crate::udf::all() {
         ctx.register_udf(udf);
     }
-    ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
-    ctx.register_udf(crate::pseudonymise::RecordKey::udf(key.clone()));
     Ok(ctx)
 }

@@ -21,6 +21,7 @@
 //! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
 //! * [`feeds`]: deliveries over time: load strategies, the ledger, extract dates,
 //!   completeness checks, carrying the last good data forward.
+//! * [`store`]: the one Parquet writer and atomic replacement of outputs (shared core).
 //! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
 //! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
@@ -46,6 +47,7 @@ pub mod ics;
 pub mod compile;
 pub mod scan;
 pub mod feeds;
+pub mod store;
 pub mod execute;
 pub mod report;
 pub mod link;

@@ -867,8 +867,7 @@ pub async fn explain_match(
 /// Rows a written record batch holds at most.
 const BATCH_ROWS: usize = 65_536;
 
-/// Write record batches as one Parquet file, through a temporary file renamed into
-/// place (a reader sees the old file or the new one, never half of one).
+/// Write record batches as one Parquet file, atomically (`store::write_parquet`).
 pub(crate) fn write_parquet(
     path: &Path,
     schema: datafusion::arrow::datatypes::SchemaRef,
@@ -876,19 +875,9 @@ pub(crate) fn write_parquet(
         Item = Result<datafusion::arrow::array::RecordBatch, datafusion::arrow::error::ArrowError>,
     >,
 ) -> Result<(), String> {
-    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| at(&e))?;
-    }
-    let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| at(&e))?;
-    let mut w =
-        datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None).map_err(|e| at(&e))?;
-    for b in batches {
-        w.write(&b.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
-    }
-    w.close().map_err(|e| at(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| at(&e))
+    crate::store::write_parquet(path, schema, batches)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Write the link map as Parquet (`candidate_key, person_key`).

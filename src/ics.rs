@@ -58,7 +58,7 @@ pub struct IcsFile {
     pub risk: crate::risk::config::RiskSettings,
     /// How this ICS is deployed (`onboard render`; docs/deploy.md).
     #[serde(default)]
-    pub deploy: Option<crate::deploy::DeploySettings>,
+    pub deploy: Option<crate::deploy::settings::DeploySettings>,
     /// ICS-wide defaults of the per-source `delivery` settings (docs/manifest-reference.md).
     #[serde(default)]
     pub feeds: FeedDefaults,
@@ -82,6 +82,7 @@ pub struct FeedDefaults {
     pub max_row_change: Option<f64>,
 }
 
+pub use crate::engine::{EngineSettings, parse_bytes};
 pub use crate::link::config::LinkageSettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -102,32 +103,8 @@ pub struct Pseudonymisation {
     pub key_file: Option<String>,
 }
 
-/// Engine limits.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EngineSettings {
-    /// Memory pool for DataFusion operators (e.g. `2GiB`, `512MiB`).
-    #[serde(default = "default_memory")]
-    pub memory_limit: String,
-    /// Parallelism (default: the number of CPUs).
-    #[serde(default)]
-    pub target_partitions: Option<usize>,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            memory_limit: default_memory(),
-            target_partitions: None,
-        }
-    }
-}
-
 fn default_output() -> String {
     "out".into()
-}
-fn default_memory() -> String {
-    "2GiB".into()
 }
 
 /// A loaded ICS file with its directory.
@@ -324,25 +301,4 @@ impl Ics {
             self.dir.join(p)
         }
     }
-}
-
-/// Parse sizes such as `2GiB`, `512MiB`, `1GB`, `1000000`.
-pub fn parse_bytes(s: &str) -> Option<usize> {
-    let t = s.trim();
-    let idx = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(idx);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "kib" => 1024.0,
-        "m" | "mb" => 1e6,
-        "mib" => 1024.0 * 1024.0,
-        "g" | "gb" => 1e9,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((n * mult) as usize)
 }

@@ -41,7 +41,7 @@ fn risk(ics: &Ics) -> Vec<Finding> {
         .file
         .reference_date
         .as_deref()
-        .and_then(crate::risk::parse_date)
+        .and_then(crate::risk::config::parse_date)
     else {
         return Vec::new();
     };

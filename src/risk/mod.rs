@@ -149,9 +149,7 @@ impl Stage {
     }
 }
 
-pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
-}
+pub use config::parse_date;
 
 fn run_reference_date(out: &Path) -> Result<NaiveDate, RiskError> {
     let path = out.join("run.json");

@@ -40,6 +40,8 @@ use crate::pseudonymise::Key;
 use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
 use crate::validate::{ResolvedManifest, ResolvedSource, rules};
 
+pub mod staging;
+
 /// Admission methods that make a spell an emergency admission (NHS Data Dictionary).
 pub const EMERGENCY_ADMISSION_METHODS: &[&str] =
     &["21", "22", "23", "24", "25", "28", "2A", "2B", "2C", "2D"];
@@ -310,10 +312,11 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     let staging = out
         .join(".staging")
         .join(format!("{run_id}-{}", std::process::id()));
+    staging::remove_stale(&out);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(fail)?;
     }
-    std::fs::create_dir_all(&staging).map_err(fail)?;
+    staging::create(&staging, &started_at).map_err(fail)?;
     tracing::info!(run_id = %run_id, staging = %staging.display(), "run started");
     let previous = read_previous(&out);
     let result = run_sources(
@@ -337,6 +340,7 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     let _ = std::fs::remove_dir_all(staging.join("spill"));
     // Scans staged for a distributed engine hold raw extracts: never published.
     let _ = std::fs::remove_dir_all(staging.join("bronze"));
+    staging::release(&staging).map_err(fail)?;
     let run_dir = publish(&out, &staging, &run_id).map_err(fail)?;
     Ok(Published {
         record,

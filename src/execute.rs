@@ -1560,6 +1560,14 @@ fn sample(
     let model = canonical::model();
     let mut values = BTreeMap::new();
     for f in &r.fields {
+        // A source column (rules with `column:`) may hold anything: always masked.
+        if let Some(src_col) = rules::as_source_column(f) {
+            if let Some(a) = col(batch, &format!("src__{src_col}")) {
+                let v = array_value_to_string(a, row).unwrap_or_default();
+                values.insert(f.clone(), mask(&v));
+            }
+            continue;
+        }
         let in_identity = !c.mapped.contains(f) && c.identity.contains(f);
         let name = if in_identity && !is_identity_entity {
             format!("id__{f}")

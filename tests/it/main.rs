@@ -11,6 +11,7 @@ mod risk;
 mod robustness;
 mod udfs;
 mod run_ics;
+mod source_columns;
 mod crash;
 mod deploy;
 #[cfg(feature = "distributed")]

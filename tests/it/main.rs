@@ -6,6 +6,7 @@ mod drift;
 mod feeds;
 mod ics_file;
 mod formats;
+mod fuzz;
 mod linkage;
 mod risk;
 mod robustness;

@@ -814,6 +814,10 @@ const HIGH_CARDINALITY: &[&str] = &[
     "start_ts",
     "end_ts",
     "cost_amount",
+    // Free text and addresses: distinct per row in patient-level extracts, so a
+    // dictionary only costs time before the writer gives it up.
+    "value_text",
+    "postcode",
 ];
 
 fn writer_props(c: &CompiledSource, run_id: &str) -> WriterProperties {
@@ -1542,33 +1546,53 @@ fn split_batch(
     Ok(())
 }
 
-/// Two 64-bit FNV-1a lanes: a 128-bit fingerprint of an identity tuple (collisions
-/// are negligible at ICS scale, and the set only decides what is written once).
-struct Fnv128 {
+/// A 128-bit fingerprint of an identity tuple: two independent multiply-rotate lanes
+/// over 8-byte words, each finished with the murmur3 avalanche (collisions are
+/// negligible at ICS scale, and the set only decides what is written once).
+struct TupleHash {
     a: u64,
     b: u64,
 }
 
-impl Default for Fnv128 {
+impl Default for TupleHash {
     fn default() -> Self {
-        Fnv128 {
+        TupleHash {
             a: 0xcbf2_9ce4_8422_2325,
             b: 0x6c62_272e_07bb_0142,
         }
     }
 }
 
-impl Fnv128 {
+impl TupleHash {
+    fn mix(&mut self, w: u64) {
+        self.a = (self.a ^ w)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+        self.b = (self.b ^ w.rotate_left(32))
+            .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            .rotate_left(31);
+    }
+    /// One value: its 8-byte words, then the rest with its length (so `ab`+`c` and
+    /// `a`+`bc` differ).
     fn write(&mut self, bytes: &[u8]) {
-        for &x in bytes {
-            self.a = (self.a ^ x as u64).wrapping_mul(0x0000_0100_0000_01b3);
-            self.b = (self.b ^ x as u64)
-                .wrapping_mul(0x0000_0100_0000_0193)
-                .rotate_left(5);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().unwrap_or_default()));
         }
+        let rest = words.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56) ^ 0x80);
     }
     fn finish(&self) -> u128 {
-        ((self.a as u128) << 64) | self.b as u128
+        fn fmix(mut k: u64) -> u64 {
+            k ^= k >> 33;
+            k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            k ^= k >> 33;
+            k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            k ^ (k >> 33)
+        }
+        ((fmix(self.a) as u128) << 64) | fmix(self.b ^ self.a.rotate_left(17)) as u128
     }
 }
 
@@ -1577,14 +1601,14 @@ impl Fnv128 {
 /// nothing is formatted per row.
 fn fingerprints(cols: &[ArrayRef], n: usize) -> datafusion::common::Result<Vec<u128>> {
     use datafusion::arrow::array::Date32Array;
-    let mut hs: Vec<Fnv128> = (0..n).map(|_| Fnv128::default()).collect();
+    let mut hs: Vec<TupleHash> = (0..n).map(|_| TupleHash::default()).collect();
     for a in cols {
         let text = match a.data_type() {
             DataType::Utf8 | DataType::Date32 | DataType::Int64 => a.clone(),
             _ => compute::cast(a, &DataType::Utf8)?,
         };
         let any = text.as_any();
-        let value: Box<dyn Fn(usize, &mut Fnv128)> =
+        let value: Box<dyn Fn(usize, &mut TupleHash)> =
             if let Some(t) = any.downcast_ref::<StringArray>() {
                 Box::new(move |r, h| h.write(t.value(r).as_bytes()))
             } else if let Some(d) = any.downcast_ref::<Date32Array>() {
@@ -1596,14 +1620,14 @@ fn fingerprints(cols: &[ArrayRef], n: usize) -> datafusion::common::Result<Vec<u
             };
         for (row, h) in hs.iter_mut().enumerate() {
             if text.is_null(row) {
-                h.write(&[0xff]);
+                // A null is no value at all (values are length-delimited).
+                h.mix(0xff);
             } else {
                 value(row, h);
-                h.write(&[0]);
             }
         }
     }
-    Ok(hs.iter().map(Fnv128::finish).collect())
+    Ok(hs.iter().map(TupleHash::finish).collect())
 }
 
 /// Keep the rows whose identity tuple has not been written yet (per source), without

@@ -375,6 +375,8 @@ pub mod codes {
         "ONB0212" Warning "declared column not used" => "A declared source column is neither mapped nor used in an expression. It will be read and ignored.";
         "ONB0213" Error "derived field cannot be mapped" => "The field is computed by onboard (keys such as person_key, lineage columns); providers do not map it.";
         "ONB0214" Warning "source has no identity block" => "An analytics source without `identity:` produces rows that cannot be linked to a person.";
+        "ONB0215" Error "rule names an undeclared source column" => "A quality rule's `column:` must name one of the source's declared `columns:` (it checks the column as read, before mapping).";
+        "ONB0216" Error "rule cannot check a source column" => "Source columns are text as read; rules that need a typed value (in_range, not_in_future, date_order, parseable) check a mapped canonical field (`field:`) instead.";
         "ONB0301" Error "SQL expression does not parse" => "The SQL expression is not valid SQL (DataFusion's parser rejected it).";
         "ONB0302" Error "SQL expression names an unknown column" => "Field expressions see the declared source columns; quality expressions see the mapped canonical fields.";
         "ONB0303" Error "SQL expression calls an unknown function" => "The function is neither a DataFusion built-in nor an onboard UDF.";

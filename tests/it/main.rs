@@ -6,11 +6,13 @@ mod drift;
 mod feeds;
 mod ics_file;
 mod formats;
+mod fuzz;
 mod linkage;
 mod risk;
 mod robustness;
 mod udfs;
 mod run_ics;
+mod source_columns;
 mod crash;
 mod deploy;
 #[cfg(feature = "distributed")]

@@ -341,17 +341,11 @@ pub fn population(c: &Context, b: &Breakdown) -> Result<Vec<Row>, DisclosureErro
         measure: "population",
         breakdown: &b.name,
     };
-    let mut rows = Vec::new();
-    for (g, cell) in b
-        .groups
-        .iter()
-        .map(String::as_str)
-        .chain([ALL])
-        .zip(cells.iter().chain([&total]))
-    {
-        rows.push(out.count(g, None, *cell, "persons"));
-    }
-    Ok(rows)
+    let all: Vec<Cell> = cells.iter().copied().chain([total]).collect();
+    Ok(slots(b)
+        .into_iter()
+        .map(|(i, g)| out.count(g, None, all[i], "persons"))
+        .collect())
 }
 
 struct Out<'a> {
@@ -445,6 +439,15 @@ fn by_band(c: &Context, b: &Breakdown, num: impl Fn(&Person) -> u64) -> Vec<(Vec
 
 type Pops<'a> = (&'a [Cell], Cell);
 
+/// The slots a breakdown publishes: each group, then the total; breakdown `all` has
+/// only the total (its one group is the total).
+fn slots(b: &Breakdown) -> Vec<(usize, &str)> {
+    let groups = b.groups.iter().map(String::as_str).chain([ALL]).enumerate();
+    groups
+        .filter(|(i, _)| b.name != "all" || *i == b.groups.len())
+        .collect()
+}
+
 fn proportion(
     c: &Context,
     out: &Out,
@@ -460,7 +463,7 @@ fn proportion(
     let mut rows = Vec::new();
     let all_counts: u64 = counts.iter().sum();
     let all_pops: u64 = pops.iter().sum();
-    for (i, g) in b.groups.iter().map(String::as_str).chain([ALL]).enumerate() {
+    for (i, g) in slots(b) {
         let (cell, pop, n, d) = if i < b.groups.len() {
             (cells[i], pc.0[i], counts[i], pops[i])
         } else {
@@ -505,7 +508,7 @@ fn events(
     let weights = c.esp.weights();
     let mut rows = Vec::new();
     let (all_counts, all_pops): (u64, u64) = (counts.iter().sum(), pops.iter().sum());
-    for (i, g) in b.groups.iter().map(String::as_str).chain([ALL]).enumerate() {
+    for (i, g) in slots(b) {
         let (cell, pop, n, d) = if i < b.groups.len() {
             (cells[i], pc.0[i], counts[i], pops[i])
         } else {
@@ -550,7 +553,7 @@ fn cost(c: &Context, out: &Out, b: &Breakdown, pops: &[u64], pc: Pops) -> Vec<Ro
     }
     let all_pops: u64 = pops.iter().sum();
     let mut rows = Vec::new();
-    for (i, g) in b.groups.iter().map(String::as_str).chain([ALL]).enumerate() {
+    for (i, g) in slots(b) {
         let (pop, d) = if i < groups {
             (pc.0[i], pops[i])
         } else {

@@ -8,6 +8,7 @@ mod ics_file;
 mod formats;
 mod linkage;
 mod risk;
+mod population;
 mod robustness;
 mod udfs;
 mod run_ics;

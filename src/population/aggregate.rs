@@ -543,12 +543,17 @@ fn cost(c: &Context, out: &Out, b: &Breakdown, pops: &[u64], pc: Pops) -> Vec<Ro
     let settings = &c.frame.settings;
     let groups = b.groups.len();
     let mut sums = vec![vec![0.0f64; settings.len() + 1]; groups + 1];
+    // Persons with any cost, per slot and setting: a total of 1–7 persons' costs is
+    // suppressed like their count.
+    let mut payers = vec![vec![0u64; settings.len() + 1]; groups + 1];
     for (p, g) in c.frame.persons.iter().zip(&b.of) {
         for slot in [*g, groups] {
             for (s, v) in p.cost.iter().enumerate() {
                 sums[slot][s] += v;
                 sums[slot][settings.len()] += v;
+                payers[slot][s] += u64::from(*v > 0.0);
             }
+            payers[slot][settings.len()] += u64::from(p.cost.iter().any(|v| *v > 0.0));
         }
     }
     let all_pops: u64 = pops.iter().sum();
@@ -573,6 +578,8 @@ fn cost(c: &Context, out: &Out, b: &Breakdown, pops: &[u64], pc: Pops) -> Vec<Ro
                 let mut r = out.row(g, cat, stat, unit);
                 if pop.is_suppressed() {
                     r.status = "suppressed_rate";
+                } else if c.policy.is_small(payers[i][s]) {
+                    r.status = "suppressed_primary";
                 } else {
                     r.value = Some((v * 100.0).round() / 100.0);
                 }

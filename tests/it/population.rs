@@ -537,6 +537,28 @@ fn the_synthetic_ics_gets_safe_population_aggregates() {
         assert!(measures.contains(m), "{m} published");
     }
     assert_safe(&rows);
+    for m in [
+        "emergency_admissions_12m",
+        "acsc_emergency_admissions_12m",
+        "ae_attendances_12m",
+        "low_acuity_ae_attendances_12m",
+    ] {
+        let total = rows
+            .iter()
+            .find(|r| r.measure == m && r.breakdown == "all" && r.statistic == "count")
+            .and_then(|r| r.value);
+        assert!(total.is_some_and(|v| v >= 10.0), "{m}: {total:?}");
+    }
+    let admitted = rows.iter().find(|r| {
+        r.measure == "ae_departure"
+            && r.breakdown == "all"
+            && r.category.as_deref() == Some("admitted")
+            && r.statistic == "count"
+    });
+    assert!(
+        admitted.and_then(|r| r.value).is_some_and(|v| v > 0.0),
+        "{admitted:?}"
+    );
     segments_partition_the_population(&out);
     cost_reconciles(&out);
     dsrs_match_python(&out, &rows);

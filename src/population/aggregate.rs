@@ -12,7 +12,7 @@ use super::stats::{self, Estimate, StandardPopulation};
 use super::uec::{ARRIVALS, Attendance, DEPARTURES, EVENT_MEASURES};
 use crate::disclosure::{
     Cell, CellRef, CountTable, DisclosureError, DisclosurePolicy, Suppression, protect_breakdown,
-    protect_with, rate_publishable,
+    protect_breakdown_preferring, protect_preferring, protect_with, rate_publishable,
 };
 
 /// One published value.
@@ -439,6 +439,12 @@ fn by_band(c: &Context, b: &Breakdown, num: impl Fn(&Person) -> u64) -> Vec<(Vec
 
 type Pops<'a> = (&'a [Cell], Cell);
 
+/// Groups whose population is suppressed: their rates are unpublishable anyway, so
+/// secondary suppression takes their counts first.
+fn dead(pops: &[Cell]) -> Vec<bool> {
+    pops.iter().map(|c| c.is_suppressed()).collect()
+}
+
 /// The slots a breakdown publishes: each group, then the total; breakdown `all` has
 /// only the total (its one group is the total).
 fn slots(b: &Breakdown) -> Vec<(usize, &str)> {
@@ -457,7 +463,7 @@ fn proportion(
     pc: Pops,
 ) -> Result<Vec<Row>, DisclosureError> {
     let counts = group_counts(c.frame, b, |p| u64::from(f(p)));
-    let (cells, total) = protect_breakdown(c.policy, &counts, Some(pops))?;
+    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, Some(pops), &dead(pc.0))?;
     let bands = by_band(c, b, |p| u64::from(f(p)));
     let weights = c.esp.weights();
     let mut rows = Vec::new();
@@ -503,7 +509,7 @@ fn events(
     pc: Pops,
 ) -> Result<Vec<Row>, DisclosureError> {
     let counts = group_counts(c.frame, b, |p| p.events[k]);
-    let (cells, total) = protect_breakdown(c.policy, &counts, None)?;
+    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, None, &dead(pc.0))?;
     let bands = by_band(c, b, |p| p.events[k]);
     let weights = c.esp.weights();
     let mut rows = Vec::new();
@@ -629,7 +635,16 @@ fn partition(
         .map(|(g, _)| (CellRef::ColTotal(g), Suppression::Linked))
         .collect();
     let table = CountTable::two_way(cats.len(), groups, counts.to_vec());
-    let t = protect_with(c.policy, &table, &forced)?;
+    // Cells of a group whose total is suppressed have no publishable share: take them first.
+    let prefer: Vec<CellRef> = forced
+        .iter()
+        .filter_map(|(at, _)| match at {
+            CellRef::ColTotal(g) => Some(*g),
+            _ => None,
+        })
+        .flat_map(|g| (0..cats.len()).map(move |k| CellRef::Interior(k, g)))
+        .collect();
+    let t = protect_preferring(c.policy, &table, &forced, &prefer)?;
     let col_total = |g: usize| (0..cats.len()).map(|k| counts[k * groups + g]).sum::<u64>();
     for (k, cat) in cats.iter().enumerate() {
         for (g, name) in b.groups.iter().enumerate() {

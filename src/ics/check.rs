@@ -76,6 +76,9 @@ fn risk(ics: &Ics) -> Vec<Finding> {
 /// The `population:` section (ONB0940–ONB0947): segment rules over known features,
 /// known measures and breakdowns, a complete tariff, a readable ACSC list.
 fn population(ics: &Ics) -> Vec<Finding> {
+    let Some(settings) = &ics.file.population else {
+        return Vec::new();
+    };
     let r = &ics.file.risk;
     let lists = r.codelists.as_ref().map(|c| ics.dir.join(c));
     let (Ok(specs), Ok(codelists)) = (
@@ -84,7 +87,7 @@ fn population(ics: &Ics) -> Vec<Finding> {
     ) else {
         return Vec::new();
     };
-    crate::population::check(&ics.file.population, &ics.dir, r, &specs, &codelists)
+    crate::population::check(settings, &ics.dir, r, &specs, &codelists)
         .iter()
         .map(|e| e.finding())
         .collect()

@@ -242,7 +242,9 @@ impl Stage {
     /// settings with any problem, the first named.
     pub fn load(out: &Path, ics: Option<&crate::ics::Ics>) -> Result<Stage, PopulationError> {
         let risk = crate::risk::Stage::load(out, ics)?;
-        let settings = ics.map(|i| i.file.population.clone()).unwrap_or_default();
+        let settings = ics
+            .and_then(|i| i.file.population.clone())
+            .unwrap_or_default();
         if let Some(e) = check(
             &settings,
             &risk.dir,

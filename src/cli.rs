@@ -41,6 +41,8 @@ pub enum Command {
     ExplainMatch(ExplainMatchArgs),
     /// Risk of emergency admission: features, models, scores and explanations (docs/risk.md).
     Risk(RiskArgs),
+    /// Population health: segments, cost of care, inequalities, urgent care (docs/population.md).
+    Population(PopulationArgs),
     /// Write the generated reference docs (diagnostic codes, rules, transforms, canonical model).
     Docs(DocsArgs),
     /// Render a deployment bundle for an ICS (Databricks, Ballista or Kubernetes).
@@ -127,6 +129,26 @@ pub enum RiskCommand {
     },
     /// features → train → score → the explained high-risk list, in one step.
     Run {
+        #[command(flatten)]
+        target: RiskTarget,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PopulationArgs {
+    #[command(subcommand)]
+    pub command: PopulationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PopulationCommand {
+    /// Segments, flags, costs, urgent care, the disclosure-controlled aggregates and the report.
+    Run {
+        #[command(flatten)]
+        target: RiskTarget,
+    },
+    /// Assign every person to a segment of each segmentation and print the sizes.
+    Segments {
         #[command(flatten)]
         target: RiskTarget,
     },
@@ -386,6 +408,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Link(a) => link(a),
         Command::ExplainMatch(a) => explain_match(a),
         Command::Risk(a) => risk(a),
+        Command::Population(a) => population(a),
         Command::Render(a) => {
             let r = crate::deploy::render::render(&a.ics, a.target, &a.out)?;
             emit(&format!(
@@ -747,6 +770,15 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
         );
         eprint!("{line}");
         emit(&risk)?;
+        let t = Instant::now();
+        let stage = crate::population::Stage::load(&out, Some(&loaded))?;
+        let population = rt.block_on(crate::population::run(&stage))?;
+        let line = format!(
+            "\n6. population segments, costs, inequalities, urgent care ({:.1} s)\n",
+            t.elapsed().as_secs_f64()
+        );
+        eprint!("{line}");
+        emit(&crate::population::report::text(&population))?;
     }
     emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
     Ok(if published.record.status == "succeeded" {
@@ -754,6 +786,26 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     } else {
         1
     })
+}
+
+fn population(a: PopulationArgs) -> anyhow::Result<u8> {
+    let rt = runtime()?;
+    let (PopulationCommand::Run { target } | PopulationCommand::Segments { target }) = &a.command;
+    let ics = match &target.ics {
+        Some(p) => Some(crate::ics::Ics::load(p).map_err(|e| anyhow::anyhow!(e))?),
+        None => None,
+    };
+    let stage = crate::population::Stage::load(&target.out, ics.as_ref())?;
+    match a.command {
+        PopulationCommand::Run { .. } => {
+            let s = rt.block_on(crate::population::run(&stage))?;
+            emit(&crate::population::report::text(&s))?;
+        }
+        PopulationCommand::Segments { .. } => {
+            emit(&rt.block_on(crate::population::segment_sizes(&stage))?)?;
+        }
+    }
+    Ok(0)
 }
 
 fn risk_stage(t: &RiskTarget) -> anyhow::Result<crate::risk::Stage> {

@@ -412,6 +412,14 @@ pub mod codes {
         "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `names_swapped` to given and family names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
         "ONB0920" Error "risk settings do not fit together" => "The `risk:` section's as-of dates, outcome horizon or bands contradict each other: training outcome windows must end by the validation as-of date, the validation window by the reference date; bands need increasing `top_percent`, only the last without one.";
         "ONB0921" Error "bad risk feature" => "A declared risk feature names an unknown code list (the message lists the known ones), repeats a name, uses a reserved name, or has an empty window (docs/risk.md).";
+        "ONB0940" Error "population settings unusable" => "A `population:` setting cannot be used: a file it names cannot be read or parsed, or the as-of date is not YYYY-MM-DD (docs/population.md).";
+        "ONB0941" Error "unknown measure or breakdown" => "`population.measures` and `population.breakdowns` must name known measures and breakdowns; the message lists them with a did-you-mean (docs/population.md).";
+        "ONB0942" Error "bad segment or flag rule" => "A segment or flag rule is not a valid SQL condition over the person features: it names an unknown feature (did-you-mean given), does not parse, or is not boolean.";
+        "ONB0943" Error "bad segmentation" => "A segmentation or flag is malformed: names must be lower case with digits and `_` and unique, every segment needs a `when` rule, and only the last segment of a priority segmentation may say `otherwise: true`.";
+        "ONB0944" Error "tariff incomplete or malformed" => "The tariff file must price every activity type of every setting (docs/population.md lists them) with a non-negative unit cost.";
+        "ONB0945" Error "segments overlap or leave gaps" => "At run time: in an exclusive segmentation a person satisfies two rules, or a person satisfies no rule and there is no `otherwise` segment.";
+        "ONB0946" Error "bad ACSC code list" => "The ACSC code list must have `condition,code` rows of 3- or 4-character ICD-10 prefixes.";
+        "ONB0947" Error "bad disclosure policy" => "`population.disclosure.round_to` must be at least 1.";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {

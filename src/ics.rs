@@ -56,6 +56,10 @@ pub struct IcsFile {
     /// Risk scoring (`onboard risk …`, docs/risk.md).
     #[serde(default)]
     pub risk: crate::risk::config::RiskSettings,
+    /// Population health analytics (`onboard population …`, docs/population.md); checked
+    /// when written (without it, `onboard population` uses the shipped defaults).
+    #[serde(default)]
+    pub population: Option<crate::population::config::PopulationSettings>,
     /// How this ICS is deployed (`onboard render`; docs/deploy.md).
     #[serde(default)]
     pub deploy: Option<crate::deploy::settings::DeploySettings>,

@@ -4,12 +4,14 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► deploy
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► population ─► deploy
 //!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,  (bundles, Spark SQL,
 //!                                                          quarantine, run.json)      spine)                scores, SHAP)       Ballista)
 //! ```
 //!
 //! * [`diagnostics`]: the one problem model (`file:line:col`, stable code, hint) and its renderers.
+//! * [`disclosure`]: the one disclosure control of aggregate outputs (small-number
+//!   suppression, rounding, secondary suppression), used by every aggregate writer.
 //! * [`manifest`]: read provider manifests with positions; templates; JSON Schema.
 //! * [`canonical`]: the canonical data model (schemas/canonical/*.yaml) as Arrow schemas.
 //! * [`validate`]: raw → resolved manifests, every problem at once.
@@ -29,6 +31,8 @@
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
 //!   trained or imported models, exact SHAP explanations, model cards.
+//! * [`population`]: population health analytics over the spine and the risk features:
+//!   segmentation, morbidity profiles, cost of care, inequalities, urgent care, the report.
 //! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
 //!   Kubernetes), Spark SQL, object-storage URIs, the Ballista engine (feature `distributed`).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
@@ -37,6 +41,7 @@
 //! * [`cli`]: the `onboard` command line.
 
 pub mod diagnostics;
+pub mod disclosure;
 pub mod manifest;
 pub mod canonical;
 pub mod validate;
@@ -53,6 +58,7 @@ pub mod report;
 pub mod link;
 pub mod evaluate;
 pub mod risk;
+pub mod population;
 pub mod deploy;
 pub mod refdata;
 pub mod synth;

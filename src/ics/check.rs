@@ -24,6 +24,7 @@ pub fn check(ics: &Ics) -> Vec<Finding> {
     let linkage = ics.file.linkage.check().into_iter();
     out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
     out.extend(risk(ics));
+    out.extend(population(ics));
     if let Some(d) = &ics.file.deploy {
         out.extend(d.check().into_iter().map(|p| {
             let message = format!("{}: {}", p.setting, p.message);
@@ -70,6 +71,26 @@ fn risk(ics: &Ics) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// The `population:` section (ONB0940–ONB0947): segment rules over known features,
+/// known measures and breakdowns, a complete tariff, a readable ACSC list.
+fn population(ics: &Ics) -> Vec<Finding> {
+    let Some(settings) = &ics.file.population else {
+        return Vec::new();
+    };
+    let r = &ics.file.risk;
+    let lists = r.codelists.as_ref().map(|c| ics.dir.join(c));
+    let (Ok(specs), Ok(codelists)) = (
+        r.feature_specs(&ics.dir),
+        crate::risk::codelists::Codelists::load(lists.as_deref()),
+    ) else {
+        return Vec::new();
+    };
+    crate::population::check(settings, &ics.dir, r, &specs, &codelists)
+        .iter()
+        .map(|e| e.finding())
+        .collect()
 }
 
 /// Where a feature problem is: the feature's entry when the list is inline.

@@ -9,6 +9,7 @@ mod formats;
 mod fuzz;
 mod linkage;
 mod risk;
+mod population;
 mod robustness;
 mod udfs;
 mod run_ics;

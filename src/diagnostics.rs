@@ -410,6 +410,11 @@ pub mod codes {
         "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
         "ONB0920" Error "risk settings do not fit together" => "The `risk:` section's as-of dates, outcome horizon or bands contradict each other: training outcome windows must end by the validation as-of date, the validation window by the reference date; bands need increasing `top_percent`, only the last without one.";
         "ONB0921" Error "bad risk feature" => "A declared risk feature names an unknown code list (the message lists the known ones), repeats a name, uses a reserved name, or has an empty window (docs/risk.md).";
+        "ONB0930" Error "deliveries without a date" => "`operations.deliveries` names where each month's delivery lands and needs `{date}` (the extract date, YYYY-MM-DD), e.g. `deliveries/{date}`.";
+        "ONB0931" Error "bad referral threshold" => "`operations.referral` declares one threshold: `top_percent` in (0, 100] or `bands` naming bands of `risk.bands`, not both (docs/operations.md).";
+        "ONB0932" Error "bad retraining rule" => "`operations.retrain`: `every_months` is at least 1, `recall_floor` a share in (0, 1], `k_percent` one of the monitored k (0.5, 1, 2, 5).";
+        "ONB0933" Error "bad promotion rule" => "`operations.promotion.max_auroc_drop` is an AUROC difference between 0 and 1.";
+        "ONB0934" Error "bad drift thresholds" => "`operations.drift`: `warn` above 0 and at most `alert`; `bins` between 2 and 100.";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {

@@ -4,7 +4,7 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► deploy
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► ops ─► deploy
 //!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,  (bundles, Spark SQL,
 //!                                                          quarantine, run.json)      spine)                scores, SHAP)       Ballista)
 //! ```
@@ -28,6 +28,8 @@
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
 //!   trained or imported models, exact SHAP explanations, model cards.
+//! * [`ops`]: model operations month by month: monitoring against actual admissions,
+//!   feature drift, case referrals, audited re-identification, the monthly refresh.
 //! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
 //!   Kubernetes), Spark SQL, object-storage URIs, the Ballista engine (feature `distributed`).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
@@ -51,6 +53,7 @@ pub mod report;
 pub mod link;
 pub mod evaluate;
 pub mod risk;
+pub mod ops;
 pub mod deploy;
 pub mod refdata;
 pub mod synth;

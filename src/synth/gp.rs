@@ -197,7 +197,7 @@ fn gp_events(c: &Ctx) -> Vec<(i32, GpEvent)> {
         .iter()
         .copied()
         .filter(|(d, e)| {
-            *d <= c.world.extract && (matches!(e, GpEvent::Condition(_)) || c.in_extract(*d))
+            *d <= c.world.last_extract && (matches!(e, GpEvent::Condition(_)) || c.in_extract(*d))
         })
         .collect()
 }
@@ -234,9 +234,9 @@ fn emis_observations(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
             unit,
         ];
         if c.rng.chance(0.00005) {
-            c.w.emis[gp.e].observations.ragged(&row)?;
+            c.w.emis[gp.e].observations.ragged_on(d, &row)?;
         } else {
-            c.w.emis[gp.e].observations.row(&row)?;
+            c.w.emis[gp.e].observations.row_on(d, &row)?;
         }
         c.truth(&gp.provider, "observations", &id)?;
     }
@@ -257,15 +257,18 @@ fn emis_medications(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
         let id = format!("{}-M{k}", gp.local);
         let (code, name, quantity) = DRUGS[i.drug];
         let date = d_dmy(c.date(i.day));
-        c.w.emis[gp.e].medications.row(&[
-            &id,
-            &gp.local,
-            &date,
-            code,
-            name,
-            &quantity.to_string(),
-            if i.repeat { "Repeat" } else { "Acute" },
-        ])?;
+        c.w.emis[gp.e].medications.row_on(
+            i.day,
+            &[
+                &id,
+                &gp.local,
+                &date,
+                code,
+                name,
+                &quantity.to_string(),
+                if i.repeat { "Repeat" } else { "Acute" },
+            ],
+        )?;
         c.truth(&gp.provider, "medications", &id)?;
     }
     Ok(())
@@ -305,7 +308,7 @@ fn systmone_codes(c: &mut Ctx) -> std::io::Result<()> {
         let id = format!("{s1_id}-{k}");
         let (code, value, _) = coded(c, e, false);
         let at = format!("{} 10:{:02}:00", d_iso(c.date(d)), c.rng.below(60));
-        c.w.s1_codes.row(&[&id, &s1_id, &at, code, &value])?;
+        c.w.s1_codes.row_on(d, &[&id, &s1_id, &at, code, &value])?;
         c.truth("systmone-f81010", "coded_events", &id)?;
     }
     Ok(())
@@ -317,15 +320,18 @@ fn systmone_medications(c: &mut Ctx) -> std::io::Result<()> {
         let id = format!("{s1_id}-M{k}");
         let (code, name, quantity) = DRUGS[i.drug];
         let at = format!("{} 09:{:02}:00", d_iso(c.date(i.day)), c.rng.below(60));
-        c.w.s1_medications.row(&[
-            &id,
-            &s1_id,
-            &at,
-            code,
-            name,
-            &quantity.to_string(),
-            if i.repeat { "Repeat" } else { "Acute" },
-        ])?;
+        c.w.s1_medications.row_on(
+            i.day,
+            &[
+                &id,
+                &s1_id,
+                &at,
+                code,
+                name,
+                &quantity.to_string(),
+                if i.repeat { "Repeat" } else { "Acute" },
+            ],
+        )?;
         c.truth("systmone-f81010", "medications", &id)?;
     }
     Ok(())

@@ -38,7 +38,7 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
             "EthnicCategory": p.ethnicity, "Postcode": pc, "CareContDate": date,
             "ServTeamTypeRefToMH": team, "AttendOrDNACode": attend,
         });
-        c.w.mhsds.row(&obj)?;
+        c.w.mhsds.row_on(d, &obj)?;
         c.truth("mental-health-rxa", "contacts", &id)?;
     }
     Ok(())

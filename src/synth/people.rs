@@ -236,9 +236,10 @@ impl Ctx<'_> {
             self.p.family.clone()
         }
     }
-    /// Whether an event on day `d` is in the extracts (history window to extract date).
+    /// Whether an event on day `d` is in the extracts (history window to the last
+    /// delivery's extract date).
     pub(super) fn in_extract(&self, d: i32) -> bool {
-        self.world.start <= d && d <= self.world.extract
+        self.world.start <= d && d <= self.world.last_extract
     }
     pub(super) fn date(&self, d: i32) -> NaiveDate {
         self.world.date(d)

@@ -135,7 +135,8 @@ impl Tally {
             people,
             people_with_emergency_admission_90d: self
                 .points
-                .last()
+                .iter()
+                .find(|p| p.as_of_date == d_iso(world.as_of))
                 .map_or(0, |p| p.people_with_emergency_admission_90d),
             history_start: d_iso(world.date(world.start)),
             emergency_admissions_in_extracts: self.in_extracts,
@@ -242,7 +243,8 @@ fn admissions(c: &mut Ctx, tally: &mut Tally) -> std::io::Result<()> {
         if !s.emergency {
             continue;
         }
-        let in_extract = c.in_extract(s.day);
+        // In the base extract (the monthly deliveries hold later ones too).
+        let in_extract = c.world.start <= s.day && s.day <= c.world.extract;
         tally.in_extracts += u64::from(in_extract);
         c.w.truth.admissions.row(&[
             &c.p.id,

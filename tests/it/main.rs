@@ -7,6 +7,7 @@ mod feeds;
 mod ics_file;
 mod formats;
 mod linkage;
+mod ops;
 mod risk;
 mod robustness;
 mod udfs;

@@ -241,17 +241,18 @@ pub struct PromoteArgs {
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
     /// The model version to score with from now on.
-    pub version: String,
+    #[arg(value_name = "VERSION")]
+    pub model_version: String,
     /// Why (recorded in models/registry.json).
     #[arg(long, default_value = "promoted by hand")]
     pub reason: String,
 }
 
 pub fn promote(a: PromoteArgs) -> anyhow::Result<u8> {
-    let prev = ops::refresh::promote(&a.out, &a.version, &a.reason)?;
+    let prev = ops::refresh::promote(&a.out, &a.model_version, &a.reason)?;
     emit(&format!(
         "champion: {} (was {})\n",
-        a.version,
+        a.model_version,
         prev.unwrap_or_else(|| "none".into())
     ))?;
     Ok(0)

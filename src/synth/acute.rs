@@ -162,7 +162,7 @@ fn spell(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()> {
         ];
         row.into_iter().map(String::from).collect()
     })?;
-    c.truth("acute-rxx", "spells", id)?;
+    c.truth_on(s.day, "acute-rxx", "spells", id)?;
     diagnoses(c, hosp, id, s)
 }
 
@@ -206,7 +206,7 @@ fn diagnoses(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()
         let pos = (pos + 1).to_string();
         c.w.apc_diagnoses
             .row_on(s.day, &[id, hosp, &pos, &code, &date])?;
-        c.truth("acute-rxx", "diagnoses", &format!("{id}-{pos}"))?;
+        c.truth_on(s.day, "acute-rxx", "diagnoses", &format!("{id}-{pos}"))?;
     }
     Ok(())
 }
@@ -252,7 +252,7 @@ fn outpatients(c: &mut Ctx, hosp: &str) -> std::io::Result<()> {
                 &cost,
             ],
         )?;
-        c.truth("acute-rxx-op", "attendances", &id)?;
+        c.truth_on(d, "acute-rxx-op", "attendances", &id)?;
     }
     Ok(())
 }
@@ -308,5 +308,5 @@ fn ecds(
             &cost,
         ],
     )?;
-    c.truth("acute-rxx-ecds", "attendances", id)
+    c.truth_on(on, "acute-rxx-ecds", "attendances", id)
 }

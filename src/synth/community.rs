@@ -53,7 +53,7 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
                 status,
             ],
         )?;
-        c.truth("community-rya", "contacts", &id)?;
+        c.truth_on(d, "community-rya", "contacts", &id)?;
     }
     Ok(())
 }

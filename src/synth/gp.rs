@@ -172,7 +172,7 @@ fn emis_patient(c: &mut Ctx, gp: &Gp, eth_recorded: bool) -> std::io::Result<()>
             &p.postcode,
             eth_text,
         ])?;
-        c.truth(&gp.provider, "patients", &guid)?;
+        c.truth_on(i32::MIN, &gp.provider, "patients", &guid)?;
     }
     Ok(())
 }
@@ -187,7 +187,7 @@ fn emis_registration(c: &mut Ctx, gp: &Gp, reg_start: NaiveDate) -> std::io::Res
         "",
         "GMS",
     ])?;
-    c.truth(&gp.provider, "registrations", &gp.local)
+    c.truth_on(i32::MIN, &gp.provider, "registrations", &gp.local)
 }
 
 /// The GP events in the extract: condition codes from onset (any date), observations
@@ -238,7 +238,7 @@ fn emis_observations(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
         } else {
             c.w.emis[gp.e].observations.row_on(d, &row)?;
         }
-        c.truth(&gp.provider, "observations", &id)?;
+        c.truth_on(d, &gp.provider, "observations", &id)?;
     }
     Ok(())
 }
@@ -269,7 +269,7 @@ fn emis_medications(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
                 if i.repeat { "Repeat" } else { "Acute" },
             ],
         )?;
-        c.truth(&gp.provider, "medications", &id)?;
+        c.truth_on(i.day, &gp.provider, "medications", &id)?;
     }
     Ok(())
 }
@@ -299,7 +299,7 @@ fn systmone(c: &mut Ctx, eth_recorded: bool) -> std::io::Result<()> {
         &p.postcode,
         eth,
     ])?;
-    c.truth("systmone-f81010", "patients", &s1_id)
+    c.truth_on(i32::MIN, "systmone-f81010", "patients", &s1_id)
 }
 
 fn systmone_codes(c: &mut Ctx) -> std::io::Result<()> {
@@ -309,7 +309,7 @@ fn systmone_codes(c: &mut Ctx) -> std::io::Result<()> {
         let (code, value, _) = coded(c, e, false);
         let at = format!("{} 10:{:02}:00", d_iso(c.date(d)), c.rng.below(60));
         c.w.s1_codes.row_on(d, &[&id, &s1_id, &at, code, &value])?;
-        c.truth("systmone-f81010", "coded_events", &id)?;
+        c.truth_on(d, "systmone-f81010", "coded_events", &id)?;
     }
     Ok(())
 }
@@ -332,7 +332,7 @@ fn systmone_medications(c: &mut Ctx) -> std::io::Result<()> {
                 if i.repeat { "Repeat" } else { "Acute" },
             ],
         )?;
-        c.truth("systmone-f81010", "medications", &id)?;
+        c.truth_on(i.day, "systmone-f81010", "medications", &id)?;
     }
     Ok(())
 }

@@ -39,7 +39,7 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
             "ServTeamTypeRefToMH": team, "AttendOrDNACode": attend,
         });
         c.w.mhsds.row_on(d, &obj)?;
-        c.truth("mental-health-rxa", "contacts", &id)?;
+        c.truth_on(d, "mental-health-rxa", "contacts", &id)?;
     }
     Ok(())
 }

@@ -137,5 +137,5 @@ fn event_row(c: &mut Ctx, cl: &Client, e: &CareEvent) -> std::io::Result<()> {
         ];
         row.into_iter().map(String::from).collect()
     })?;
-    c.truth("social-care-e08000035", "events", &id)
+    c.truth_on(e.start, "social-care-e08000035", "events", &id)
 }

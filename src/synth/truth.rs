@@ -81,10 +81,25 @@ pub(super) struct TruthFiles {
 }
 
 impl TruthFiles {
-    pub(super) fn create(dir: &FileNames) -> std::io::Result<TruthFiles> {
+    /// The truth files; `deliveries` (extract date YYYY-MM-DD, day) get their own
+    /// `deliveries/<date>/person_records.csv` beside the base one.
+    pub(super) fn create(
+        dir: &FileNames,
+        base: i32,
+        deliveries: &[(String, i32)],
+    ) -> std::io::Result<TruthFiles> {
         let csv = |spec| Csv::create(&dir.path(spec, ""), spec);
+        let mut targets = vec![(dir.path(&PERSON_RECORDS, ""), base)];
+        for (date, day) in deliveries {
+            let p = dir
+                .root
+                .join("deliveries")
+                .join(date)
+                .join(PERSON_RECORDS.path);
+            targets.push((p, *day));
+        }
         Ok(TruthFiles {
-            records: csv(&PERSON_RECORDS)?,
+            records: Csv::create_each(&targets, &PERSON_RECORDS)?,
             outcomes: csv(&OUTCOMES)?,
             people: csv(&PEOPLE)?,
             onsets: csv(&ONSETS)?,

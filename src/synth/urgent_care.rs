@@ -71,7 +71,7 @@ fn calls_111(c: &mut Ctx) -> std::io::Result<()> {
                 Some(disposition),
             ],
         )?;
-        c.truth("nhs111-nwas", "calls", &id)?;
+        c.truth_on(d, "nhs111-nwas", "calls", &id)?;
     }
     Ok(())
 }
@@ -112,7 +112,7 @@ fn ambulance(c: &mut Ctx) -> std::io::Result<()> {
                 if outcome == "CONVEY" { "RXX01" } else { "" },
             ],
         )?;
-        c.truth("ambulance-yas", "incidents", &id)?;
+        c.truth_on(d, "ambulance-yas", "incidents", &id)?;
     }
     Ok(())
 }

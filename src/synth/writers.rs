@@ -75,7 +75,18 @@ impl Writers {
                 urgent_care::NHS111.header,
             )?,
             ambulance: csv(&urgent_care::AMBULANCE)?,
-            truth: truth::TruthFiles::create(truth_dir)?,
+            truth: truth::TruthFiles::create(
+                truth_dir,
+                deliveries.first().map_or(i32::MAX, |d| d.1),
+                &deliveries
+                    .iter()
+                    .skip(1)
+                    .map(|(n, d)| {
+                        let t = &n.date;
+                        (format!("{}-{}-{}", &t[..4], &t[4..6], &t[6..]), *d)
+                    })
+                    .collect::<Vec<_>>(),
+            )?,
         })
     }
 

@@ -420,6 +420,11 @@ pub mod codes {
         "ONB0945" Error "segments overlap or leave gaps" => "At run time: in an exclusive segmentation a person satisfies two rules, or a person satisfies no rule and there is no `otherwise` segment.";
         "ONB0946" Error "bad ACSC code list" => "The ACSC code list must have `condition,code` rows of 3- or 4-character ICD-10 prefixes.";
         "ONB0947" Error "bad disclosure policy" => "`population.disclosure.round_to` must be at least 1.";
+        "ONB0930" Error "deliveries without a date" => "`operations.deliveries` names where each month's delivery lands and needs `{date}` (the extract date, YYYY-MM-DD), e.g. `deliveries/{date}`.";
+        "ONB0931" Error "bad referral threshold" => "`operations.referral` declares one threshold: `top_percent` in (0, 100] or `bands` naming bands of `risk.bands`, not both (docs/operations.md).";
+        "ONB0932" Error "bad retraining rule" => "`operations.retrain`: `every_months` is at least 1, `recall_floor` a share in (0, 1], `k_percent` one of the monitored k (0.5, 1, 2, 5).";
+        "ONB0933" Error "bad promotion rule" => "`operations.promotion.max_auroc_drop` is an AUROC difference between 0 and 1.";
+        "ONB0934" Error "bad drift thresholds" => "`operations.drift`: `warn` above 0 and at most `alert`; `bins` between 2 and 100.";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {

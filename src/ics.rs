@@ -66,6 +66,10 @@ pub struct IcsFile {
     /// ICS-wide defaults of the per-source `delivery` settings (docs/manifest-reference.md).
     #[serde(default)]
     pub feeds: FeedDefaults,
+    /// Model operations: monthly refresh, monitoring, referrals (`onboard refresh`,
+    /// docs/operations.md).
+    #[serde(default)]
+    pub operations: crate::ops::config::OperationsSettings,
 }
 
 /// Defaults for every source's `delivery` block; a source's own setting wins.

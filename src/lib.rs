@@ -4,7 +4,7 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► population ─► deploy
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► ops ─► population ─► deploy
 //!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,  (bundles, Spark SQL,
 //!                                                          quarantine, run.json)      spine)                scores, SHAP)       Ballista)
 //! ```
@@ -31,6 +31,8 @@
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
 //!   trained or imported models, exact SHAP explanations, model cards.
+//! * [`ops`]: model operations month by month: monitoring against actual admissions,
+//!   feature drift, case referrals, audited re-identification, the monthly refresh.
 //! * [`population`]: population health analytics over the spine and the risk features:
 //!   segmentation, morbidity profiles, cost of care, inequalities, urgent care, the report.
 //! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
@@ -58,6 +60,7 @@ pub mod report;
 pub mod link;
 pub mod evaluate;
 pub mod risk;
+pub mod ops;
 pub mod population;
 pub mod deploy;
 pub mod refdata;

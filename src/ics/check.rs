@@ -25,6 +25,9 @@ pub fn check(ics: &Ics) -> Vec<Finding> {
     out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
     out.extend(risk(ics));
     out.extend(population(ics));
+    let bands: Vec<String> = ics.file.risk.bands.iter().map(|b| b.name.clone()).collect();
+    let ops = ics.file.operations.check(&bands).into_iter();
+    out.extend(ops.map(|f| f.under("/operations")));
     if let Some(d) = &ics.file.deploy {
         out.extend(d.check().into_iter().map(|p| {
             let message = format!("{}: {}", p.setting, p.message);

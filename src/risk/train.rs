@@ -65,6 +65,20 @@ pub struct Validation {
 pub struct Registry {
     pub champion: Option<String>,
     pub versions: Vec<RegistryEntry>,
+    /// Every change of the version that scores (`onboard refresh`, `onboard promote`),
+    /// oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<Promotion>,
+}
+
+/// One promotion: `version` became the champion (replacing `previous`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Promotion {
+    pub version: String,
+    pub previous: Option<String>,
+    /// The data date (extract date) it was promoted at.
+    pub as_of: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

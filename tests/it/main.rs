@@ -8,6 +8,7 @@ mod ics_file;
 mod formats;
 mod fuzz;
 mod linkage;
+mod ops;
 mod risk;
 mod population;
 mod robustness;

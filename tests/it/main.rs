@@ -2,6 +2,7 @@
 //! The one integration-test binary: modules per area, run the real `onboard` binary on
 //! fixtures where it matters.
 
+mod architecture;
 mod drift;
 mod feeds;
 mod ics_file;

@@ -377,6 +377,7 @@ pub mod codes {
         "ONB0214" Warning "source has no identity block" => "An analytics source without `identity:` produces rows that cannot be linked to a person.";
         "ONB0215" Error "rule names an undeclared source column" => "A quality rule's `column:` must name one of the source's declared `columns:` (it checks the column as read, before mapping).";
         "ONB0216" Error "rule cannot check a source column" => "Source columns are text as read; rules that need a typed value (in_range, not_in_future, date_order, parseable) check a mapped canonical field (`field:`) instead.";
+        "ONB0217" Error "empty value map" => "A `map:` or `map_file:` has no entries, so every value would become missing (or the `map_default:`). List the codes, or remove the map.";
         "ONB0301" Error "SQL expression does not parse" => "The SQL expression is not valid SQL (DataFusion's parser rejected it).";
         "ONB0302" Error "SQL expression names an unknown column" => "Field expressions see the declared source columns; quality expressions see the mapped canonical fields.";
         "ONB0303" Error "SQL expression calls an unknown function" => "The function is neither a DataFusion built-in nor an onboard UDF.";

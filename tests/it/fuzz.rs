@@ -623,3 +623,41 @@ fn the_good_manifest_validates_and_plans() {
     assert_eq!(o.manifests.len(), 1);
     plans(&o).unwrap();
 }
+
+/// Found by the property test above in CI: a function called with too few arguments
+/// type-checked without planning, so validate passed what `run` would then refuse.
+#[test]
+fn a_function_with_missing_arguments_is_a_located_error() {
+    let p = Project::new();
+    let mut v = good_value();
+    v["sources"]["patients"]["fields"]["local_patient_id"] =
+        serde_json::json!({ "expr": "CAST(upper() AS DATE)" });
+    let f = p.write("m.yaml", yaml(&v).as_bytes());
+    let o = p.validate(&f);
+    let d = o
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "ONB0304")
+        .unwrap_or_else(|| panic!("no ONB0304 in {:?}", o.diagnostics));
+    assert!(d.span.is_some(), "{d:?}");
+    all_located(&o, &[&f]).unwrap();
+    plans(&o).unwrap();
+}
+
+/// Found by `mutated_good_manifests_are_located_or_plan`: an empty `map:` compiled to
+/// `CASE x ELSE … END`, which does not parse. It is a located error instead.
+#[test]
+fn an_empty_value_map_is_a_located_error() {
+    let p = Project::new();
+    let mut v = good_value();
+    v["sources"]["patients"]["fields"]["sex"]["map"] = serde_json::json!({});
+    let f = p.write("m.yaml", yaml(&v).as_bytes());
+    let o = p.validate(&f);
+    let d = o
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "ONB0217")
+        .unwrap_or_else(|| panic!("no ONB0217 in {:?}", o.diagnostics));
+    assert!(d.span.is_some(), "{d:?}");
+    all_located(&o, &[&f]).unwrap();
+}

@@ -57,8 +57,8 @@ sources:
 # onboard field name -> (comparison levels, term frequency); the Splink comparison of
 # the same shape is built in splink_comparisons().
 ONBOARD_COMPARISONS = {
-    "given_name": ("[exact, { jaro_winkler: 0.92 }, { jaro_winkler: 0.88 }, { jaro_winkler: 0.7 }]", True),
-    "family_name": ("[exact, { jaro_winkler: 0.92 }, { jaro_winkler: 0.88 }, { jaro_winkler: 0.7 }]", True),
+    "given_name": ("[exact, names_swapped, { jaro_winkler: 0.92 }, { jaro_winkler: 0.88 }, { jaro_winkler: 0.7 }]", True),
+    "family_name": ("[exact, names_swapped, { jaro_winkler: 0.92 }, { jaro_winkler: 0.88 }, { jaro_winkler: 0.7 }]", True),
     "date_of_birth": ("[exact, { damerau_levenshtein: 1 }, { within_days: 31 }, { within_days: 366 }, { within_days: 3653 }]", False),
     "postcode": ("[exact, { damerau_levenshtein: 1 }]", True),
     "street_number": ("[exact]", True),

@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
-"""Ingest benchmark: a 5-million-row GP-event CSV (fixed seed) checked with 9 quality
-rules and written to accepted and quarantined Parquet, by onboard, DuckDB and Polars
-in the same run. Prints rows/s, peak memory (max RSS) and ratios.
+"""Ingest benchmark: GP-event CSVs (fixed seed) checked with 9 quality rules and written to
+accepted and quarantined Parquet, by onboard, DuckDB and Polars in the same run. Prints
+rows/s, peak memory (max RSS) and ratios per extract, then one table of all of them.
+
+Three extracts (``--cases``, all by default):
+
+* ``pooled``: 5M rows drawn from a pool of 200,000 people (many events per person);
+* ``distinct``: 5M rows, every row a different patient (distinct NHS numbers, dates of
+  birth and patient ids, as in SUS, ECDS and other patient-level extracts), plus a
+  free-text column (commas, doubled quotes, line breaks inside quotes);
+* ``distinct-20m``: the distinct shape at 20M rows.
 
 The three jobs do the same checks (not null, date parse, date range, not in future,
 NHS number modulus 11, regex, value set, numeric range) and write accepted and
-quarantined rows to Parquet. onboard does more on top: identity-zone split, keyed
-person keys, lineage columns, raw-row JSON for quarantined rows, run.json and the DQ
-report, so the comparison is conservative for onboard.
+quarantined rows to Parquet; the quarantined counts must agree. onboard does more on
+top: identity-zone split, keyed person keys, lineage columns, raw-row JSON for
+quarantined rows, run.json and the DQ report, so the comparison is conservative for
+onboard.
 
-Usage: python3 benches/ingest_bench.py [--rows 5000000] [--onboard PATH] [--work DIR]
+Usage: python3 benches/ingest_bench.py [--cases pooled,distinct,distinct-20m] [--scale 1.0]
+                                       [--onboard PATH] [--work DIR]
 Needs: pip install duckdb polars
 """
-import argparse, os, random, re, shutil, subprocess, sys, textwrap, time
+import argparse, json, os, random, re, shutil, subprocess, sys, textwrap, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 20261122
@@ -26,7 +36,64 @@ def nhs_check(d9):
     return 0 if c == 11 else c
 
 
-def generate(path, rows):
+FREE_TEXT = [
+    "",
+    "BP checked",
+    '"Pt reports pain, 3/10; said ""better today"""',
+    '"Seen with carer, {i}.\nPlan: review in 2/52, sooner if worse"',
+    '"Discussed ""red flags"", safety-netted\nline two, and ""three"""',
+    "no concerns",
+]
+
+
+def valid_nhs_numbers():
+    """Valid NHS numbers in order, each once: 9 digits plus the modulus-11 check digit."""
+    d9 = 400000000
+    while True:
+        c = nhs_check(f"{d9:09d}")
+        if c != 10:
+            yield f"{d9:09d}{c}"
+        d9 += 7  # spread them out a little
+
+
+def generate_distinct(path, rows):
+    """Every row a different patient, with a free-text column."""
+    rnd = random.Random(SEED + 1)
+    nhs_iter = valid_nhs_numbers()
+    with open(path, "w", newline="") as f:
+        f.write("EventGuid,PatientGuid,NHSNumber,DateOfBirth,EffectiveDate,SnomedCTConceptId,Value,NumericUnit,Comment\n")
+        buf = []
+        for i in range(rows):
+            nhs = next(nhs_iter)
+            dob = f"{rnd.randrange(1, 29):02d}/{rnd.randrange(1, 13):02d}/{rnd.randrange(1925, 2024)}"
+            eff = f"{rnd.randrange(1, 29):02d}/{rnd.randrange(1, 13):02d}/{rnd.randrange(2015, 2026)}"
+            code = SNOMED[i % len(SNOMED)]
+            val = f"{rnd.uniform(1, 300):.1f}"
+            unit = UNITS[i % len(UNITS)]
+            r = rnd.random()
+            if r < 0.010:
+                nhs = nhs[:9] + str((int(nhs[9]) + 1) % 10)
+            elif r < 0.015:
+                eff = "31/02/2020"
+            elif r < 0.018:
+                eff = "01/01/2031"
+            elif r < 0.020:
+                code = "Xa" + code[:4]
+            elif r < 0.022:
+                unit = "stone"
+            elif r < 0.024:
+                val = "12345"
+            elif r < 0.026:
+                eff = ""
+            text = FREE_TEXT[i % len(FREE_TEXT)].replace("{i}", str(i))
+            buf.append(f"E{i:09d},P{i:09d},{nhs},{dob},{eff},{code},{val},{unit},{text}\n")
+            if len(buf) >= 100_000:
+                f.write("".join(buf))
+                buf.clear()
+        f.write("".join(buf))
+
+
+def generate_pooled(path, rows):
     rnd = random.Random(SEED)
     # A pool of valid NHS numbers (people), reused by events.
     people = []
@@ -75,7 +142,7 @@ sources:
   events:
     path: "events.csv"
     format: csv
-    columns: [EventGuid, PatientGuid, NHSNumber, DateOfBirth, EffectiveDate, SnomedCTConceptId, Value, NumericUnit]
+    columns: [EventGuid, PatientGuid, NHSNumber, DateOfBirth, EffectiveDate, SnomedCTConceptId, Value, NumericUnit{comment}]
     maps_to: observation
     fields:
       code_system: { const: SNOMED_CT_UK }
@@ -84,7 +151,7 @@ sources:
       value_numeric: { from: Value }
       unit: { from: NumericUnit }
       source_record_id: { from: EventGuid }
-    identity:
+{free_text}    identity:
       nhs_number: { from: NHSNumber }
       date_of_birth: { from: DateOfBirth, parse_date: "%d/%m/%Y" }
       local_patient_id: { from: PatientGuid }
@@ -112,7 +179,7 @@ WITH m AS (
   SELECT *, try_strptime(EffectiveDate, '%d/%m/%Y')::DATE AS observed_date,
          try_strptime(DateOfBirth, '%d/%m/%Y')::DATE AS date_of_birth,
          TRY_CAST(Value AS DOUBLE) AS value_numeric
-  FROM read_csv('{src}', header=true, all_varchar=true)
+  FROM read_csv('{src}', header=true, all_varchar=true, quote='"', escape='"')
 ), f AS (
   SELECT *,
     observed_date IS NULL AS f_not_null,
@@ -181,60 +248,101 @@ def timed(cmd, env=None):
     return el, (int(m.group(1)) / 1024 if m else float("nan")), p.stdout
 
 
+# name -> (rows at scale 1, generator, has free text)
+CASES = {
+    "pooled": (5_000_000, generate_pooled, False),
+    "distinct": (5_000_000, generate_distinct, True),
+    "distinct-20m": (20_000_000, generate_distinct, True),
+}
+
+
+def manifest(free_text):
+    m = MANIFEST.replace("{comment}", ", Comment" if free_text else "")
+    return m.replace("{free_text}", "      value_text: { from: Comment }\n" if free_text else "")
+
+
+def run_case(a, name):
+    base_rows, gen, free_text = CASES[name]
+    rows = max(1000, int(base_rows * a.scale))
+    work = os.path.join(a.work, name)
+    landing = os.path.join(work, "landing")
+    os.makedirs(landing, exist_ok=True)
+    csv = os.path.join(landing, "events.csv")
+    stamp = os.path.join(work, f"generated-{rows}-{SEED}-v2")
+    if not os.path.exists(stamp) or not os.path.exists(csv):
+        t = time.perf_counter()
+        gen(csv, rows)
+        open(stamp, "w").close()
+        print(f"[{name}] generated {rows:,} rows ({os.path.getsize(csv) / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s", flush=True)
+    size_mb = os.path.getsize(csv) / 1e6
+    prov = os.path.join(work, "providers")
+    os.makedirs(prov, exist_ok=True)
+    with open(os.path.join(prov, "bench-gp.yaml"), "w") as f:
+        f.write(manifest(free_text))
+    with open(os.path.join(work, "ics.yaml"), "w") as f:
+        f.write("ics: { id: bench, name: Benchmark }\nproviders: [providers]\nlanding: landing\noutput: out-onboard\n"
+                "reference_date: 2026-10-31\nengine: { memory_limit: 1GiB }\n")
+    os.makedirs(os.path.join(work, "templates"), exist_ok=True)
+    results = {}
+    out = os.path.join(work, "out-onboard")
+    shutil.rmtree(out, ignore_errors=True)
+    el, rss, _ = timed([a.onboard, "run", "--ics", os.path.join(work, "ics.yaml"), "--demo-key"])
+    rec = json.load(open(os.path.join(out, "run.json")))
+    src = rec["sources"][0]
+    assert src["rows_read"] == rows, src["rows_read"]
+    assert src["reconciled"], src
+    results["onboard"] = (el, rss, src["rows_quarantined"])
+    for tool, job in (("duckdb", DUCKDB_JOB), ("polars", POLARS_JOB)):
+        script = os.path.join(work, f"{tool}_job.py")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent(job))
+        acc = os.path.join(work, f"{tool}_accepted.parquet")
+        qua = os.path.join(work, f"{tool}_quarantined.parquet")
+        try:
+            el, rss, stdout = timed([sys.executable, script, csv, acc, qua])
+            results[tool] = (el, rss, int(stdout.strip().splitlines()[-1]))
+        except SystemExit as e:
+            print(f"{tool}: {e}")
+        for p in (acc, qua):
+            if os.path.exists(p):
+                os.remove(p)
+    print(f"\n[{name}] {rows:,} rows, {size_mb:.0f} MB CSV, 9 rules, {os.cpu_count()} cores")
+    print(f"{'tool':<10} {'seconds':>8} {'rows/s':>12} {'peak RSS MB':>12} {'quarantined':>12}")
+    for k, (el, rss, q) in results.items():
+        print(f"{k:<10} {el:>8.2f} {rows / el:>12,.0f} {rss:>12,.0f} {q:>12,}")
+    on = results["onboard"][0]
+    for k in ("duckdb", "polars"):
+        if k in results:
+            agree = "counts agree" if results[k][2] == results["onboard"][2] else "COUNTS DIFFER"
+            print(f"throughput onboard / {k}: {results[k][0] / on:.2f}x; peak memory onboard / {k}: "
+                  f"{results['onboard'][1] / results[k][1]:.2f}x; {agree}")
+    return rows, results
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every case's rows (e.g. 0.01 for a smoke run)")
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     ap.add_argument("--onboard", default=os.path.join(target, "fast", "onboard"))
     ap.add_argument("--work", default=os.path.join(target, "bench-ingest"))
     a = ap.parse_args()
-    os.makedirs(a.work, exist_ok=True)
-    landing = os.path.join(a.work, "landing")
-    os.makedirs(landing, exist_ok=True)
-    csv = os.path.join(landing, "events.csv")
-    stamp = os.path.join(a.work, f"generated-{a.rows}-{SEED}")
-    if not os.path.exists(stamp) or not os.path.exists(csv):
-        t = time.perf_counter()
-        generate(csv, a.rows)
-        open(stamp, "w").close()
-        print(f"generated {a.rows:,} rows ({os.path.getsize(csv) / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
-    size_mb = os.path.getsize(csv) / 1e6
-    prov = os.path.join(a.work, "providers")
-    os.makedirs(prov, exist_ok=True)
-    with open(os.path.join(prov, "bench-gp.yaml"), "w") as f:
-        f.write(MANIFEST)
-    with open(os.path.join(a.work, "ics.yaml"), "w") as f:
-        f.write("ics: { id: bench, name: Benchmark }\nproviders: [providers]\nlanding: landing\noutput: out-onboard\n"
-                "reference_date: 2026-10-31\nengine: { memory_limit: 1GiB }\n")
-    os.makedirs(os.path.join(a.work, "templates"), exist_ok=True)
-    results = {}
-    out = os.path.join(a.work, "out-onboard")
-    shutil.rmtree(out, ignore_errors=True)
-    el, rss, _ = timed([a.onboard, "run", "--ics", os.path.join(a.work, "ics.yaml"), "--demo-key"])
-    import json
-    rec = json.load(open(os.path.join(out, "run.json")))
-    src = rec["sources"][0]
-    assert src["rows_read"] == a.rows, src["rows_read"]
-    results["onboard"] = (el, rss, src["rows_quarantined"])
-    for name, job in (("duckdb", DUCKDB_JOB), ("polars", POLARS_JOB)):
-        script = os.path.join(a.work, f"{name}_job.py")
-        with open(script, "w") as f:
-            f.write(textwrap.dedent(job))
-        acc = os.path.join(a.work, f"{name}_accepted.parquet")
-        qua = os.path.join(a.work, f"{name}_quarantined.parquet")
-        try:
-            el, rss, stdout = timed([sys.executable, script, csv, acc, qua])
-            results[name] = (el, rss, int(stdout.strip().splitlines()[-1]))
-        except SystemExit as e:
-            print(f"{name}: {e}")
-    print(f"\n{a.rows:,} rows, {size_mb:.0f} MB CSV, 9 rules, 2 cores")
-    print(f"{'tool':<10} {'seconds':>8} {'rows/s':>12} {'peak RSS MB':>12} {'quarantined':>12}")
-    for k, (el, rss, q) in results.items():
-        print(f"{k:<10} {el:>8.2f} {a.rows / el:>12,.0f} {rss:>12,.0f} {q:>12,}")
-    on = results["onboard"][0]
-    for k in ("duckdb", "polars"):
-        if k in results:
-            print(f"throughput onboard / {k}: {results[k][0] / on:.2f}x")
+    names = [c.strip() for c in a.cases.split(",") if c.strip()]
+    for n in names:
+        if n not in CASES:
+            sys.exit(f"unknown case {n!r}; choose from {', '.join(CASES)}")
+    table = [(n, *run_case(a, n)) for n in names]
+    print("\nsummary (one run)")
+    print(f"{'extract':<14} {'rows':>11} | " + " | ".join(f"{t + ' rows/s':>15} {'MB':>6}" for t in ("onboard", "duckdb", "polars"))
+          + " | onboard/duckdb onboard/polars")
+    for n, rows, res in table:
+        cells = []
+        for t in ("onboard", "duckdb", "polars"):
+            el, rss, _ = res.get(t, (float("nan"), float("nan"), 0))
+            cells.append(f"{rows / el:>15,.0f} {rss:>6,.0f}")
+        on = res["onboard"][0]
+        ratios = "  ".join(f"{res[t][0] / on:>13.2f}x" if t in res else f"{'-':>14}" for t in ("duckdb", "polars"))
+        print(f"{n:<14} {rows:>11,} | " + " | ".join(cells) + " | " + ratios)
 
 
 if __name__ == "__main__":

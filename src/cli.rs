@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::diagnostics::{self, Format, Summary};
 
+mod ops;
+
 /// Onboard health and care providers onto an ICS data platform by configuration.
 #[derive(Debug, Parser)]
 #[command(name = "onboard", version, about, propagate_version = true)]
@@ -47,6 +49,18 @@ pub enum Command {
     Docs(DocsArgs),
     /// Render a deployment bundle for an ICS (Databricks, Ballista or Kubernetes).
     Render(RenderArgs),
+    /// Monitor a scored as-of date against the emergency admissions that followed it (docs/operations.md).
+    Monitor(ops::MonitorArgs),
+    /// The monthly refresh: ingest the next month, relink, score, monitor, retrain, refer.
+    Refresh(ops::RefreshArgs),
+    /// Write the case referrals of a scored as-of date (JSON and CSV, pseudonymous).
+    Referrals(ops::ReferralsArgs),
+    /// Re-identify referred persons of a practice scope (needs the key; audited).
+    Reidentify(ops::ReidentifyArgs),
+    /// Make an existing model version the one that scores.
+    Promote(ops::PromoteArgs),
+    /// Feature drift (population stability index) between two as-of dates.
+    Drift(ops::DriftArgs),
     /// The clinical intelligence dashboard over a run's gold/ outputs (docs/serve.md).
     Serve(ServeArgs),
 }
@@ -305,6 +319,9 @@ pub struct SynthArgs {
     /// Truth as-of dates: the as-of date and every N-th month-end back 24 months.
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub truth_every_months: u32,
+    /// Also write the next N monthly deliveries of the same people (deliveries/<date>/).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub months: u32,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +335,9 @@ pub struct DemoArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Also write the next N monthly deliveries (for `onboard refresh`, docs/operations.md).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub months: u32,
 }
 
 #[derive(Debug, Args)]
@@ -428,6 +448,12 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Risk(a) => risk(a),
         Command::Serve(a) => serve(a),
         Command::Population(a) => population(a),
+        Command::Monitor(a) => ops::monitor(a),
+        Command::Refresh(a) => ops::refresh(a),
+        Command::Referrals(a) => ops::referrals(a),
+        Command::Reidentify(a) => ops::reidentify(a),
+        Command::Promote(a) => ops::promote(a),
+        Command::Drift(a) => ops::drift(a),
         Command::Render(a) => {
             let r = crate::deploy::render::render(&a.ics, a.target, &a.out)?;
             emit(&format!(
@@ -656,6 +682,7 @@ fn synth(a: SynthArgs) -> anyhow::Result<u8> {
     let opts = crate::synth::SynthOptions {
         history_years: a.history_years,
         truth_every_months: a.truth_every_months,
+        months: a.months,
         ..synth_options(a.patients, a.seed, a.out.clone(), &a.as_of)?
     };
     let t = std::time::Instant::now();
@@ -668,6 +695,13 @@ fn synth(a: SynthArgs) -> anyhow::Result<u8> {
         a.out.join("landing").display(),
         a.out.join("truth").display()
     ))?;
+    for d in &s.deliveries {
+        emit(&format!(
+            "delivery {}: {}\n",
+            d.extract_date,
+            d.landing.display()
+        ))?;
+    }
     Ok(0)
 }
 
@@ -689,7 +723,10 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     let mut report = String::new();
 
     let t = Instant::now();
-    let opts = synth_options(a.patients, a.seed, out.clone(), as_of)?;
+    let opts = crate::synth::SynthOptions {
+        months: a.months,
+        ..synth_options(a.patients, a.seed, out.clone(), as_of)?
+    };
     let s = crate::synth::generate(&opts).map_err(|e| anyhow::anyhow!(e))?;
     report.push_str(&format!(
         "1. synth     {} people, {} records from 10 source systems ({:.1} s)\n",
@@ -798,6 +835,17 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
         );
         eprint!("{line}");
         emit(&crate::population::report::text(&population))?;
+        if !s.deliveries.is_empty() {
+            emit(&format!(
+                "\nmonthly deliveries: {}\nnext, once a month: onboard refresh --ics {} --demo-key (docs/operations.md)\n",
+                s.deliveries
+                    .iter()
+                    .map(|d| d.extract_date.clone())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                ics.display()
+            ))?;
+        }
     }
     emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
     Ok(if published.record.status == "succeeded" {

@@ -22,8 +22,8 @@ use datafusion::prelude::SessionContext;
 use crate::canonical::{FieldType, IDENTITY_ENTITY};
 use crate::manifest::model::OnFail;
 use crate::scan::{SOURCE_FILE, SOURCE_ROW};
-use crate::validate::rules::SqlScope;
 use crate::validate::rules::not_null::{self, NotNull};
+use crate::validate::rules::{self, SqlScope};
 use crate::validate::{
     ResolvedField, ResolvedManifest, ResolvedRule, ResolvedSource, RuleCheck, ValueSource,
 };
@@ -186,8 +186,12 @@ fn typed_literal(t: FieldType, v: &str) -> String {
     }
 }
 
-/// Column name of a canonical field in the mapped layer.
+/// Column name of a canonical field in the mapped layer (of a source column, for rules
+/// over one: `src__<column>`, the column as read).
 fn col_of(src: &ResolvedSource, name: &str) -> String {
+    if let Some(c) = rules::as_source_column(name) {
+        return format!("src__{c}");
+    }
     let is_identity_entity = src.entity.name == IDENTITY_ENTITY;
     if !is_identity_entity
         && !src.fields.iter().any(|f| f.field.name == name)

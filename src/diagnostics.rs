@@ -375,6 +375,9 @@ pub mod codes {
         "ONB0212" Warning "declared column not used" => "A declared source column is neither mapped nor used in an expression. It will be read and ignored.";
         "ONB0213" Error "derived field cannot be mapped" => "The field is computed by onboard (keys such as person_key, lineage columns); providers do not map it.";
         "ONB0214" Warning "source has no identity block" => "An analytics source without `identity:` produces rows that cannot be linked to a person.";
+        "ONB0215" Error "rule names an undeclared source column" => "A quality rule's `column:` must name one of the source's declared `columns:` (it checks the column as read, before mapping).";
+        "ONB0216" Error "rule cannot check a source column" => "Source columns are text as read; rules that need a typed value (in_range, not_in_future, date_order, parseable) check a mapped canonical field (`field:`) instead.";
+        "ONB0217" Error "empty value map" => "A `map:` or `map_file:` has no entries, so every value would become missing (or the `map_default:`). List the codes, or remove the map.";
         "ONB0301" Error "SQL expression does not parse" => "The SQL expression is not valid SQL (DataFusion's parser rejected it).";
         "ONB0302" Error "SQL expression names an unknown column" => "Field expressions see the declared source columns; quality expressions see the mapped canonical fields.";
         "ONB0303" Error "SQL expression calls an unknown function" => "The function is neither a DataFusion built-in nor an onboard UDF.";
@@ -407,7 +410,7 @@ pub mod codes {
         "ONB0910" Error "review threshold above link threshold" => "`linkage.review_threshold` must not exceed `linkage.link_threshold`: pairs between the two go to clerical review, pairs above the link threshold are linked.";
         "ONB0911" Error "bad blocking rules" => "`linkage.blocking` needs at least one rule, and each rule names at least one attribute (the same for `linkage.training.em_blocking`).";
         "ONB0912" Error "bad number of comparisons" => "`linkage.comparisons` needs 1 to 8 comparisons, each field at most once, each with 1 to 6 levels.";
-        "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
+        "ONB0913" Error "level does not apply to the field" => "A comparison level applies to some fields only: `jaro_winkler` (between 0 and 1) and `soundex` to names, `nickname` to given names, `names_swapped` to given and family names, `day_month_swap`, `same_year_month` and `same_year` to dates of birth, `sector` and `district` to postcodes, `one_edit` to NHS numbers; `history` applies to postcode only.";
         "ONB0920" Error "risk settings do not fit together" => "The `risk:` section's as-of dates, outcome horizon or bands contradict each other: training outcome windows must end by the validation as-of date, the validation window by the reference date; bands need increasing `top_percent`, only the last without one.";
         "ONB0921" Error "bad risk feature" => "A declared risk feature names an unknown code list (the message lists the known ones), repeats a name, uses a reserved name, or has an empty window (docs/risk.md).";
         "ONB0940" Error "population settings unusable" => "A `population:` setting cannot be used: a file it names cannot be read or parsed, or the as-of date is not YYYY-MM-DD (docs/population.md).";
@@ -428,6 +431,11 @@ pub mod codes {
         "ONB0957" Error "bad session length" => "`serve.session_minutes` must be between 1 and 1440.";
         "ONB0958" Error "no serve users" => "`serve.users` is empty: nobody could sign in to the dashboard.";
         "ONB0959" Error "bad user id" => "User ids are letters, digits, `.`, `_`, `-` and `@` (they travel in the identity header and the audit log).";
+        "ONB0930" Error "deliveries without a date" => "`operations.deliveries` names where each month's delivery lands and needs `{date}` (the extract date, YYYY-MM-DD), e.g. `deliveries/{date}`.";
+        "ONB0931" Error "bad referral threshold" => "`operations.referral` declares one threshold: `top_percent` in (0, 100] or `bands` naming bands of `risk.bands`, not both (docs/operations.md).";
+        "ONB0932" Error "bad retraining rule" => "`operations.retrain`: `every_months` is at least 1, `recall_floor` a share in (0, 1], `k_percent` one of the monitored k (0.5, 1, 2, 5).";
+        "ONB0933" Error "bad promotion rule" => "`operations.promotion.max_auroc_drop` is an AUROC difference between 0 and 1.";
+        "ONB0934" Error "bad drift thresholds" => "`operations.drift`: `warn` above 0 and at most `alert`; `bins` between 2 and 100.";
     }
 
     pub fn lookup(code: &str) -> Option<&'static Code> {

@@ -291,6 +291,18 @@ pub fn protect_with(
     table: &CountTable,
     forced: &[(CellRef, Suppression)],
 ) -> Result<ProtectedTable, DisclosureError> {
+    protect_preferring(policy, table, forced, &[])
+}
+
+/// [`protect_with`], where secondary suppression takes the `preferred` places first (cells
+/// whose statistics are unpublishable anyway, e.g. a group whose population is
+/// suppressed elsewhere), before the smallest counts.
+pub fn protect_preferring(
+    policy: &DisclosurePolicy,
+    table: &CountTable,
+    forced: &[(CellRef, Suppression)],
+    preferred: &[CellRef],
+) -> Result<ProtectedTable, DisclosureError> {
     policy.check()?;
     if table.counts.len() != table.rows * table.cols {
         return Err(DisclosureError::Shape {
@@ -306,7 +318,7 @@ pub fn protect_with(
         }
     }
     if policy.secondary {
-        secondary(policy, table, &mut out);
+        secondary(policy, table, &mut out, preferred);
     }
     Ok(out)
 }
@@ -460,7 +472,10 @@ impl Dsu {
 
 /// The price of suppressing a place as a complement: small non-zero counts first, zeros
 /// after them, totals last.
-fn price(policy: &DisclosurePolicy, t: &CountTable, at: CellRef) -> u128 {
+fn price(policy: &DisclosurePolicy, t: &CountTable, at: CellRef, preferred: &[CellRef]) -> u128 {
+    if preferred.contains(&at) {
+        return 0;
+    }
     let n = t.count(at) as u128;
     let base = match at {
         CellRef::Interior(..) => 0,
@@ -474,7 +489,12 @@ fn price(policy: &DisclosurePolicy, t: &CountTable, at: CellRef) -> u128 {
     base + n + zero
 }
 
-fn secondary(policy: &DisclosurePolicy, table: &CountTable, out: &mut ProtectedTable) {
+fn secondary(
+    policy: &DisclosurePolicy,
+    table: &CountTable,
+    out: &mut ProtectedTable,
+    preferred: &[CellRef],
+) {
     let lines = lines_of(out);
     let places = places_of(out);
     // Each round suppresses at least one more place, so this ends.
@@ -482,7 +502,7 @@ fn secondary(policy: &DisclosurePolicy, table: &CountTable, out: &mut ProtectedT
         let Some(bridge) = recoverable(out).into_iter().next() else {
             return;
         };
-        match cheapest_cycle(policy, table, out, &lines, &places, bridge) {
+        match cheapest_cycle(policy, table, out, (&lines, &places, preferred), bridge) {
             Some(path) if !path.is_empty() => {
                 for p in path {
                     out.set(p, Cell::Suppressed(Suppression::Secondary));
@@ -507,8 +527,7 @@ fn cheapest_cycle(
     policy: &DisclosurePolicy,
     table: &CountTable,
     out: &ProtectedTable,
-    lines: &Lines,
-    places: &[CellRef],
+    (lines, places, preferred): (&Lines, &[CellRef], &[CellRef]),
     bridge: CellRef,
 ) -> Option<Vec<CellRef>> {
     let n = lines.nodes();
@@ -521,7 +540,7 @@ fn cheapest_cycle(
         let w = if out.get(p).is_suppressed() {
             0
         } else {
-            price(policy, table, p) + 1
+            price(policy, table, p, preferred) + 1
         };
         adj[u].push((v, p, w));
         adj[v].push((u, p, w));
@@ -566,6 +585,18 @@ pub fn protect_breakdown(
     counts: &[u64],
     denominators: Option<&[u64]>,
 ) -> Result<(Vec<Cell>, Cell), DisclosureError> {
+    protect_breakdown_preferring(policy, counts, denominators, &[])
+}
+
+/// [`protect_breakdown`], where secondary suppression takes the groups marked in
+/// `preferred` first (e.g. groups whose denominator is suppressed, so their rates are
+/// unpublishable anyway).
+pub fn protect_breakdown_preferring(
+    policy: &DisclosurePolicy,
+    counts: &[u64],
+    denominators: Option<&[u64]>,
+    preferred: &[bool],
+) -> Result<(Vec<Cell>, Cell), DisclosureError> {
     let mut forced = Vec::new();
     if let Some(d) = denominators {
         if d.len() != counts.len() {
@@ -585,7 +616,16 @@ pub fn protect_breakdown(
             forced.push((CellRef::RowTotal(0), Suppression::Complement));
         }
     }
-    let t = protect_with(policy, &CountTable::one_way(counts.to_vec()), &forced)?;
+    let prefer: Vec<CellRef> = (0..counts.len())
+        .filter(|i| preferred.get(*i).copied().unwrap_or(false))
+        .map(|i| CellRef::Interior(0, i))
+        .collect();
+    let t = protect_preferring(
+        policy,
+        &CountTable::one_way(counts.to_vec()),
+        &forced,
+        &prefer,
+    )?;
     Ok((t.cells, t.grand))
 }
 

@@ -1,9 +1,11 @@
 //! DataFusion session factory. Owns how sessions are configured: our UDFs registered on
 //! top of the built-ins, identifiers kept case-sensitive (manifest expressions name source
 //! columns exactly as in the extract header), and, for runs, the memory pool and spill
-//! directory.
+//! directory, and its settings (the `engine:` section of the ICS file).
 
 use datafusion::prelude::{SessionConfig, SessionContext};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 /// Session options shared by planning and execution.
 pub fn session_config() -> SessionConfig {
@@ -30,22 +32,34 @@ pub fn planning_context() -> SessionContext {
 /// A context for running plans: bounded memory (a fair spill pool of the configured
 /// size), spilling to `spill_dir`, our UDFs and the keyed `person_key` function.
 pub fn run_context(
-    settings: &crate::ics::EngineSettings,
+    settings: &EngineSettings,
     spill_dir: &std::path::Path,
     key: &crate::pseudonymise::Key,
+) -> Result<SessionContext, String> {
+    let ctx = bounded_context(settings, spill_dir)?;
+    ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
+    ctx.register_udf(crate::pseudonymise::RecordKey::udf(key.clone()));
+    Ok(ctx)
+}
+
+/// A context for plans over pseudonymised data (no key): bounded memory (a fair spill
+/// pool of `engine.memory_limit`), spilling to `spill_dir`, our UDFs.
+pub fn bounded_context(
+    settings: &EngineSettings,
+    spill_dir: &std::path::Path,
 ) -> Result<SessionContext, String> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
     use datafusion::execution::memory_pool::FairSpillPool;
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use std::sync::Arc;
-    let bytes = crate::ics::parse_bytes(&settings.memory_limit).ok_or_else(|| {
+    let bytes = parse_bytes(&settings.memory_limit).ok_or_else(|| {
         format!(
             "engine.memory_limit `{}` is not a size such as 2GiB",
             settings.memory_limit
         )
     })?;
     std::fs::create_dir_all(spill_dir)
-        .map_err(|e| format!("cannot create spill directory: {e}"))?;
+        .map_err(|e| format!("cannot create spill directory {}: {e}", spill_dir.display()))?;
     let runtime = RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
         .with_disk_manager_builder(
@@ -62,7 +76,51 @@ pub fn run_context(
     for udf in crate::udf::all() {
         ctx.register_udf(udf);
     }
-    ctx.register_udf(crate::pseudonymise::PersonKeyOf::udf(key.clone()));
-    ctx.register_udf(crate::pseudonymise::RecordKey::udf(key.clone()));
     Ok(ctx)
+}
+
+/// Engine limits.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSettings {
+    /// Memory pool for DataFusion operators (e.g. `2GiB`, `512MiB`).
+    #[serde(default = "default_memory")]
+    pub memory_limit: String,
+    /// Parallelism (default: the number of CPUs).
+    #[serde(default)]
+    pub target_partitions: Option<usize>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            memory_limit: default_memory(),
+            target_partitions: None,
+        }
+    }
+}
+
+fn default_memory() -> String {
+    "2GiB".into()
+}
+
+/// Parse sizes such as `2GiB`, `512MiB`, `1GB`, `1000000`.
+pub fn parse_bytes(s: &str) -> Option<usize> {
+    let t = s.trim();
+    let idx = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(idx);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult) as usize)
 }

@@ -63,75 +63,8 @@ pub async fn score(
     link_map: Option<&Path>,
 ) -> Result<LinkageScore, String> {
     let ctx = crate::engine::planning_context();
-    let truth_schema = datafusion::arrow::datatypes::Schema::new(
-        [
-            "provider_id",
-            "source",
-            "source_record_id",
-            "true_person_id",
-        ]
-        .iter()
-        .map(|n| {
-            datafusion::arrow::datatypes::Field::new(
-                *n,
-                datafusion::arrow::datatypes::DataType::Utf8,
-                true,
-            )
-        })
-        .collect::<Vec<_>>(),
-    );
-    ctx.register_csv(
-        "truth",
-        truth.to_string_lossy().as_ref(),
-        CsvReadOptions::new().schema(&truth_schema).has_header(true),
-    )
-    .await
-    .map_err(|e| format!("{}: {e}", truth.display()))?;
-    // Predictions: every silver entity table, plus identity rows of identity sources.
-    let mut parts = Vec::new();
-    let silver = out.join("silver");
-    // A run of identity sources only has no silver tables.
-    let mut dirs: Vec<_> = match std::fs::read_dir(&silver) {
-        Ok(d) => d
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
-        Err(e) => return Err(format!("{}: {e}", silver.display())),
-    };
-    dirs.sort();
-    let identity = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
-    if identity.is_dir() {
-        dirs.push(identity);
-    }
-    for (i, d) in dirs.iter().enumerate() {
-        let name = format!("pred_{i}");
-        let opts = ParquetReadOptions::default().table_partition_cols(vec![
-            (
-                "provider".into(),
-                datafusion::arrow::datatypes::DataType::Utf8,
-            ),
-            (
-                "source".into(),
-                datafusion::arrow::datatypes::DataType::Utf8,
-            ),
-        ]);
-        ctx.register_parquet(&name, d.to_string_lossy().as_ref(), opts)
-            .await
-            .map_err(|e| e.to_string())?;
-        // Identity rows without a record (distinct tuples of event sources) are not records.
-        let filter = if d.ends_with(crate::canonical::IDENTITY_ENTITY) {
-            " WHERE source_row IS NOT NULL"
-        } else {
-            ""
-        };
-        parts.push(format!("SELECT provider_id, source_id, CAST(source_record_id AS VARCHAR) AS source_record_id, person_key FROM {name}{filter}"));
-    }
-    if parts.is_empty() {
-        return Err(format!("no published tables under {}", out.display()));
-    }
-    let keys = format!("SELECT * FROM ({}) AS keyed", parts.join(" UNION ALL "));
+    register_truth(&ctx, truth).await?;
+    let keys = register_predictions(&ctx, out).await?;
     let pred = match link_map {
         // Linked: candidate keys mapped to persons.
         Some(m) => {
@@ -160,18 +93,94 @@ pub async fn score(
     )
     .await
     .map_err(|e| e.to_string())?;
+    measures(&ctx).await
+}
+
+/// The truth file (`provider_id, source, source_record_id, true_person_id`) as `truth`.
+async fn register_truth(ctx: &SessionContext, truth: &Path) -> Result<(), String> {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let schema = Schema::new(
+        [
+            "provider_id",
+            "source",
+            "source_record_id",
+            "true_person_id",
+        ]
+        .iter()
+        .map(|n| Field::new(*n, DataType::Utf8, true))
+        .collect::<Vec<_>>(),
+    );
+    ctx.register_csv(
+        "truth",
+        truth.to_string_lossy().as_ref(),
+        CsvReadOptions::new().schema(&schema).has_header(true),
+    )
+    .await
+    .map_err(|e| format!("{}: {e}", truth.display()))
+}
+
+/// Every silver entity table, plus the identity rows of identity sources, registered;
+/// the query of their keyed records (`provider_id, source_id, source_record_id,
+/// person_key`).
+async fn register_predictions(ctx: &SessionContext, out: &Path) -> Result<String, String> {
+    use datafusion::arrow::datatypes::DataType;
+    let silver = out.join("silver");
+    // A run of identity sources only has no silver tables.
+    let mut dirs: Vec<_> = match std::fs::read_dir(&silver) {
+        Ok(d) => d
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(format!("{}: {e}", silver.display())),
+    };
+    dirs.sort();
+    let identity = out.join("identity").join(crate::canonical::IDENTITY_ENTITY);
+    if identity.is_dir() {
+        dirs.push(identity);
+    }
+    let mut parts = Vec::new();
+    for (i, d) in dirs.iter().enumerate() {
+        let name = format!("pred_{i}");
+        let opts = ParquetReadOptions::default().table_partition_cols(vec![
+            ("provider".into(), DataType::Utf8),
+            ("source".into(), DataType::Utf8),
+        ]);
+        ctx.register_parquet(&name, d.to_string_lossy().as_ref(), opts)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Identity rows without a record (distinct tuples of event sources) are not records.
+        let filter = if d.ends_with(crate::canonical::IDENTITY_ENTITY) {
+            " WHERE source_row IS NOT NULL"
+        } else {
+            ""
+        };
+        parts.push(format!("SELECT provider_id, source_id, CAST(source_record_id AS VARCHAR) AS source_record_id, person_key FROM {name}{filter}"));
+    }
+    if parts.is_empty() {
+        return Err(format!("no published tables under {}", out.display()));
+    }
+    Ok(format!(
+        "SELECT * FROM ({}) AS keyed",
+        parts.join(" UNION ALL ")
+    ))
+}
+
+/// Pairwise and cluster measures over the view `j` (truth, pred, keyed).
+async fn measures(ctx: &SessionContext) -> Result<LinkageScore, String> {
     let pairs = |group: &str| {
         format!(
             "SELECT CAST(coalesce(sum(n * (n - 1) / 2), 0) AS BIGINT) FROM (SELECT count(*) AS n FROM j GROUP BY {group})"
         )
     };
-    let records = scalar(&ctx, "SELECT count(*) FROM j").await?;
-    let records_with_key = scalar(&ctx, "SELECT count(*) FROM j WHERE keyed").await?;
-    let true_persons = scalar(&ctx, "SELECT count(DISTINCT truth) FROM j").await?;
-    let predicted_clusters = scalar(&ctx, "SELECT count(DISTINCT pred) FROM j").await?;
-    let true_pairs = scalar(&ctx, &pairs("truth")).await?;
-    let predicted_pairs = scalar(&ctx, &pairs("pred")).await?;
-    let tp = scalar(&ctx, &pairs("pred, truth")).await?;
+    let records = scalar(ctx, "SELECT count(*) FROM j").await?;
+    let records_with_key = scalar(ctx, "SELECT count(*) FROM j WHERE keyed").await?;
+    let true_persons = scalar(ctx, "SELECT count(DISTINCT truth) FROM j").await?;
+    let predicted_clusters = scalar(ctx, "SELECT count(DISTINCT pred) FROM j").await?;
+    let true_pairs = scalar(ctx, &pairs("truth")).await?;
+    let predicted_pairs = scalar(ctx, &pairs("pred")).await?;
+    let tp = scalar(ctx, &pairs("pred, truth")).await?;
     let split_persons = scalar(
         &ctx,
         "SELECT count(*) FROM (SELECT truth FROM j GROUP BY truth HAVING count(DISTINCT pred) > 1)",

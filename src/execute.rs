@@ -28,7 +28,7 @@ use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::canonical::{self, Entity, IDENTITY_ENTITY};
@@ -39,6 +39,12 @@ use crate::manifest::model::{LoadStrategy, OnFail};
 use crate::pseudonymise::Key;
 use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
 use crate::validate::{ResolvedManifest, ResolvedSource, rules};
+
+pub mod record;
+mod seen;
+pub mod staging;
+
+pub use record::{RuleHits, RunRecord, Sample, SourceRecord, Totals};
 
 /// Admission methods that make a spell an emergency admission (NHS Data Dictionary).
 pub const EMERGENCY_ADMISSION_METHODS: &[&str] =
@@ -89,92 +95,6 @@ impl std::fmt::Display for RunError {
 
 fn fail(e: impl std::fmt::Display) -> RunError {
     RunError::Failed(e.to_string())
-}
-
-/// One rule's hits in a source.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RuleHits {
-    pub rule: String,
-    pub code: String,
-    pub category: String,
-    pub on_fail: String,
-    pub implicit: bool,
-    pub rows: u64,
-    pub description: String,
-}
-
-/// A failing row, identifiers masked.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Sample {
-    pub rule: String,
-    pub source_file: String,
-    pub source_row: i64,
-    pub values: BTreeMap<String, String>,
-}
-
-/// Per-source record in `run.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SourceRecord {
-    pub provider: String,
-    pub source: String,
-    pub entity: String,
-    /// `published` or `failed`.
-    pub status: String,
-    pub failure: Option<String>,
-    pub files: Vec<String>,
-    pub rows_read: u64,
-    pub rows_accepted: u64,
-    pub rows_quarantined: u64,
-    /// Quarantined because the row could not be read (ragged, undecodable).
-    pub rows_unreadable: u64,
-    /// Accepted with at least one warning.
-    pub rows_warned: u64,
-    /// `rows_read == rows_accepted + rows_quarantined + rows_duplicate`.
-    pub reconciled: bool,
-    pub quarantine_rate: f64,
-    pub rule_hits: Vec<RuleHits>,
-    /// Field → share of rows read with a value (after mapping).
-    pub completeness: BTreeMap<String, f64>,
-    pub samples: Vec<Sample>,
-    pub manifest_hash: String,
-    /// Load strategy, files ingested and skipped, duplicates, row change, carry-forward.
-    #[serde(flatten)]
-    pub delivery: feeds::DeliveryRecord,
-}
-
-/// `run.json`: the machine-readable record of a run (see docs/run-json.md).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub run_id: String,
-    pub onboard_version: String,
-    pub ics: String,
-    pub reference_date: String,
-    /// `succeeded`, or `partial` when some sources failed.
-    pub status: String,
-    pub key_fingerprint: String,
-    pub demo_key: bool,
-    pub started_at: String,
-    pub finished_at: String,
-    pub sources: Vec<SourceRecord>,
-    pub totals: Totals,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Totals {
-    pub rows_read: u64,
-    pub rows_accepted: u64,
-    pub rows_quarantined: u64,
-    pub sources: usize,
-    pub sources_failed: usize,
-    /// Exact duplicate rows collapsed, over every source.
-    #[serde(default)]
-    pub rows_duplicate: u64,
-    /// Sources with no input file.
-    #[serde(default)]
-    pub sources_missing: usize,
-    /// Sources whose last good data was carried forward.
-    #[serde(default)]
-    pub sources_carried_forward: usize,
 }
 
 /// Result of a published run.
@@ -310,10 +230,11 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     let staging = out
         .join(".staging")
         .join(format!("{run_id}-{}", std::process::id()));
+    staging::remove_stale(&out);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(fail)?;
     }
-    std::fs::create_dir_all(&staging).map_err(fail)?;
+    staging::create(&staging, &started_at).map_err(fail)?;
     tracing::info!(run_id = %run_id, staging = %staging.display(), "run started");
     let previous = read_previous(&out);
     let result = run_sources(
@@ -337,6 +258,7 @@ pub async fn run(opts: &RunOptions) -> Result<Published, RunError> {
     let _ = std::fs::remove_dir_all(staging.join("spill"));
     // Scans staged for a distributed engine hold raw extracts: never published.
     let _ = std::fs::remove_dir_all(staging.join("bronze"));
+    staging::release(&staging).map_err(fail)?;
     let run_dir = publish(&out, &staging, &run_id).map_err(fail)?;
     Ok(Published {
         record,
@@ -661,10 +583,70 @@ fn part_dir(
 }
 
 /// Schemas of what one source writes.
+/// The identity tuples a source has written, and the rows waiting for an exact
+/// decision (see [`seen`]).
+struct SeenState {
+    set: seen::SeenSet,
+    /// Rows whose tuple may have been written before a spill (Parquet in the spill dir).
+    deferred: Sink,
+    deferred_rows: usize,
+}
+
+/// Fingerprints kept in memory per source before the identity set spills (about 36 MB);
+/// `ONBOARD_IDENTITY_SET_LIMIT` lowers it (tests, small machines).
+const SEEN_IN_MEMORY: usize = 1 << 20;
+
+fn seen_limit() -> usize {
+    std::env::var("ONBOARD_IDENTITY_SET_LIMIT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(SEEN_IN_MEMORY)
+}
+
+impl SeenState {
+    fn new(spill: &Path, c: &CompiledSource, schema: SchemaRef) -> SeenState {
+        let dir = spill.join(format!("identity-{}-{}", c.provider, c.source));
+        SeenState {
+            set: seen::SeenSet::new(dir.join("runs"), seen_limit()),
+            deferred: Sink::new(
+                dir.join("deferred.parquet"),
+                schema,
+                WriterProperties::builder().build(),
+            ),
+            deferred_rows: 0,
+        }
+    }
+
+    /// Decide the deferred rows and write the new ones to the identity zone.
+    fn settle(self, out: &mut Sink, identity_fields: &[String]) -> datafusion::common::Result<()> {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let SeenState {
+            set,
+            deferred,
+            deferred_rows,
+        } = self;
+        let path = deferred.path.clone();
+        deferred.close()?;
+        tracing::debug!(deferred_rows, spills = set.spills(), "identity set settled");
+        if deferred_rows == 0 {
+            return Ok(());
+        }
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path)?)?.build()?;
+        for batch in reader {
+            let batch = batch?;
+            let fps = fingerprints(&identity_columns(&batch, identity_fields), batch.num_rows())?;
+            let keep: BooleanArray = set.resolve(&fps)?.into_iter().map(Some).collect();
+            out.write(&filter_record_batch(&batch, &keep)?)?;
+        }
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
+}
+
 struct Outputs {
     /// Identity tuples already written (analytics sources write each distinct tuple
     /// once: one person has many events).
-    seen_identities: Option<Mutex<IdentitySet>>,
+    seen_identities: Option<Mutex<SeenState>>,
     /// Analytics output (None for sources that map to person_identity).
     silver: Option<(Arc<Entity>, SchemaRef)>,
     /// Identity output (when the source carries identifiers).
@@ -749,6 +731,10 @@ const HIGH_CARDINALITY: &[&str] = &[
     "start_ts",
     "end_ts",
     "cost_amount",
+    // Free text and addresses: distinct per row in patient-level extracts, so a
+    // dictionary only costs time before the writer gives it up.
+    "value_text",
+    "postcode",
 ];
 
 fn writer_props(c: &CompiledSource, run_id: &str) -> WriterProperties {
@@ -983,8 +969,13 @@ async fn stream_partitions(
     let model = canonical::model();
     let is_identity_entity = s.entity.name == IDENTITY_ENTITY;
     let outputs = Arc::new(Outputs {
-        seen_identities: (!is_identity_entity && !s.identity.is_empty())
-            .then(|| Mutex::new(Default::default())),
+        seen_identities: (!is_identity_entity && !s.identity.is_empty()).then(|| {
+            Mutex::new(SeenState::new(
+                &env.staging.join("spill"),
+                c,
+                entity_schema(model.identity(), true),
+            ))
+        }),
         silver: (!is_identity_entity).then(|| (s.entity.clone(), entity_schema(&s.entity, false))),
         identity: (is_identity_entity || !s.identity.is_empty())
             .then(|| entity_schema(model.identity(), true)),
@@ -1032,6 +1023,7 @@ async fn stream_partitions(
     if let Some(e) = error {
         return Err(e);
     }
+    settle_identities(env, &c, outputs).map_err(|e| e.to_string())?;
     // Partitions each keep their first failing rows; the smallest row numbers overall
     // are among them, so sorting and keeping the first few per rule is deterministic.
     stats.samples.sort_by(|a, b| {
@@ -1044,6 +1036,39 @@ async fn stream_partitions(
         *n <= SAMPLES_PER_RULE
     });
     Ok(stats)
+}
+
+/// Write the identity rows whose decision was deferred (the identity set spilled).
+fn settle_identities(
+    env: &SourceEnv<'_>,
+    c: &CompiledSource,
+    outputs: Arc<Outputs>,
+) -> datafusion::common::Result<()> {
+    let Ok(outputs) = Arc::try_unwrap(outputs) else {
+        return Err(datafusion::common::DataFusionError::Execution(
+            "identity outputs still in use".into(),
+        ));
+    };
+    let (Some(state), Some(schema)) = (outputs.seen_identities, outputs.identity) else {
+        return Ok(());
+    };
+    let state = state.into_inner().map_err(|_| {
+        datafusion::common::DataFusionError::Execution("identity set poisoned".into())
+    })?;
+    let dir = part_dir(
+        env.staging,
+        "identity",
+        Some(IDENTITY_ENTITY),
+        &c.provider,
+        &c.source,
+    );
+    let mut sink = Sink::new(
+        dir.join("part-deferred.parquet"),
+        schema,
+        writer_props(c, &env.run_ctx.run_id),
+    );
+    state.settle(&mut sink, &c.identity)?;
+    sink.close()
 }
 
 /// One output partition of a source: its stream split into silver, identity and quarantine.
@@ -1438,95 +1463,130 @@ fn split_batch(
     Ok(())
 }
 
-/// Two 64-bit FNV-1a lanes: a 128-bit fingerprint of an identity tuple (collisions
-/// are negligible at ICS scale, and the set only decides what is written once).
-struct Fnv128 {
+/// A 128-bit fingerprint of an identity tuple: two independent multiply-rotate lanes
+/// over 8-byte words, each finished with the murmur3 avalanche (collisions are
+/// negligible at ICS scale, and the set only decides what is written once).
+struct TupleHash {
     a: u64,
     b: u64,
 }
 
-impl Default for Fnv128 {
+impl Default for TupleHash {
     fn default() -> Self {
-        Fnv128 {
+        TupleHash {
             a: 0xcbf2_9ce4_8422_2325,
             b: 0x6c62_272e_07bb_0142,
         }
     }
 }
 
-impl Fnv128 {
+impl TupleHash {
+    fn mix(&mut self, w: u64) {
+        self.a = (self.a ^ w)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+        self.b = (self.b ^ w.rotate_left(32))
+            .wrapping_mul(0xc2b2_ae3d_27d4_eb4f)
+            .rotate_left(31);
+    }
+    /// One value: its 8-byte words, then the rest with its length (so `ab`+`c` and
+    /// `a`+`bc` differ).
     fn write(&mut self, bytes: &[u8]) {
-        for &x in bytes {
-            self.a = (self.a ^ x as u64).wrapping_mul(0x0000_0100_0000_01b3);
-            self.b = (self.b ^ x as u64)
-                .wrapping_mul(0x0000_0100_0000_0193)
-                .rotate_left(5);
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().unwrap_or_default()));
         }
+        let rest = words.remainder();
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        self.mix(u64::from_le_bytes(last) ^ ((bytes.len() as u64) << 56) ^ 0x80);
     }
     fn finish(&self) -> u128 {
-        ((self.a as u128) << 64) | self.b as u128
+        fn fmix(mut k: u64) -> u64 {
+            k ^= k >> 33;
+            k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            k ^= k >> 33;
+            k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            k ^ (k >> 33)
+        }
+        ((fmix(self.a) as u128) << 64) | fmix(self.b ^ self.a.rotate_left(17)) as u128
     }
 }
 
-/// The fingerprints are already hashes: use their low bits directly.
-#[derive(Default, Clone, Copy)]
-struct PassThrough(u64);
-
-impl std::hash::Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes.iter().take(8) {
-            self.0 = (self.0 << 8) | b as u64;
+/// The 128-bit fingerprint of each row's values in `cols` (nulls and value boundaries
+/// marked). Text is hashed as bytes and dates and integers as their binary values, so
+/// nothing is formatted per row.
+fn fingerprints(cols: &[ArrayRef], n: usize) -> datafusion::common::Result<Vec<u128>> {
+    use datafusion::arrow::array::Date32Array;
+    let mut hs: Vec<TupleHash> = (0..n).map(|_| TupleHash::default()).collect();
+    for a in cols {
+        let text = match a.data_type() {
+            DataType::Utf8 | DataType::Date32 | DataType::Int64 => a.clone(),
+            _ => compute::cast(a, &DataType::Utf8)?,
+        };
+        let any = text.as_any();
+        let value: Box<dyn Fn(usize, &mut TupleHash)> =
+            if let Some(t) = any.downcast_ref::<StringArray>() {
+                Box::new(move |r, h| h.write(t.value(r).as_bytes()))
+            } else if let Some(d) = any.downcast_ref::<Date32Array>() {
+                Box::new(move |r, h| h.write(&d.value(r).to_le_bytes()))
+            } else if let Some(i) = any.downcast_ref::<Int64Array>() {
+                Box::new(move |r, h| h.write(&i.value(r).to_le_bytes()))
+            } else {
+                continue;
+            };
+        for (row, h) in hs.iter_mut().enumerate() {
+            if text.is_null(row) {
+                // A null is no value at all (values are length-delimited).
+                h.mix(0xff);
+            } else {
+                value(row, h);
+            }
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64 ^ (v >> 64) as u64;
-    }
+    Ok(hs.iter().map(TupleHash::finish).collect())
 }
-
-type IdentitySet = std::collections::HashSet<u128, std::hash::BuildHasherDefault<PassThrough>>;
 
 /// Keep the rows whose identity tuple has not been written yet (per source), without
 /// per-record lineage, so the result does not depend on which record came first.
 fn first_seen(
     out: &RecordBatch,
     identity_fields: &[String],
-    seen: &Mutex<IdentitySet>,
+    seen: &Mutex<SeenState>,
 ) -> datafusion::common::Result<RecordBatch> {
-    let n = out.num_rows();
-    let cols: Vec<ArrayRef> = identity_fields
-        .iter()
-        .chain(std::iter::once(&"person_key".to_string()))
-        .filter_map(|f| col(out, f).cloned())
-        .map(|a| compute::cast(&a, &DataType::Utf8))
-        .collect::<Result<_, _>>()?;
-    let texts: Vec<&StringArray> = cols
-        .iter()
-        .filter_map(|a| a.as_any().downcast_ref::<StringArray>())
-        .collect();
-    let mut hashes = Vec::with_capacity(n);
-    for row in 0..n {
-        let mut h = Fnv128::default();
-        for t in &texts {
-            if t.is_null(row) {
-                h.write(&[0xff]);
-            } else {
-                h.write(t.value(row).as_bytes());
-                h.write(&[0]);
-            }
-        }
-        hashes.push(h.finish());
+    let hashes = fingerprints(&identity_columns(out, identity_fields), out.num_rows())?;
+    let mut state = seen.lock().map_err(|_| {
+        datafusion::common::DataFusionError::Execution("identity set poisoned".into())
+    })?;
+    let mut keep = Vec::with_capacity(hashes.len());
+    let mut maybe = Vec::with_capacity(hashes.len());
+    for h in &hashes {
+        let v = state.set.check(*h)?;
+        keep.push(Some(v == seen::Verdict::New));
+        maybe.push(Some(v == seen::Verdict::Maybe));
     }
-    let keep: BooleanArray = {
-        let mut set = seen.lock().map_err(|_| {
-            datafusion::common::DataFusionError::Execution("identity set poisoned".into())
-        })?;
-        hashes.iter().map(|h| Some(set.insert(*h))).collect()
-    };
-    let kept = filter_record_batch(out, &keep)?;
-    // Drop per-record lineage: the row stands for every record carrying the tuple.
+    let maybe = BooleanArray::from(maybe);
+    if maybe.true_count() > 0 {
+        let rows = without_lineage(filter_record_batch(out, &maybe)?)?;
+        state.deferred_rows += rows.num_rows();
+        state.deferred.write(&rows)?;
+    }
+    drop(state);
+    without_lineage(filter_record_batch(out, &BooleanArray::from(keep))?)
+}
+
+/// The columns of an identity tuple: the identity fields and the person key.
+fn identity_columns(out: &RecordBatch, identity_fields: &[String]) -> Vec<ArrayRef> {
+    identity_fields
+        .iter()
+        .map(String::as_str)
+        .chain(std::iter::once("person_key"))
+        .filter_map(|f| col(out, f).cloned())
+        .collect()
+}
+
+/// Drop per-record lineage: the row stands for every record carrying the tuple.
+fn without_lineage(kept: RecordBatch) -> datafusion::common::Result<RecordBatch> {
     let schema = kept.schema();
     let arrays: Vec<ArrayRef> = schema
         .fields()
@@ -1556,6 +1616,14 @@ fn sample(
     let model = canonical::model();
     let mut values = BTreeMap::new();
     for f in &r.fields {
+        // A source column (rules with `column:`) may hold anything: always masked.
+        if let Some(src_col) = rules::as_source_column(f) {
+            if let Some(a) = col(batch, &format!("src__{src_col}")) {
+                let v = array_value_to_string(a, row).unwrap_or_default();
+                values.insert(f.clone(), mask(&v));
+            }
+            continue;
+        }
         let in_identity = !c.mapped.contains(f) && c.identity.contains(f);
         let name = if in_identity && !is_identity_entity {
             format!("id__{f}")

@@ -56,18 +56,23 @@ pub struct IcsFile {
     /// Risk scoring (`onboard risk …`, docs/risk.md).
     #[serde(default)]
     pub risk: crate::risk::config::RiskSettings,
-    /// Population health analytics (`onboard population …`, docs/population.md).
+    /// Population health analytics (`onboard population …`, docs/population.md); checked
+    /// when written (without it, `onboard population` uses the shipped defaults).
     #[serde(default)]
-    pub population: crate::population::config::PopulationSettings,
+    pub population: Option<crate::population::config::PopulationSettings>,
     /// How this ICS is deployed (`onboard render`; docs/deploy.md).
     #[serde(default)]
-    pub deploy: Option<crate::deploy::DeploySettings>,
+    pub deploy: Option<crate::deploy::settings::DeploySettings>,
     /// ICS-wide defaults of the per-source `delivery` settings (docs/manifest-reference.md).
     #[serde(default)]
     pub feeds: FeedDefaults,
     /// The dashboard: users, roles, scopes and sign-in (`onboard serve`; docs/serve.md).
     #[serde(default)]
     pub serve: Option<crate::serve::config::ServeSettings>,
+    /// Model operations: monthly refresh, monitoring, referrals (`onboard refresh`,
+    /// docs/operations.md).
+    #[serde(default)]
+    pub operations: crate::ops::config::OperationsSettings,
 }
 
 /// Defaults for every source's `delivery` block; a source's own setting wins.
@@ -88,6 +93,7 @@ pub struct FeedDefaults {
     pub max_row_change: Option<f64>,
 }
 
+pub use crate::engine::{EngineSettings, parse_bytes};
 pub use crate::link::config::LinkageSettings;
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -108,32 +114,8 @@ pub struct Pseudonymisation {
     pub key_file: Option<String>,
 }
 
-/// Engine limits.
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct EngineSettings {
-    /// Memory pool for DataFusion operators (e.g. `2GiB`, `512MiB`).
-    #[serde(default = "default_memory")]
-    pub memory_limit: String,
-    /// Parallelism (default: the number of CPUs).
-    #[serde(default)]
-    pub target_partitions: Option<usize>,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            memory_limit: default_memory(),
-            target_partitions: None,
-        }
-    }
-}
-
 fn default_output() -> String {
     "out".into()
-}
-fn default_memory() -> String {
-    "2GiB".into()
 }
 
 /// A loaded ICS file with its directory.
@@ -330,25 +312,4 @@ impl Ics {
             self.dir.join(p)
         }
     }
-}
-
-/// Parse sizes such as `2GiB`, `512MiB`, `1GB`, `1000000`.
-pub fn parse_bytes(s: &str) -> Option<usize> {
-    let t = s.trim();
-    let idx = t
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(idx);
-    let n: f64 = num.parse().ok()?;
-    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "kib" => 1024.0,
-        "m" | "mb" => 1e6,
-        "mib" => 1024.0 * 1024.0,
-        "g" | "gb" => 1e9,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    Some((n * mult) as usize)
 }

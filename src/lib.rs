@@ -4,7 +4,7 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► population ─► deploy
+//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► ops ─► population ─► deploy
 //!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,  (bundles, Spark SQL,
 //!                                                          quarantine, run.json)      spine)                scores, SHAP)       Ballista)
 //! ```
@@ -23,6 +23,7 @@
 //! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
 //! * [`feeds`]: deliveries over time: load strategies, the ledger, extract dates,
 //!   completeness checks, carrying the last good data forward.
+//! * [`store`]: the one Parquet writer and atomic replacement of outputs (shared core).
 //! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
 //! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
@@ -30,6 +31,8 @@
 //! * [`evaluate`]: linkage scored against labelled data (pairwise and cluster measures).
 //! * [`risk`]: risk scoring over the spine: declared features, open morbidity indices,
 //!   trained or imported models, exact SHAP explanations, model cards.
+//! * [`ops`]: model operations month by month: monitoring against actual admissions,
+//!   feature drift, case referrals, audited re-identification, the monthly refresh.
 //! * [`population`]: population health analytics over the spine and the risk features:
 //!   segmentation, morbidity profiles, cost of care, inequalities, urgent care, the report.
 //! * [`serve`]: the clinical intelligence dashboard over `gold/` (pages, JSON API, roles,
@@ -53,11 +56,13 @@ pub mod ics;
 pub mod compile;
 pub mod scan;
 pub mod feeds;
+pub mod store;
 pub mod execute;
 pub mod report;
 pub mod link;
 pub mod evaluate;
 pub mod risk;
+pub mod ops;
 pub mod population;
 pub mod deploy;
 pub mod serve;

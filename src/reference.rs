@@ -51,7 +51,7 @@ fn diagnostics() -> String {
 
 fn rules_doc() -> String {
     let mut s = String::from(HEADER);
-    s.push_str("# Data-quality rules\n\nBuilt-in rules for the `quality:` list of a source. Each has a stable `DQ` code and a Kahn category (conformance, completeness, plausibility). Every rule takes `on_fail: quarantine | warn | fail` (default `quarantine`), an optional `id` (default `<rule>_<field>`) and `description`. Null values pass every rule except `not_null`.\n\n");
+    s.push_str("# Data-quality rules\n\nBuilt-in rules for the `quality:` list of a source. Each has a stable `DQ` code and a Kahn category (conformance, completeness, plausibility). Every rule takes `on_fail: quarantine | warn | fail` (default `quarantine`), an optional `id` (default `<rule>_<field>`) and `description`. Null values pass every rule except `not_null`.\n\n## Rules over source columns\n\nA rule that takes `field` can check a declared source column instead, with `column:` in place of `field:` (for example an ODS practice code the canonical entity has no field for): `{ rule: matches_regex, column: ODS_CODE, pattern: \"^[A-Z][0-9]{5}$\" }`. `field:` always names a canonical field and `column:` always a column of the source's `columns:`, so the two cannot be confused; giving both is an error. The rule sees the column as read: text, blanks and `null_values` as null, before any transform or map. `onboard validate` checks that the column is declared (`ONB0215`, with a did-you-mean) and that the rule can check text (`ONB0216`): `not_null`, `matches_regex`, `length`, `in_value_set` (with `values`), `nhs_number_valid` and `postcode_valid` can; rules that need a date or a number (`in_range`, `not_in_future`, `date_order`, `parseable`) need a mapped field. The default id is `<rule>_source_<column>` (lower case). In failing-row samples of the DQ report the column's values are masked (an unmapped column may hold anything); quarantine keeps the raw row.\n\n");
     s.push_str("| code | rule | category | parameters | checks |\n|---|---|---|---|---|\n");
     for r in RULES {
         let mut params: Vec<String> = r
@@ -84,6 +84,7 @@ fn rules_doc() -> String {
     for r in RULES {
         let _ = writeln!(s, "  - {}", r.example);
     }
+    s.push_str("  - { rule: matches_regex, column: ODS_CODE, pattern: \"^[A-Z][0-9]{5}$\" }\n");
     s.push_str("  - { id: plausible_dob, expr: \"date_of_birth >= DATE '1890-01-01'\", on_fail: warn, category: plausibility }\n```\n");
     s
 }

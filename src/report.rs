@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::execute::{RunRecord, Sample};
+use crate::execute::record::{RunRecord, Sample, Totals};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -18,7 +18,7 @@ pub struct Report {
     pub ics: String,
     pub reference_date: String,
     pub status: String,
-    pub totals: crate::execute::Totals,
+    pub totals: Totals,
     pub kahn: BTreeMap<String, KahnSummary>,
     pub sources: Vec<SourceReport>,
     pub ethnicity_completeness: Vec<FieldShare>,

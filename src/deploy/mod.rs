@@ -24,45 +24,7 @@ pub mod settings;
 pub mod spark;
 pub mod storage;
 
-pub use settings::DeploySettings;
-
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
-/// A deployment target.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    JsonSchema,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Target {
-    /// A Databricks Asset Bundle: one job, one Spark SQL task per source.
-    Databricks,
-    /// A Ballista cluster (scheduler, executors) and the job that submits the run.
-    Ballista,
-    /// Kubernetes CronJobs running the embedded engine.
-    Kubernetes,
-}
-
-impl Target {
-    pub fn name(self) -> &'static str {
-        match self {
-            Target::Databricks => "databricks",
-            Target::Ballista => "ballista",
-            Target::Kubernetes => "kubernetes",
-        }
-    }
-}
+pub use settings::{DeploySettings, Target};
 
 /// SQL dialect of `onboard explain`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]

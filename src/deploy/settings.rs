@@ -7,7 +7,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Target;
 use super::schedule;
 
 /// How one ICS is deployed (`onboard render`).
@@ -381,5 +380,40 @@ impl DeploySettings {
             }
         }
         out
+    }
+}
+
+/// A deployment target.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// A Databricks Asset Bundle: one job, one Spark SQL task per source.
+    Databricks,
+    /// A Ballista cluster (scheduler, executors) and the job that submits the run.
+    Ballista,
+    /// Kubernetes CronJobs running the embedded engine.
+    Kubernetes,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Databricks => "databricks",
+            Target::Ballista => "ballista",
+            Target::Kubernetes => "kubernetes",
+        }
     }
 }

@@ -25,6 +25,9 @@ pub fn check(ics: &Ics) -> Vec<Finding> {
     out.extend(linkage.map(|f| Finding::from(f).under("/linkage")));
     out.extend(risk(ics));
     out.extend(population(ics));
+    let bands: Vec<String> = ics.file.risk.bands.iter().map(|b| b.name.clone()).collect();
+    let ops = ics.file.operations.check(&bands).into_iter();
+    out.extend(ops.map(|f| f.under("/operations")));
     if let Some(d) = &ics.file.deploy {
         out.extend(d.check().into_iter().map(|p| {
             let message = format!("{}: {}", p.setting, p.message);
@@ -45,7 +48,7 @@ fn risk(ics: &Ics) -> Vec<Finding> {
         .file
         .reference_date
         .as_deref()
-        .and_then(crate::risk::parse_date)
+        .and_then(crate::risk::config::parse_date)
     else {
         return Vec::new();
     };
@@ -79,6 +82,9 @@ fn risk(ics: &Ics) -> Vec<Finding> {
 /// The `population:` section (ONB0940–ONB0947): segment rules over known features,
 /// known measures and breakdowns, a complete tariff, a readable ACSC list.
 fn population(ics: &Ics) -> Vec<Finding> {
+    let Some(settings) = &ics.file.population else {
+        return Vec::new();
+    };
     let r = &ics.file.risk;
     let lists = r.codelists.as_ref().map(|c| ics.dir.join(c));
     let (Ok(specs), Ok(codelists)) = (
@@ -87,7 +93,7 @@ fn population(ics: &Ics) -> Vec<Finding> {
     ) else {
         return Vec::new();
     };
-    crate::population::check(&ics.file.population, &ics.dir, r, &specs, &codelists)
+    crate::population::check(settings, &ics.dir, r, &specs, &codelists)
         .iter()
         .map(|e| e.finding())
         .collect()

@@ -289,6 +289,10 @@ pub enum Level {
     Soundex,
     /// One is a nickname of the other, or both of one name (names).
     Nickname,
+    /// Given and family names recorded the other way round (`given_name` and
+    /// `family_name` only: this record's given name is the other's family name and the
+    /// other way round).
+    NamesSwapped,
     /// Day and month swapped (dates).
     DayMonthSwap,
     /// Same year and month (dates).
@@ -316,6 +320,7 @@ impl Level {
             Level::DamerauLevenshtein(n) => format!("damerau_levenshtein <= {n}"),
             Level::Soundex => "soundex".into(),
             Level::Nickname => "nickname".into(),
+            Level::NamesSwapped => "names swapped".into(),
             Level::DayMonthSwap => "day/month swapped".into(),
             Level::SameYearMonth => "same year and month".into(),
             Level::SameYear => "same year".into(),
@@ -336,7 +341,7 @@ impl Level {
             Level::Exact => true,
             Level::JaroWinkler(t) => k != Date && (0.0..=1.0).contains(t),
             Level::Levenshtein(_) | Level::DamerauLevenshtein(_) => true,
-            Level::Soundex | Level::Nickname => k == Name,
+            Level::Soundex | Level::Nickname | Level::NamesSwapped => k == Name,
             Level::DayMonthSwap | Level::SameYearMonth | Level::SameYear | Level::WithinDays(_) => {
                 k == Date
             }
@@ -657,7 +662,13 @@ impl LinkageSettings {
                 ));
             }
             for l in &c.levels {
-                if !l.fits(kind) {
+                if *l == Level::NamesSwapped
+                    && !matches!(c.field, Field::GivenName | Field::FamilyName)
+                {
+                    p.push(format!(
+                        "linkage.comparisons[{i}]: level `names_swapped` applies to given_name and family_name only, not `{name}`"
+                    ));
+                } else if !l.fits(kind) {
                     p.push(format!(
                         "linkage.comparisons[{i}]: level `{}` does not apply to `{name}`{}",
                         l.label(),

@@ -362,7 +362,9 @@ pub async fn prepare(out: &Path, key: &Key, s: &LinkageSettings) -> Result<Prepa
     Ok(p)
 }
 
-/// Link the identity zone of a published run.
+/// Link the identity zone of a published run: score the candidate pairs, merge the
+/// links into guarded clusters, queue the review band, give every person a stable key,
+/// count what the guards saw, and build the spine's persons by survivorship.
 pub async fn link(
     out: &Path,
     key: &Key,
@@ -370,13 +372,10 @@ pub async fn link(
     lookup: Option<&std::collections::HashMap<String, String>>,
 ) -> Result<Linked, String> {
     let p = prepare(out, key, s).await?;
-    let r = &p.r;
-    let n = r.len();
-    let cx = p.cx();
     let mut summary = LinkSummary {
-        identity_rows: n + r.keyless_rows,
-        keyless_rows: r.keyless_rows,
-        candidate_keys: r.keys.len(),
+        identity_rows: p.r.len() + p.r.keyless_rows,
+        keyless_rows: p.r.keyless_rows,
+        candidate_keys: p.r.keys.len(),
         same_record_links: p.same_record_links,
         nhs_conflicts_refused: p.nhs_conflicts,
         ..Default::default()
@@ -387,10 +386,51 @@ pub async fn link(
         links = links.len(),
         "candidate pairs scored"
     );
-    // The review band: each row's best partner when it is below the link threshold.
+    let band = review_band(&p, s, &best, &mut summary);
+    drop(best);
+    let mut cl = deterministic_clusters(&p);
+    merge_links(
+        &mut cl,
+        &p.cluster,
+        &p.r.dob,
+        &links,
+        s.dob_same_year_compatible,
+        &mut summary,
+    );
+    drop(links);
+    let review = review_queue(&p, &mut cl, band);
+    summary.clerical_review_pairs = review.len();
+    let roots: Vec<u32> = (0..p.cluster_nhs.len() as u32)
+        .map(|c| cl.find(c))
+        .collect();
+    let person = person_keys(out, key, &p, &cl, &roots, &mut summary)?;
+    let map = link_map(&p, &roots, &person);
+    summary.persons = summary.person_keys_kept + summary.person_keys_new;
+    count_guard_outcomes(&p, &roots, s.dob_same_year_compatible, &mut summary);
+    tiers(&p, &roots, &mut summary);
+    ethnicity(&p, &roots, &mut summary);
+    let (people, addresses) = survivorship(out, &p, s, &roots, &person, lookup).await?;
+    Ok(Linked {
+        persons: people,
+        addresses: lookup.map(|_| addresses),
+        map,
+        summary,
+        review,
+        model: p.model,
+    })
+}
+
+/// The review band: each row's best partner when it is below the link threshold and at
+/// or above the review threshold, one (the best) per pair of deterministic clusters;
+/// fills the match-weight histogram on the way.
+fn review_band(
+    p: &Prepared,
+    s: &LinkageSettings,
+    best: &[(f64, u32)],
+    summary: &mut LinkSummary,
+) -> BTreeMap<(u32, u32), (f64, u32, u32)> {
     let mut review: BTreeMap<(u32, u32), (f64, u32, u32)> = BTreeMap::new();
-    for x in 0..n {
-        let (w, y) = best[x];
+    for (x, &(w, y)) in best.iter().enumerate() {
         if y == NONE {
             continue;
         }
@@ -408,37 +448,43 @@ pub async fn link(
             }
         }
     }
-    drop(best);
+    review
+}
+
+/// The deterministic clusters as the starting point of the guarded union: each with its
+/// NHS number, size and the dates of birth of its rows.
+fn deterministic_clusters(p: &Prepared) -> Clusters {
     let nc = p.cluster_nhs.len();
     let mut cl = Clusters::new(nc);
     cl.nhs.clone_from(&p.cluster_nhs);
     cl.size = vec![0; nc];
-    for i in 0..n {
-        let c = p.cluster[i] as usize;
+    for (i, &c) in p.cluster.iter().enumerate() {
+        let c = c as usize;
         cl.size[c] += 1;
-        let d = r.dob[i];
+        let d = p.r.dob[i];
         if d != 0 && !cl.dobs[c].contains(&d) {
             cl.dobs[c].push(d);
         }
     }
-    merge_links(
-        &mut cl,
-        &p.cluster,
-        &r.dob,
-        &links,
-        s.dob_same_year_compatible,
-        &mut summary,
-    );
-    drop(links);
-    let same_year = s.dob_same_year_compatible;
-    // The review queue: pairs still apart, best first.
-    let mut queue: Vec<(f64, u32, u32)> = review
+    cl
+}
+
+/// The review queue: pairs of the band still apart after clustering, best first, with
+/// the explanation of their weight.
+fn review_queue(
+    p: &Prepared,
+    cl: &mut Clusters,
+    band: BTreeMap<(u32, u32), (f64, u32, u32)>,
+) -> Vec<ReviewItem> {
+    let r = &p.r;
+    let cx = p.cx();
+    let mut queue: Vec<(f64, u32, u32)> = band
         .into_values()
         .filter(|(_, x, y)| cl.find(p.cluster[*x as usize]) != cl.find(p.cluster[*y as usize]))
         .collect();
     queue.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     queue.truncate(REVIEW_LIMIT);
-    let review: Vec<ReviewItem> = queue
+    queue
         .iter()
         .map(|&(w, x, y)| ReviewItem {
             key_a: key_text(r.keys[r.key[x as usize] as usize]),
@@ -447,10 +493,21 @@ pub async fn link(
             match_probability: probability(w),
             contributions: p.model.explain(&cx, x as usize, y as usize),
         })
-        .collect();
-    summary.clerical_review_pairs = review.len();
-    // Stable person keys.
-    let roots: Vec<u32> = (0..nc as u32).map(|c| cl.find(c)).collect();
+        .collect()
+}
+
+/// Stable person keys, by root cluster: inherited from the previous link map where a
+/// candidate key of the person was linked before, else derived from the NHS number or
+/// the smallest candidate key.
+fn person_keys(
+    out: &Path,
+    key: &Key,
+    p: &Prepared,
+    cl: &Clusters,
+    roots: &[u32],
+    summary: &mut LinkSummary,
+) -> Result<Vec<u128>, String> {
+    let (r, nc) = (&p.r, roots.len());
     let mut smallest = vec![u128::MAX; nc];
     for (k, &c) in p.key_cluster.iter().enumerate() {
         let root = roots[c as usize] as usize;
@@ -472,21 +529,30 @@ pub async fn link(
         };
         key_bits(&text).ok_or_else(|| "person key is not 32 hex digits".to_string())
     };
-    let person = assign_person_keys(&roots, &smallest, &inherited, &derived, &mut summary)?;
-    let persons = summary.person_keys_kept + summary.person_keys_new;
+    assign_person_keys(roots, &smallest, &inherited, &derived, summary)
+}
+
+/// Candidate key → person key, sorted by candidate key.
+fn link_map(p: &Prepared, roots: &[u32], person: &[u128]) -> Vec<(u128, u128)> {
     let mut map: Vec<(u128, u128)> = p
         .key_cluster
         .iter()
         .enumerate()
-        .map(|(k, &c)| (r.keys[k], person[roots[c as usize] as usize]))
+        .map(|(k, &c)| (p.r.keys[k], person[roots[c as usize] as usize]))
         .collect();
     map.sort_unstable();
-    summary.persons = persons;
-    // Persons holding more than one valid NHS number (counted from the rows, not
-    // assumed from the guard).
-    let mut held: Vec<(u32, u32)> = (0..n)
+    map
+}
+
+/// Persons holding more than one valid NHS number, and persons whose rows hold
+/// incompatible dates of birth, counted from the rows (not assumed from the guard,
+/// whose sets leave accepted outliers out).
+fn count_guard_outcomes(p: &Prepared, roots: &[u32], same_year: bool, summary: &mut LinkSummary) {
+    let r = &p.r;
+    let root_of = |i: usize| roots[p.cluster[i] as usize];
+    let mut held: Vec<(u32, u32)> = (0..r.len())
         .filter(|&i| r.nhs[i] != NONE)
-        .map(|i| (roots[p.cluster[i] as usize], r.nhs[i]))
+        .map(|i| (root_of(i), r.nhs[i]))
         .collect();
     held.sort_unstable();
     held.dedup();
@@ -495,11 +561,9 @@ pub async fn link(
         .filter(|g| g.len() > 1)
         .count();
     drop(held);
-    // Persons whose rows hold incompatible dates of birth (from the rows: the guard's
-    // sets leave accepted outliers out).
-    let mut dobs: Vec<(u32, u32)> = (0..n)
+    let mut dobs: Vec<(u32, u32)> = (0..r.len())
         .filter(|&i| r.dob[i] != 0)
-        .map(|i| (roots[p.cluster[i] as usize], r.dob[i]))
+        .map(|i| (root_of(i), r.dob[i]))
         .collect();
     dobs.sort_unstable();
     dobs.dedup();
@@ -510,38 +574,39 @@ pub async fn link(
                 .any(|x| g.iter().any(|y| !dob_compatible(x.1, y.1, same_year)))
         })
         .count();
-    drop(dobs);
-    tiers(&p, &roots, &mut summary);
-    ethnicity(&p, &roots, &mut summary);
-    // Survivorship over each person's rows.
+}
+
+/// Survivorship over each person's rows: the spine's persons (and their addresses when
+/// a postcode lookup is given).
+async fn survivorship(
+    out: &Path,
+    p: &Prepared,
+    s: &LinkageSettings,
+    roots: &[u32],
+    person: &[u128],
+    lookup: Option<&std::collections::HashMap<String, String>>,
+) -> Result<(spine::Persons, spine::AddressPeriods), String> {
+    let r = &p.r;
     let latest = spine::latest_registration(out, r).await?;
-    let mut person_index = vec![NONE; nc];
-    let mut person_keys = Vec::with_capacity(persons);
-    for c in 0..nc {
-        if roots[c] as usize == c {
+    let mut person_index = vec![NONE; roots.len()];
+    let mut person_keys = Vec::new();
+    for (c, &root) in roots.iter().enumerate() {
+        if root as usize == c {
             person_index[c] = person_keys.len() as u32;
             person_keys.push(person[c]);
         }
     }
-    let person_of_row: Vec<u32> = (0..n)
+    let person_of_row: Vec<u32> = (0..r.len())
         .map(|i| person_index[roots[p.cluster[i] as usize] as usize])
         .collect();
-    let (people, addresses) = spine::survive(
+    Ok(spine::survive(
         r,
         &person_of_row,
         &person_keys,
         &s.survivorship,
         &latest,
         lookup,
-    );
-    Ok(Linked {
-        persons: people,
-        addresses: lookup.map(|_| addresses),
-        map,
-        summary,
-        review,
-        model: p.model,
-    })
+    ))
 }
 
 /// Score every candidate pair the blocking rules yield (each pair once, of the kind the
@@ -867,8 +932,7 @@ pub async fn explain_match(
 /// Rows a written record batch holds at most.
 const BATCH_ROWS: usize = 65_536;
 
-/// Write record batches as one Parquet file, through a temporary file renamed into
-/// place (a reader sees the old file or the new one, never half of one).
+/// Write record batches as one Parquet file, atomically (`store::write_parquet`).
 pub(crate) fn write_parquet(
     path: &Path,
     schema: datafusion::arrow::datatypes::SchemaRef,
@@ -876,19 +940,9 @@ pub(crate) fn write_parquet(
         Item = Result<datafusion::arrow::array::RecordBatch, datafusion::arrow::error::ArrowError>,
     >,
 ) -> Result<(), String> {
-    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
-    if let Some(d) = path.parent() {
-        std::fs::create_dir_all(d).map_err(|e| at(&e))?;
-    }
-    let tmp = path.with_extension("parquet.tmp");
-    let f = std::fs::File::create(&tmp).map_err(|e| at(&e))?;
-    let mut w =
-        datafusion::parquet::arrow::ArrowWriter::try_new(f, schema, None).map_err(|e| at(&e))?;
-    for b in batches {
-        w.write(&b.map_err(|e| at(&e))?).map_err(|e| at(&e))?;
-    }
-    w.close().map_err(|e| at(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| at(&e))
+    crate::store::write_parquet(path, schema, batches)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// Write the link map as Parquet (`candidate_key, person_key`).

@@ -145,7 +145,21 @@ pub fn level(spec: &ComparisonSpec, col: Col, cx: &Context, i: usize, j: usize) 
     if a == NONE || b == NONE {
         return (MISSING, NONE);
     }
-    level_of_values(spec, col, r, a, b)
+    let (l, v) = level_of_values(spec, col, r, a, b);
+    match spec.levels.iter().position(|x| *x == Level::NamesSwapped) {
+        Some(p) if (l as usize) > p && names_swapped(r, col, i, j) => (p as u8, NONE),
+        _ => (l, v),
+    }
+}
+
+/// Given and family names the other way round on rows `i` and `j` (names share one
+/// interner, so the ids compare across the two columns).
+fn names_swapped(r: &Records, col: Col, i: usize, j: usize) -> bool {
+    if !matches!(col, Col::Given | Col::Family) {
+        return false;
+    }
+    let (gi, fi, gj, fj) = (r.given[i], r.family[i], r.given[j], r.family[j]);
+    gi != NONE && fi != NONE && gi != fi && gi == fj && fi == gj
 }
 
 /// Days since 1970-01-01 of a yyyymmdd date.
@@ -808,6 +822,50 @@ mod tests {
         assert!(one_edit("9434765919", "9434765918"));
         assert!(one_edit("9434765919", "9434756919"));
         assert!(!one_edit("9434765919", "9434756918"));
+    }
+
+    #[test]
+    fn names_recorded_the_other_way_round_reach_the_swap_level() {
+        let mut r = Records::default();
+        for (g, f) in [
+            ("OLIVER", "HARGREAVES"),
+            ("HARGREAVES", "OLIVER"),
+            ("OLIVER", "OLIVER"),
+        ] {
+            let (g, f) = (r.names.id(g), r.names.id(f));
+            r.given.push(g);
+            r.family.push(f);
+        }
+        r.name_soundex = vec![NONE; r.names.len()];
+        r.name_groups = vec![Box::new([]); r.names.len()];
+        let spec = ComparisonSpec {
+            field: Field::GivenName,
+            levels: vec![Level::Exact, Level::NamesSwapped, Level::JaroWinkler(0.9)],
+            term_frequency: false,
+            history: false,
+        };
+        let cx = Context {
+            r: &r,
+            cluster: &[0, 1, 2],
+            offsets: &[0, 0, 0, 0],
+            history: &[],
+        };
+        assert_eq!(level(&spec, Col::Given, &cx, 0, 1).0, 1, "swapped");
+        assert_eq!(
+            level(&spec, Col::Family, &cx, 0, 1).0,
+            1,
+            "swapped, seen from the family name"
+        );
+        assert_eq!(
+            level(&spec, Col::Given, &cx, 0, 2).0,
+            0,
+            "equal given names are exact"
+        );
+        assert_eq!(
+            level(&spec, Col::Given, &cx, 1, 2).0,
+            3,
+            "one name in common is not a swap"
+        );
     }
 
     #[test]

@@ -226,30 +226,31 @@ fn pick(
         .map(|&i| i as usize)
         .filter(|&i| value(i) != 0 && value(i) != NONE);
     let provider = |i: usize| r.providers.text(r.provider[i] as u32);
+    // Ties go to the earliest row: rows are in canonical (content) order, value ids
+    // (postcodes are interned) are not.
     match rule {
         Rule::MostFrequent => {
-            let mut vals: Vec<u32> = present.clone().map(value).collect();
-            vals.sort_unstable();
-            let best =
-                vals.chunk_by(|a, b| a == b)
-                    .fold(None::<(usize, u32)>, |acc, g| match acc {
-                        Some((n, _)) if n >= g.len() => acc,
-                        _ => Some((g.len(), g[0])),
-                    })?;
-            present.clone().find(|&i| value(i) == best.1)
+            // Ties go to the value of the earliest row in the records' canonical (content)
+            // order, not to the value's id, which depends on the order files arrived in.
+            let mut count: HashMap<u32, usize> = HashMap::new();
+            for i in present.clone() {
+                *count.entry(value(i)).or_default() += 1;
+            }
+            let most = count.values().copied().max()?;
+            present.clone().find(|&i| count[&value(i)] == most)
         }
         Rule::SourceRank { .. } => present.min_by(|&a, &b| {
             (
                 !r.registered[a],
                 rank[r.provider[a] as usize],
                 provider(a),
-                value(a),
+                a,
             )
                 .cmp(&(
                     !r.registered[b],
                     rank[r.provider[b] as usize],
                     provider(b),
-                    value(b),
+                    b,
                 ))
         }),
         Rule::MostRecent => present.min_by(|&a, &b| {
@@ -257,18 +258,16 @@ fn pick(
                 std::cmp::Reverse(latest(a)),
                 !r.registered[a],
                 provider(a),
-                value(a),
+                a,
             )
                 .cmp(&(
                     std::cmp::Reverse(latest(b)),
                     !r.registered[b],
                     provider(b),
-                    value(b),
+                    b,
                 ))
         }),
-        Rule::FirstNonNull => {
-            present.min_by(|&a, &b| (provider(a), value(a)).cmp(&(provider(b), value(b))))
-        }
+        Rule::FirstNonNull => present.min_by(|&a, &b| (provider(a), a).cmp(&(provider(b), b))),
     }
 }
 
@@ -342,9 +341,11 @@ pub fn survive(
             &latest_of,
         );
         out.dob.push(dob.map(|i| r.dob[i]).unwrap_or(0));
+        // Postcode ids start at 0, which `pick` reads as missing: shift them by one
+        // (NONE wraps to 0, missing).
         let pc = pick(
             rows,
-            &|i| r.postcode[i],
+            &|i| r.postcode[i].wrapping_add(1),
             &s.postcode,
             r,
             &ranks[3],

@@ -274,6 +274,11 @@ pub struct QualityRule {
     /// The canonical field the rule checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Instead of `field`: a declared source column the rule checks as read (text,
+    /// before any mapping), e.g. an ODS practice code the canonical entity has no field
+    /// for. Only for rules that take `field` and can check text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
     /// Fields, for multi-field rules (`unique`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,

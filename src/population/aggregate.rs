@@ -12,7 +12,7 @@ use super::stats::{self, Estimate, StandardPopulation};
 use super::uec::{ARRIVALS, Attendance, DEPARTURES, EVENT_MEASURES};
 use crate::disclosure::{
     Cell, CellRef, CountTable, DisclosureError, DisclosurePolicy, Suppression, protect_breakdown,
-    protect_with, rate_publishable,
+    protect_breakdown_preferring, protect_preferring, protect_with, rate_publishable,
 };
 
 /// One published value.
@@ -341,17 +341,11 @@ pub fn population(c: &Context, b: &Breakdown) -> Result<Vec<Row>, DisclosureErro
         measure: "population",
         breakdown: &b.name,
     };
-    let mut rows = Vec::new();
-    for (g, cell) in b
-        .groups
-        .iter()
-        .map(String::as_str)
-        .chain([ALL])
-        .zip(cells.iter().chain([&total]))
-    {
-        rows.push(out.count(g, None, *cell, "persons"));
-    }
-    Ok(rows)
+    let all: Vec<Cell> = cells.iter().copied().chain([total]).collect();
+    Ok(slots(b)
+        .into_iter()
+        .map(|(i, g)| out.count(g, None, all[i], "persons"))
+        .collect())
 }
 
 struct Out<'a> {
@@ -445,6 +439,21 @@ fn by_band(c: &Context, b: &Breakdown, num: impl Fn(&Person) -> u64) -> Vec<(Vec
 
 type Pops<'a> = (&'a [Cell], Cell);
 
+/// Groups whose population is suppressed: their rates are unpublishable anyway, so
+/// secondary suppression takes their counts first.
+fn dead(pops: &[Cell]) -> Vec<bool> {
+    pops.iter().map(|c| c.is_suppressed()).collect()
+}
+
+/// The slots a breakdown publishes: each group, then the total; breakdown `all` has
+/// only the total (its one group is the total).
+fn slots(b: &Breakdown) -> Vec<(usize, &str)> {
+    let groups = b.groups.iter().map(String::as_str).chain([ALL]).enumerate();
+    groups
+        .filter(|(i, _)| b.name != "all" || *i == b.groups.len())
+        .collect()
+}
+
 fn proportion(
     c: &Context,
     out: &Out,
@@ -454,13 +463,13 @@ fn proportion(
     pc: Pops,
 ) -> Result<Vec<Row>, DisclosureError> {
     let counts = group_counts(c.frame, b, |p| u64::from(f(p)));
-    let (cells, total) = protect_breakdown(c.policy, &counts, Some(pops))?;
+    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, Some(pops), &dead(pc.0))?;
     let bands = by_band(c, b, |p| u64::from(f(p)));
     let weights = c.esp.weights();
     let mut rows = Vec::new();
     let all_counts: u64 = counts.iter().sum();
     let all_pops: u64 = pops.iter().sum();
-    for (i, g) in b.groups.iter().map(String::as_str).chain([ALL]).enumerate() {
+    for (i, g) in slots(b) {
         let (cell, pop, n, d) = if i < b.groups.len() {
             (cells[i], pc.0[i], counts[i], pops[i])
         } else {
@@ -500,12 +509,12 @@ fn events(
     pc: Pops,
 ) -> Result<Vec<Row>, DisclosureError> {
     let counts = group_counts(c.frame, b, |p| p.events[k]);
-    let (cells, total) = protect_breakdown(c.policy, &counts, None)?;
+    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, None, &dead(pc.0))?;
     let bands = by_band(c, b, |p| p.events[k]);
     let weights = c.esp.weights();
     let mut rows = Vec::new();
     let (all_counts, all_pops): (u64, u64) = (counts.iter().sum(), pops.iter().sum());
-    for (i, g) in b.groups.iter().map(String::as_str).chain([ALL]).enumerate() {
+    for (i, g) in slots(b) {
         let (cell, pop, n, d) = if i < b.groups.len() {
             (cells[i], pc.0[i], counts[i], pops[i])
         } else {
@@ -540,17 +549,22 @@ fn cost(c: &Context, out: &Out, b: &Breakdown, pops: &[u64], pc: Pops) -> Vec<Ro
     let settings = &c.frame.settings;
     let groups = b.groups.len();
     let mut sums = vec![vec![0.0f64; settings.len() + 1]; groups + 1];
+    // Persons with any cost, per slot and setting: a total of 1–7 persons' costs is
+    // suppressed like their count.
+    let mut payers = vec![vec![0u64; settings.len() + 1]; groups + 1];
     for (p, g) in c.frame.persons.iter().zip(&b.of) {
         for slot in [*g, groups] {
             for (s, v) in p.cost.iter().enumerate() {
                 sums[slot][s] += v;
                 sums[slot][settings.len()] += v;
+                payers[slot][s] += u64::from(*v > 0.0);
             }
+            payers[slot][settings.len()] += u64::from(p.cost.iter().any(|v| *v > 0.0));
         }
     }
     let all_pops: u64 = pops.iter().sum();
     let mut rows = Vec::new();
-    for (i, g) in b.groups.iter().map(String::as_str).chain([ALL]).enumerate() {
+    for (i, g) in slots(b) {
         let (pop, d) = if i < groups {
             (pc.0[i], pops[i])
         } else {
@@ -570,6 +584,8 @@ fn cost(c: &Context, out: &Out, b: &Breakdown, pops: &[u64], pc: Pops) -> Vec<Ro
                 let mut r = out.row(g, cat, stat, unit);
                 if pop.is_suppressed() {
                     r.status = "suppressed_rate";
+                } else if c.policy.is_small(payers[i][s]) {
+                    r.status = "suppressed_primary";
                 } else {
                     r.value = Some((v * 100.0).round() / 100.0);
                 }
@@ -619,7 +635,16 @@ fn partition(
         .map(|(g, _)| (CellRef::ColTotal(g), Suppression::Linked))
         .collect();
     let table = CountTable::two_way(cats.len(), groups, counts.to_vec());
-    let t = protect_with(c.policy, &table, &forced)?;
+    // Cells of a group whose total is suppressed have no publishable share: take them first.
+    let prefer: Vec<CellRef> = forced
+        .iter()
+        .filter_map(|(at, _)| match at {
+            CellRef::ColTotal(g) => Some(*g),
+            _ => None,
+        })
+        .flat_map(|g| (0..cats.len()).map(move |k| CellRef::Interior(k, g)))
+        .collect();
+    let t = protect_preferring(c.policy, &table, &forced, &prefer)?;
     let col_total = |g: usize| (0..cats.len()).map(|k| counts[k * groups + g]).sum::<u64>();
     for (k, cat) in cats.iter().enumerate() {
         for (g, name) in b.groups.iter().enumerate() {

@@ -24,7 +24,7 @@ pub const DEFAULT_ACSC: &str = include_str!("../../reference/codelists/acsc_chro
 pub const ESP2013: &str = include_str!("../../reference/population/esp2013.csv");
 
 /// How one ICS segments its population and publishes population-health aggregates.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PopulationSettings {
     /// The as-of date of the aggregates (YYYY-MM-DD); default `risk.as_of.score`.
@@ -72,6 +72,25 @@ pub struct PopulationSettings {
     /// Small-number suppression, rounding and secondary suppression of every aggregate.
     #[serde(default)]
     pub disclosure: DisclosurePolicy,
+}
+
+impl Default for PopulationSettings {
+    fn default() -> Self {
+        PopulationSettings {
+            as_of: None,
+            segmentations: None,
+            flags: None,
+            segmentations_file: None,
+            measures: None,
+            breakdowns: None,
+            tariff: None,
+            acsc_codelist: None,
+            low_acuity_codes: default_low_acuity(),
+            admitted_discharge_codes: default_admitted(),
+            ambulance_arrival_codes: Vec::new(),
+            disclosure: DisclosurePolicy::default(),
+        }
+    }
 }
 
 fn default_low_acuity() -> Vec<String> {

@@ -43,6 +43,7 @@ fn contract() -> Vec<(&'static str, Vec<(&'static str, DataType)>)> {
             vec![
                 ("person_key", Utf8),
                 ("code_normalised", Utf8),
+                ("code_original", Utf8),
                 ("position", Utf8),
                 ("diagnosis_date", Date32),
             ],

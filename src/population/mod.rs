@@ -242,7 +242,9 @@ impl Stage {
     /// settings with any problem, the first named.
     pub fn load(out: &Path, ics: Option<&crate::ics::Ics>) -> Result<Stage, PopulationError> {
         let risk = crate::risk::Stage::load(out, ics)?;
-        let settings = ics.map(|i| i.file.population.clone()).unwrap_or_default();
+        let settings = ics
+            .and_then(|i| i.file.population.clone())
+            .unwrap_or_default();
         if let Some(e) = check(
             &settings,
             &risk.dir,
@@ -475,6 +477,7 @@ fn persons_batch(stage: &Stage, frame: &frame::Frame) -> Result<RecordBatch, Pop
     let mut fields = vec![
         Field::new("person_key", DataType::Utf8, false),
         Field::new("as_of_date", DataType::Date32, false),
+        Field::new("age", DataType::Float64, false),
         Field::new("age_band", DataType::Utf8, false),
         Field::new("sex", DataType::Utf8, false),
         Field::new("imd_quintile", DataType::Utf8, false),
@@ -490,6 +493,7 @@ fn persons_batch(stage: &Stage, frame: &frame::Frame) -> Result<RecordBatch, Pop
     let mut cols: Vec<ArrayRef> = vec![
         strings(p.iter().map(|x| Some(x.key.as_str()))),
         Arc::new(Date32Array::from_iter_values(p.iter().map(|_| day))),
+        floats(p.iter().map(|x| Some(x.age as f64))),
         strings(p.iter().map(|x| Some(frame::age_band(x.age)))),
         strings(p.iter().map(|x| Some(x.sex.as_str()))),
         Arc::new(StringArray::from_iter_values(

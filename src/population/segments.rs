@@ -237,7 +237,7 @@ fn decide(
     }
     if let Some(((a, b), count)) = overlaps.iter().next() {
         return Err(PopulationError::Segmentation(format!(
-            "segmentation `{}` is exclusive but segments `{}` and `{}` overlap: {count} persons satisfy both rules ({} persons in overlaps in all); make the rules disjoint or use `mode: priority`",
+            "[ONB0945] segmentation `{}` is exclusive but segments `{}` and `{}` overlap: {count} persons satisfy both rules ({} persons in overlaps in all); make the rules disjoint or use `mode: priority`",
             s.name,
             s.segments[*a].name,
             s.segments[*b].name,
@@ -246,7 +246,7 @@ fn decide(
     }
     if gaps > 0 {
         return Err(PopulationError::Segmentation(format!(
-            "segmentation `{}` leaves {gaps} of {n} persons in no segment; add a segment with `otherwise: true` (priority mode) or widen the rules",
+            "[ONB0945] segmentation `{}` leaves {gaps} of {n} persons in no segment; add a segment with `otherwise: true` (priority mode) or widen the rules",
             s.name
         )));
     }

@@ -98,7 +98,7 @@ pub async fn count(
 }
 
 fn is_acsc(code: &str, prefixes: &HashSet<String>) -> bool {
-    (3..=code.len().min(4)).any(|n| prefixes.contains(&code[..n]))
+    (3..=4).any(|n| code.get(..n).is_some_and(|p| prefixes.contains(p)))
 }
 
 /// Primary diagnoses (position 1) by person and day.
@@ -111,7 +111,7 @@ async fn primary_diagnoses(
         ctx,
         "primary diagnoses",
         &format!(
-            "SELECT person_key, diagnosis_date AS d, upper(code_normalised) AS code FROM pop_diagnosis WHERE trim(position) = '1' AND diagnosis_date > DATE '{}' AND diagnosis_date <= DATE '{}'",
+            "SELECT person_key, diagnosis_date AS d, upper(COALESCE(code_normalised, icd10_normalise(code_original))) AS code FROM pop_diagnosis WHERE trim(position) = '1' AND diagnosis_date > DATE '{}' AND diagnosis_date <= DATE '{}'",
             lo.format("%Y-%m-%d"),
             hi.format("%Y-%m-%d")
         ),

@@ -111,26 +111,51 @@ pub fn markdown(a: &Artefact) -> String {
     s
 }
 
+/// The subgroup table, its counts through the one disclosure control (`crate::disclosure`):
+/// counts of 1–7 suppressed (`*`), others rounded to 5, secondary suppression within each
+/// breakdown, rates from suppressed counts suppressed.
 fn subgroups_md(s: &mut String, e: &Evaluation) {
     let _ = writeln!(
         s,
-        "\n### By subgroup\n\nRecall@5 % is the share of the group's admitted people who were in the overall top 5 %.\n\n| breakdown | group | persons | admitted | AUROC | recall@5 % | mean predicted | observed |\n|---|---|---|---|---|---|---|---|"
+        "\n### By subgroup\n\nRecall@5 % is the share of the group's admitted people who were in the overall top 5 %. Counts are disclosure-controlled (1–7 suppressed as `*`, others rounded to 5).\n\n| breakdown | group | persons | admitted | AUROC | recall@5 % | mean predicted | observed |\n|---|---|---|---|---|---|---|---|"
     );
-    for g in &e.subgroups {
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            g.breakdown,
-            g.group,
-            g.persons,
-            g.events,
-            g.auroc
-                .map(|v| format!("{v:.3}"))
-                .unwrap_or_else(|| "–".into()),
-            g.recall_at_5.map(pct).unwrap_or_else(|| "–".into()),
-            pct(g.mean_predicted),
-            pct(g.observed_rate)
-        );
+    let policy = crate::disclosure::DisclosurePolicy::default();
+    let mut breakdowns: Vec<&str> = e.subgroups.iter().map(|g| g.breakdown.as_str()).collect();
+    breakdowns.dedup();
+    for b in breakdowns {
+        let groups: Vec<_> = e.subgroups.iter().filter(|g| g.breakdown == b).collect();
+        let persons: Vec<u64> = groups.iter().map(|g| g.persons as u64).collect();
+        let events: Vec<u64> = groups.iter().map(|g| g.events as u64).collect();
+        let shown =
+            |c: crate::disclosure::Cell| c.value().map_or("*".to_string(), |v| v.to_string());
+        let (Ok((pc, _)), Ok((ec, _))) = (
+            crate::disclosure::protect_breakdown(&policy, &persons, None),
+            crate::disclosure::protect_breakdown(&policy, &events, Some(&persons)),
+        ) else {
+            continue;
+        };
+        for (i, g) in groups.iter().enumerate() {
+            let ok = crate::disclosure::rate_publishable(ec[i], pc[i]);
+            let rate = |v: Option<String>| {
+                if ok {
+                    v.unwrap_or_else(|| "–".into())
+                } else {
+                    "*".into()
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                g.breakdown,
+                g.group,
+                shown(pc[i]),
+                shown(ec[i]),
+                rate(g.auroc.map(|v| format!("{v:.3}"))),
+                rate(g.recall_at_5.map(pct)),
+                rate(Some(pct(g.mean_predicted))),
+                rate(Some(pct(g.observed_rate)))
+            );
+        }
     }
 }
 

@@ -10,44 +10,60 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
 use super::RiskError;
 use super::features::{FeatureColumn, OUTCOME};
 use super::model::Matrix;
+use crate::store::{DirSwap, ParquetFile};
 
-/// Write batches as `dir/part-0.parquet`, replacing `dir` whole: written into a sibling
-/// temporary directory, then renamed over the old one.
+/// Write batches as `dir/part-0.parquet`, replacing `dir` whole.
 pub fn write_dir(dir: &Path, batches: &[RecordBatch]) -> Result<(), RiskError> {
-    let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| RiskError::file(parent, e))?;
-    let name = dir
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let old = parent.join(format!(".{name}.old-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
     let schema = match batches.first() {
         Some(b) => b.schema(),
-        None => {
-            return Err(RiskError::Data(format!(
-                "no rows to write to {}",
-                dir.display()
-            )));
-        }
+        None => return Err(no_rows(dir)),
     };
-    crate::link::write_parquet(
-        &tmp.join("part-0.parquet"),
-        schema,
-        batches.iter().cloned().map(Ok),
-    )
-    .map_err(|e| RiskError::file(&tmp, e))?;
-    if dir.exists() {
-        std::fs::rename(dir, &old).map_err(|e| RiskError::file(dir, e))?;
+    let swap = DirSwap::begin(dir)?;
+    let mut f = ParquetFile::create(&swap.path().join("part-0.parquet"), schema, None)?;
+    for b in batches {
+        f.write(b)?;
     }
-    std::fs::rename(&tmp, dir).map_err(|e| RiskError::file(dir, e))?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
+    f.finish()?;
+    Ok(swap.commit()?)
+}
+
+fn no_rows(dir: &Path) -> RiskError {
+    RiskError::Data(format!("no rows to write to {}", dir.display()))
+}
+
+/// What streaming one table to disk wrote.
+pub struct StreamWritten {
+    pub rows: usize,
+    /// Rows whose outcome is true (when the table has the outcome column).
+    pub outcomes: usize,
+}
+
+/// Stream a query's batches to `dir/part-0.parquet` as they come (memory bounded by the
+/// plan, not by the table), replacing `dir` whole once the last batch is written.
+pub async fn write_stream(
+    dir: &Path,
+    mut stream: SendableRecordBatchStream,
+) -> Result<StreamWritten, RiskError> {
+    let swap = DirSwap::begin(dir)?;
+    let mut f = ParquetFile::create(&swap.path().join("part-0.parquet"), stream.schema(), None)?;
+    let mut outcomes = 0;
+    while let Some(b) = stream.next().await {
+        let b = b?;
+        outcomes += count_true(std::slice::from_ref(&b), OUTCOME);
+        f.write(&b)?;
+    }
+    let rows = f.finish()? as usize;
+    if rows == 0 {
+        return Err(no_rows(dir));
+    }
+    swap.commit()?;
+    Ok(StreamWritten { rows, outcomes })
 }
 
 /// Rows whose boolean column `name` is true.
@@ -87,13 +103,24 @@ impl Dataset {
     }
 }
 
-/// Read `gold/features/as_of=<date>/` as a dataset over `columns`.
+/// Which columns beyond the model inputs and labels a caller reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Inputs, labels and breakdown columns (training, validation).
+    Fitting,
+    /// Also the evidence behind each feature (scoring and explaining).
+    Explaining,
+}
+
+/// Read `gold/features/as_of=<date>/` as a dataset over `columns`. Model inputs are held
+/// once, in `x`; `numeric` holds the other numeric columns.
 pub async fn load(
     ctx: &SessionContext,
     dir: &Path,
     as_of: NaiveDate,
     columns: &[FeatureColumn],
     inputs: &[String],
+    need: Need,
 ) -> Result<Dataset, RiskError> {
     if !dir.is_dir() {
         return Err(RiskError::Data(format!(
@@ -109,60 +136,74 @@ pub async fn load(
         .await?
         .collect()
         .await?;
+    let person_keys: Vec<String> = strings(&batches, "person_key", dir)?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
     let mut d = Dataset {
         as_of,
-        person_keys: strings(&batches, "person_key", dir)?
-            .into_iter()
-            .map(Option::unwrap_or_default)
-            .collect(),
         x: Matrix {
-            names: Vec::new(),
-            rows: 0,
-            data: Vec::new(),
+            names: inputs.to_vec(),
+            rows: person_keys.len(),
+            data: vec![0.0; person_keys.len() * inputs.len()],
         },
+        person_keys,
         numeric: BTreeMap::new(),
-        y: None,
+        y: labels(&batches),
         text: BTreeMap::new(),
         evidence: BTreeMap::new(),
     };
     for c in columns {
-        if c.numeric {
-            d.numeric
-                .insert(c.name.clone(), floats(&batches, &c.name, dir)?);
-        } else {
-            d.text
-                .insert(c.name.clone(), strings(&batches, &c.name, dir)?);
-        }
-        if c.evidence {
-            let ev = format!("ev_{}", c.name);
-            d.evidence
-                .insert(c.name.clone(), strings(&batches, &ev, dir)?);
-        }
+        read_column(&mut d, &batches, c, need, dir)?;
     }
-    d.y = labels(&batches);
-    d.x = matrix(&d, inputs, dir)?;
+    if let Some(missing) = inputs
+        .iter()
+        .find(|n| !columns.iter().any(|c| &c.name == *n && c.numeric))
+    {
+        return Err(RiskError::Data(format!(
+            "{}: the model needs feature `{missing}`, which these features do not have",
+            dir.display()
+        )));
+    }
     Ok(d)
 }
 
-fn matrix(d: &Dataset, inputs: &[String], dir: &Path) -> Result<Matrix, RiskError> {
-    let rows = d.len();
-    let mut data = vec![0.0; rows * inputs.len()];
-    for (j, name) in inputs.iter().enumerate() {
-        let col = d.numeric.get(name).ok_or_else(|| {
-            RiskError::Data(format!(
-                "{}: the model needs feature `{name}`, which these features do not have",
-                dir.display()
-            ))
-        })?;
-        for (i, v) in col.iter().enumerate() {
-            data[i * inputs.len() + j] = *v;
+fn read_column(
+    d: &mut Dataset,
+    batches: &[RecordBatch],
+    c: &FeatureColumn,
+    need: Need,
+    dir: &Path,
+) -> Result<(), RiskError> {
+    if !c.numeric {
+        d.text
+            .insert(c.name.clone(), strings(batches, &c.name, dir)?);
+    } else if let Some(j) = d.x.names.iter().position(|n| n == &c.name) {
+        let k = d.x.names.len();
+        for (i, v) in floats(batches, &c.name, dir)?.into_iter().enumerate() {
+            d.x.data[i * k + j] = v;
         }
+    } else {
+        d.numeric
+            .insert(c.name.clone(), floats(batches, &c.name, dir)?);
     }
-    Ok(Matrix {
-        names: inputs.to_vec(),
-        rows,
-        data,
-    })
+    if c.evidence && need == Need::Explaining {
+        let ev = format!("ev_{}", c.name);
+        d.evidence
+            .insert(c.name.clone(), strings(batches, &ev, dir)?);
+    }
+    Ok(())
+}
+
+impl Dataset {
+    /// A numeric column by name, whether a model input or not.
+    pub fn numeric_column(&self, name: &str) -> Option<Vec<f64>> {
+        if let Some(v) = self.numeric.get(name) {
+            return Some(v.clone());
+        }
+        let j = self.x.names.iter().position(|n| n == name)?;
+        Some((0..self.x.rows).map(|i| self.x.row(i)[j]).collect())
+    }
 }
 
 fn column<'a>(

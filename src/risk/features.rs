@@ -391,7 +391,8 @@ fn add_condition(
                 list.join(", ")
             ));
             p.conditions.push(format!(
-                "string_agg(DISTINCT CASE WHEN codelist IN ({}) THEN codelist END, ';') AS ev_{n}",
+                // Sorted, so the evidence is the same text on every run.
+                "NULLIF(array_to_string(array_sort(array_agg(DISTINCT CASE WHEN codelist IN ({}) THEN codelist END)), ';'), '') AS ev_{n}",
                 list.join(", ")
             ));
             numeric_from(p, s, "cond", "condition_count");

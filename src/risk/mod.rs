@@ -53,6 +53,8 @@ pub enum RiskError {
     Data(String),
     #[error(transparent)]
     Engine(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl RiskError {
@@ -77,6 +79,8 @@ pub struct Stage {
     /// The last date the data cover.
     pub reference: NaiveDate,
     pub as_of: ResolvedAsOf,
+    /// The memory pool and parallelism of the feature plans (`engine:` of the ICS file).
+    pub engine: crate::ics::EngineSettings,
 }
 
 impl Stage {
@@ -91,6 +95,7 @@ impl Stage {
             ),
             None => (RiskSettings::default(), out.to_path_buf(), None),
         };
+        let engine = ics.map(|i| i.file.engine.clone()).unwrap_or_default();
         let reference = match ref_text {
             Some(t) => parse_date(&t).ok_or_else(|| {
                 RiskError::Data(format!("reference_date `{t}` is not YYYY-MM-DD"))
@@ -115,6 +120,7 @@ impl Stage {
             codelists,
             reference,
             as_of,
+            engine,
         })
     }
 
@@ -122,9 +128,12 @@ impl Stage {
         self.out.join("gold")
     }
 
-    /// A session with the spine, IMD and code lists registered.
+    /// A session with the spine, IMD and code lists registered, its operators held to
+    /// `engine.memory_limit` and spilling under the run directory's `.spill/`.
     pub async fn session(&self) -> Result<SessionContext, RiskError> {
-        let ctx = crate::engine::planning_context();
+        let spill = self.out.join(".spill");
+        let ctx = crate::engine::bounded_context(&self.engine, &spill)
+            .map_err(|e| RiskError::file(&spill, e))?;
         spine::register(&ctx, &self.out, &self.codelists).await?;
         Ok(ctx)
     }
@@ -140,9 +149,7 @@ impl Stage {
     }
 }
 
-pub fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
-}
+pub use config::parse_date;
 
 fn run_reference_date(out: &Path) -> Result<NaiveDate, RiskError> {
     let path = out.join("run.json");
@@ -218,11 +225,11 @@ pub async fn write_features(
     let mut out = Vec::new();
     for d in dates {
         let q = feature_query(stage, &ctx, *d).await?;
-        let batches = ctx.sql(&q.sql).await?.collect().await?;
         let dir = features_dir(&stage.out, *d);
-        let persons = batches.iter().map(|b| b.num_rows()).sum();
-        let with_outcome = dataset::count_true(&batches, features::OUTCOME);
-        dataset::write_dir(&dir, &batches)?;
+        let stream = ctx.sql(&q.sql).await?.execute_stream().await?;
+        let written = dataset::write_stream(&dir, stream).await?;
+        let persons = written.rows;
+        let with_outcome = written.outcomes;
         out.push(FeaturesWritten {
             as_of: *d,
             persons,

@@ -68,7 +68,7 @@ pub async fn score(
     let a = super::train::read_artefact(&stage.out, version)?;
     let as_of = as_of.unwrap_or(stage.as_of.score);
     let names: Vec<String> = a.features.iter().map(|f| f.name.clone()).collect();
-    let d = load_dataset(stage, as_of, &names).await?;
+    let d = load_dataset(stage, as_of, &names, super::dataset::Need::Explaining).await?;
     let x = reorder(&d, a.model.feature_names())?;
     let scored = score_rows(&a, &x, &stage.settings.bands)?;
     let max_err = scored

@@ -65,6 +65,20 @@ pub struct Validation {
 pub struct Registry {
     pub champion: Option<String>,
     pub versions: Vec<RegistryEntry>,
+    /// Every change of the version that scores (`onboard refresh`, `onboard promote`),
+    /// oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promotions: Vec<Promotion>,
+}
+
+/// One promotion: `version` became the champion (replacing `previous`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Promotion {
+    pub version: String,
+    pub previous: Option<String>,
+    /// The data date (extract date) it was promoted at.
+    pub as_of: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,10 +155,11 @@ pub async fn load_dataset(
     stage: &Stage,
     as_of: NaiveDate,
     inputs: &[String],
+    need: dataset::Need,
 ) -> Result<Dataset, RiskError> {
     let ctx = crate::engine::planning_context();
     let dir = super::features_dir(&stage.out, as_of);
-    dataset::load(&ctx, &dir, as_of, &columns(stage)?, inputs).await
+    dataset::load(&ctx, &dir, as_of, &columns(stage)?, inputs, need).await
 }
 
 /// What every model of one training run shares.
@@ -206,7 +221,7 @@ async fn prepare(stage: &Stage) -> Result<Fitting<'_>, RiskError> {
         .filter(|d| !inputs.contains(d))
         .cloned()
         .collect();
-    let valid = load_dataset(stage, stage.as_of.validate, &inputs).await?;
+    let valid = load_dataset(stage, stage.as_of.validate, &inputs, dataset::Need::Fitting).await?;
     let valid_y = valid.y.clone().ok_or_else(|| {
         RiskError::Data(format!(
             "validation as-of {}: its {}-day outcome window is not yet in the data",
@@ -268,9 +283,7 @@ impl Fitting<'_> {
 /// Breakdowns for subgroup performance: IMD quintile, ethnic group, sex, age band.
 pub fn breakdowns(d: &Dataset) -> Vec<(&'static str, Vec<String>)> {
     let num = |n: &str| {
-        d.numeric
-            .get(n)
-            .cloned()
+        d.numeric_column(n)
             .unwrap_or_else(|| vec![f64::NAN; d.len()])
     };
     let txt = |n: &str| -> Vec<String> {
@@ -360,7 +373,7 @@ async fn training_rows(stage: &Stage, inputs: &[String]) -> Result<(Matrix, Vec<
     };
     let mut y = Vec::new();
     for d in &stage.as_of.train {
-        let ds = load_dataset(stage, *d, inputs).await?;
+        let ds = load_dataset(stage, *d, inputs, dataset::Need::Fitting).await?;
         let labels = ds.y.ok_or_else(|| {
             RiskError::Data(format!(
                 "training as-of {d}: its {}-day outcome window is not in the data",

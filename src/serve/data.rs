@@ -112,7 +112,12 @@ impl Data {
             by_reference,
             dq_report: read_json(&out.join("reports").join("dq_report.json"))?,
             linkage: read_json(&out.join("linkage").join("summary.json"))?,
-            policy: ics.file.population.disclosure,
+            policy: ics
+                .file
+                .population
+                .as_ref()
+                .map(|p| p.disclosure)
+                .unwrap_or_default(),
             segmentation,
         })
     }

@@ -111,7 +111,7 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
             let nhs = c.nhs_as(if admitted { 0.03 } else { 0.04 });
             let dob = c.dob_as();
             let id = format!("E{}-{k}", &c.p.id[1..]);
-            ecds(c, &hosp, &id, c.date(d), admitted, &Recorded { nhs, dob })?;
+            ecds(c, &hosp, &id, d, admitted, &Recorded { nhs, dob })?;
         }
     }
     Ok(())
@@ -138,29 +138,31 @@ fn spell(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()> {
         c.rng.below(24),
         c.rng.below(60)
     );
-    let discharged = s.discharge <= c.world.extract;
-    c.w.apc_spells.row(&[
-        id,
-        &nhs,
-        hosp,
-        &d_iso(dob),
-        &p.sex.to_string(),
-        &pc,
-        eth,
-        &adm_at,
-        &if discharged {
-            d_iso(c.date(s.discharge))
-        } else {
-            String::new()
-        },
-        s.method,
-        if s.emergency { "19" } else { "51" },
-        if discharged { "1" } else { "" },
-        if s.emergency { "FD01A" } else { "HC12B" },
-        &cost,
-        "RXX01",
-    ])?;
-    c.truth("acute-rxx", "spells", id)?;
+    let discharge_date = d_iso(c.date(s.discharge));
+    let (sex, dob) = (p.sex.to_string(), d_iso(dob));
+    // Not yet discharged at an extract date: no discharge date or method in that delivery.
+    c.w.apc_spells.row_each(s.day, |extract| {
+        let discharged = s.discharge <= extract;
+        let row: Vec<&str> = vec![
+            id,
+            &nhs,
+            hosp,
+            &dob,
+            &sex,
+            &pc,
+            eth,
+            &adm_at,
+            if discharged { &discharge_date } else { "" },
+            s.method,
+            if s.emergency { "19" } else { "51" },
+            if discharged { "1" } else { "" },
+            if s.emergency { "FD01A" } else { "HC12B" },
+            &cost,
+            "RXX01",
+        ];
+        row.into_iter().map(String::from).collect()
+    })?;
+    c.truth_on(s.day, "acute-rxx", "spells", id)?;
     diagnoses(c, hosp, id, s)
 }
 
@@ -202,8 +204,9 @@ fn diagnoses(c: &mut Ctx, hosp: &str, id: &str, s: &Spell) -> std::io::Result<()
             code.to_string()
         };
         let pos = (pos + 1).to_string();
-        c.w.apc_diagnoses.row(&[id, hosp, &pos, &code, &date])?;
-        c.truth("acute-rxx", "diagnoses", &format!("{id}-{pos}"))?;
+        c.w.apc_diagnoses
+            .row_on(s.day, &[id, hosp, &pos, &code, &date])?;
+        c.truth_on(s.day, "acute-rxx", "diagnoses", &format!("{id}-{pos}"))?;
     }
     Ok(())
 }
@@ -232,21 +235,24 @@ fn outpatients(c: &mut Ctx, hosp: &str) -> std::io::Result<()> {
             .rng
             .one(&["100", "110", "300", "320", "330", "340", "430"]);
         let cost = format!("{:.2}", 120.0 + c.rng.f() * 160.0);
-        c.w.op.row(&[
-            &id,
-            &nhs,
-            hosp,
-            &d_iso(dob),
-            &p.sex.to_string(),
-            &pc,
-            &d_iso(c.date(d)),
-            status,
-            first,
-            function,
-            "WF01A",
-            &cost,
-        ])?;
-        c.truth("acute-rxx-op", "attendances", &id)?;
+        c.w.op.row_on(
+            d,
+            &[
+                &id,
+                &nhs,
+                hosp,
+                &d_iso(dob),
+                &p.sex.to_string(),
+                &pc,
+                &d_iso(c.date(d)),
+                status,
+                first,
+                function,
+                "WF01A",
+                &cost,
+            ],
+        )?;
+        c.truth_on(d, "acute-rxx-op", "attendances", &id)?;
     }
     Ok(())
 }
@@ -255,11 +261,12 @@ fn ecds(
     c: &mut Ctx,
     hosp: &str,
     id: &str,
-    date: NaiveDate,
+    on: i32,
     admitted: bool,
     r: &Recorded,
 ) -> std::io::Result<()> {
     let p = c.p;
+    let date = c.date(on);
     let dept = if admitted {
         "01"
     } else {
@@ -280,23 +287,26 @@ fn ecds(
         .rng
         .one(&["1077251000000100", "1077241000000103", "1064891000000107"]);
     let cost = format!("{:.2}", 180.0 + c.rng.f() * 250.0);
-    c.w.ecds.row(&[
-        id,
-        &r.nhs,
-        hosp,
-        &r.dob.format("%Y%m%d").to_string(),
-        gender,
-        &p.postcode,
-        eth,
-        &day,
-        &time,
-        &day,
-        dept,
-        "1",
-        complaint,
-        acuity,
-        if admitted { "306706006" } else { "182992009" },
-        &cost,
-    ])?;
-    c.truth("acute-rxx-ecds", "attendances", id)
+    c.w.ecds.row_on(
+        on,
+        &[
+            id,
+            &r.nhs,
+            hosp,
+            &r.dob.format("%Y%m%d").to_string(),
+            gender,
+            &p.postcode,
+            eth,
+            &day,
+            &time,
+            &day,
+            dept,
+            "1",
+            complaint,
+            acuity,
+            if admitted { "306706006" } else { "182992009" },
+            &cost,
+        ],
+    )?;
+    c.truth_on(on, "acute-rxx-ecds", "attendances", id)
 }

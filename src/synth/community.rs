@@ -38,19 +38,22 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
         let date = d_iso(c.date(d));
         let service = c.rng.one(&["301", "302", "312", "345"]);
         let status = c.rng.one(&["5", "5", "5", "6", "2", "3"]);
-        c.w.csds.row(&[
-            &id,
-            &nhs,
-            &dob,
-            &p.sex.to_string(),
-            &pc,
-            eth,
-            &date,
-            service,
-            "01",
-            status,
-        ])?;
-        c.truth("community-rya", "contacts", &id)?;
+        c.w.csds.row_on(
+            d,
+            &[
+                &id,
+                &nhs,
+                &dob,
+                &p.sex.to_string(),
+                &pc,
+                eth,
+                &date,
+                service,
+                "01",
+                status,
+            ],
+        )?;
+        c.truth_on(d, "community-rya", "contacts", &id)?;
     }
     Ok(())
 }

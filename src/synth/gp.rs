@@ -172,7 +172,7 @@ fn emis_patient(c: &mut Ctx, gp: &Gp, eth_recorded: bool) -> std::io::Result<()>
             &p.postcode,
             eth_text,
         ])?;
-        c.truth(&gp.provider, "patients", &guid)?;
+        c.truth_on(i32::MIN, &gp.provider, "patients", &guid)?;
     }
     Ok(())
 }
@@ -187,7 +187,7 @@ fn emis_registration(c: &mut Ctx, gp: &Gp, reg_start: NaiveDate) -> std::io::Res
         "",
         "GMS",
     ])?;
-    c.truth(&gp.provider, "registrations", &gp.local)
+    c.truth_on(i32::MIN, &gp.provider, "registrations", &gp.local)
 }
 
 /// The GP events in the extract: condition codes from onset (any date), observations
@@ -197,7 +197,7 @@ fn gp_events(c: &Ctx) -> Vec<(i32, GpEvent)> {
         .iter()
         .copied()
         .filter(|(d, e)| {
-            *d <= c.world.extract && (matches!(e, GpEvent::Condition(_)) || c.in_extract(*d))
+            *d <= c.world.last_extract && (matches!(e, GpEvent::Condition(_)) || c.in_extract(*d))
         })
         .collect()
 }
@@ -234,11 +234,11 @@ fn emis_observations(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
             unit,
         ];
         if c.rng.chance(0.00005) {
-            c.w.emis[gp.e].observations.ragged(&row)?;
+            c.w.emis[gp.e].observations.ragged_on(d, &row)?;
         } else {
-            c.w.emis[gp.e].observations.row(&row)?;
+            c.w.emis[gp.e].observations.row_on(d, &row)?;
         }
-        c.truth(&gp.provider, "observations", &id)?;
+        c.truth_on(d, &gp.provider, "observations", &id)?;
     }
     Ok(())
 }
@@ -257,16 +257,19 @@ fn emis_medications(c: &mut Ctx, gp: &Gp) -> std::io::Result<()> {
         let id = format!("{}-M{k}", gp.local);
         let (code, name, quantity) = DRUGS[i.drug];
         let date = d_dmy(c.date(i.day));
-        c.w.emis[gp.e].medications.row(&[
-            &id,
-            &gp.local,
-            &date,
-            code,
-            name,
-            &quantity.to_string(),
-            if i.repeat { "Repeat" } else { "Acute" },
-        ])?;
-        c.truth(&gp.provider, "medications", &id)?;
+        c.w.emis[gp.e].medications.row_on(
+            i.day,
+            &[
+                &id,
+                &gp.local,
+                &date,
+                code,
+                name,
+                &quantity.to_string(),
+                if i.repeat { "Repeat" } else { "Acute" },
+            ],
+        )?;
+        c.truth_on(i.day, &gp.provider, "medications", &id)?;
     }
     Ok(())
 }
@@ -296,7 +299,7 @@ fn systmone(c: &mut Ctx, eth_recorded: bool) -> std::io::Result<()> {
         &p.postcode,
         eth,
     ])?;
-    c.truth("systmone-f81010", "patients", &s1_id)
+    c.truth_on(i32::MIN, "systmone-f81010", "patients", &s1_id)
 }
 
 fn systmone_codes(c: &mut Ctx) -> std::io::Result<()> {
@@ -305,8 +308,8 @@ fn systmone_codes(c: &mut Ctx) -> std::io::Result<()> {
         let id = format!("{s1_id}-{k}");
         let (code, value, _) = coded(c, e, false);
         let at = format!("{} 10:{:02}:00", d_iso(c.date(d)), c.rng.below(60));
-        c.w.s1_codes.row(&[&id, &s1_id, &at, code, &value])?;
-        c.truth("systmone-f81010", "coded_events", &id)?;
+        c.w.s1_codes.row_on(d, &[&id, &s1_id, &at, code, &value])?;
+        c.truth_on(d, "systmone-f81010", "coded_events", &id)?;
     }
     Ok(())
 }
@@ -317,16 +320,19 @@ fn systmone_medications(c: &mut Ctx) -> std::io::Result<()> {
         let id = format!("{s1_id}-M{k}");
         let (code, name, quantity) = DRUGS[i.drug];
         let at = format!("{} 09:{:02}:00", d_iso(c.date(i.day)), c.rng.below(60));
-        c.w.s1_medications.row(&[
-            &id,
-            &s1_id,
-            &at,
-            code,
-            name,
-            &quantity.to_string(),
-            if i.repeat { "Repeat" } else { "Acute" },
-        ])?;
-        c.truth("systmone-f81010", "medications", &id)?;
+        c.w.s1_medications.row_on(
+            i.day,
+            &[
+                &id,
+                &s1_id,
+                &at,
+                code,
+                name,
+                &quantity.to_string(),
+                if i.repeat { "Repeat" } else { "Acute" },
+            ],
+        )?;
+        c.truth_on(i.day, "systmone-f81010", "medications", &id)?;
     }
     Ok(())
 }

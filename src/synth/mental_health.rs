@@ -38,8 +38,8 @@ pub(super) fn write(c: &mut Ctx) -> std::io::Result<()> {
             "EthnicCategory": p.ethnicity, "Postcode": pc, "CareContDate": date,
             "ServTeamTypeRefToMH": team, "AttendOrDNACode": attend,
         });
-        c.w.mhsds.row(&obj)?;
-        c.truth("mental-health-rxa", "contacts", &id)?;
+        c.w.mhsds.row_on(d, &obj)?;
+        c.truth_on(d, "mental-health-rxa", "contacts", &id)?;
     }
     Ok(())
 }

@@ -64,6 +64,9 @@ pub struct SynthOptions {
     pub history_years: u32,
     /// Truth as-of dates: every this many month-ends back 24 months from `as_of`.
     pub truth_every_months: u32,
+    /// Monthly deliveries after `as_of`: the same people's extracts at each of the next
+    /// `months` month-ends, under `deliveries/<YYYY-MM-DD>/` (0: none).
+    pub months: u32,
 }
 
 impl Default for SynthOptions {
@@ -76,6 +79,7 @@ impl Default for SynthOptions {
             lad_code: "E08000035".into(),
             history_years: 3,
             truth_every_months: 3,
+            months: 0,
         }
     }
 }
@@ -95,6 +99,16 @@ pub struct SynthSummary {
     /// Per truth as-of date: people, those with an emergency admission in the next 90
     /// days, and the mean true risk.
     pub truth: Vec<TruthPoint>,
+    /// The monthly deliveries after the as-of date (`--months`): extract date and
+    /// directory, oldest first.
+    pub deliveries: Vec<DeliveryWritten>,
+}
+
+/// One monthly delivery written.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DeliveryWritten {
+    pub extract_date: String,
+    pub landing: PathBuf,
 }
 
 /// The outcome at one truth as-of date, over everyone.
@@ -132,6 +146,10 @@ struct World {
     start: i32,
     /// The extract date.
     extract: i32,
+    /// The extract dates of the monthly deliveries after it, oldest first.
+    deliveries: Vec<i32>,
+    /// The last extract date (of the last delivery, else `extract`).
+    last_extract: i32,
     /// Last day of the stream (90 days past the last extract).
     end: i32,
     /// Truth as-of dates, oldest first.
@@ -152,19 +170,28 @@ impl World {
         })?;
         let origin = start - Duration::days(365);
         let day = |d: NaiveDate| (d - origin).num_days() as i32;
+        let deliveries: Vec<i32> = delivery_dates(opts.as_of, opts.months)?
+            .into_iter()
+            .map(day)
+            .collect();
+        let last_extract = deliveries.last().copied().unwrap_or(day(opts.as_of));
         let mut truth_days: Vec<i32> = truth_dates(opts.as_of, opts.truth_every_months)
             .into_iter()
             .map(day)
             .filter(|d| *d >= day(start))
+            .chain(deliveries.iter().copied())
             .collect();
         truth_days.sort();
+        truth_days.dedup();
         Ok(World {
             as_of: opts.as_of,
             places: Places::of(&opts.lad_code)?,
             origin,
             start: day(start),
             extract: day(opts.as_of),
-            end: day(opts.as_of) + hazard::HORIZON,
+            deliveries,
+            last_extract,
+            end: last_extract + hazard::HORIZON,
             truth_days,
         })
     }
@@ -174,6 +201,24 @@ impl World {
     fn day(&self, date: NaiveDate) -> i32 {
         (date - self.origin).num_days() as i32
     }
+}
+
+/// The extract dates of `months` monthly deliveries after `as_of`: month-ends when
+/// `as_of` is one, else the same day of each following month.
+fn delivery_dates(as_of: NaiveDate, months: u32) -> Result<Vec<NaiveDate>, String> {
+    let month_end = (as_of + Duration::days(1)).day() == 1;
+    (1..=months)
+        .map(|m| {
+            let d = if month_end {
+                (as_of + Duration::days(1))
+                    .checked_add_months(Months::new(m))
+                    .map(|d| d - Duration::days(1))
+            } else {
+                as_of.checked_add_months(Months::new(m))
+            };
+            d.ok_or_else(|| format!("synth: as-of {as_of} plus {m} months is out of range"))
+        })
+        .collect()
 }
 
 /// `as_of` and every `every`-th month-end before it, back 24 months.
@@ -209,12 +254,21 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthSummary, String> {
         std::fs::create_dir_all(d).map_err(io)?;
     }
     world.places.write_lookup(&reference).map_err(io)?;
-    let names = |root| FileNames {
+    let names = |root, date: NaiveDate| FileNames {
         root,
-        date: opts.as_of.format("%Y%m%d").to_string(),
-        year: opts.as_of.year().to_string(),
+        date: date.format("%Y%m%d").to_string(),
+        year: date.year().to_string(),
     };
-    let mut w = Writers::create(&names(&landing), &names(&truth_dir)).map_err(io)?;
+    let roots: Vec<(PathBuf, i32)> = world
+        .deliveries
+        .iter()
+        .map(|d| (delivery_dir(&opts.out, world.date(*d)), *d))
+        .collect();
+    let mut deliveries = vec![(names(&landing, opts.as_of), world.extract)];
+    for (root, d) in &roots {
+        deliveries.push((names(root, world.date(*d)), *d));
+    }
+    let mut w = Writers::create(&deliveries, &names(&truth_dir, opts.as_of)).map_err(io)?;
     let mut tally = truth::Tally::new(&world);
     let mut population = Population::new();
     for n in 0..opts.patients {
@@ -238,12 +292,25 @@ pub fn generate(opts: &SynthOptions) -> Result<SynthSummary, String> {
         write_person(&mut c, &mut tally).map_err(io)?;
     }
     let mut summary = tally.summary(&world, opts.patients);
+    summary.deliveries = roots
+        .iter()
+        .map(|(root, d)| DeliveryWritten {
+            extract_date: d_iso(world.date(*d)),
+            landing: root.clone(),
+        })
+        .collect();
     summary.records_by_source = w.counts();
     summary.records = summary.records_by_source.values().sum();
     w.finish().map_err(io)?;
     let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
     std::fs::write(opts.out.join("synth.json"), json).map_err(io)?;
     Ok(summary)
+}
+
+/// Where the monthly delivery of `extract_date` goes: a landing zone of its own.
+pub fn delivery_dir(out: &std::path::Path, extract_date: NaiveDate) -> PathBuf {
+    out.join("deliveries")
+        .join(extract_date.format("%Y-%m-%d").to_string())
 }
 
 /// One person's records in every setting, then their truth.

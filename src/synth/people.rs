@@ -182,11 +182,18 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The ground-truth row of a record written.
-    pub(super) fn truth(&mut self, provider: &str, source: &str, id: &str) -> std::io::Result<()> {
+    /// The ground-truth row of a record dated `day` (`i32::MIN`: in every delivery).
+    pub(super) fn truth_on(
+        &mut self,
+        day: i32,
+        provider: &str,
+        source: &str,
+        id: &str,
+    ) -> std::io::Result<()> {
         self.w
             .truth
             .records
-            .row(&[provider, source, id, &self.p.id])
+            .row_on(day, &[provider, source, id, &self.p.id])
     }
     /// The NHS number as another system holds it: missing or (0.5%) mistyped.
     pub(super) fn nhs_as(&mut self, missing: f64) -> String {
@@ -236,9 +243,10 @@ impl Ctx<'_> {
             self.p.family.clone()
         }
     }
-    /// Whether an event on day `d` is in the extracts (history window to extract date).
+    /// Whether an event on day `d` is in the extracts (history window to the last
+    /// delivery's extract date).
     pub(super) fn in_extract(&self, d: i32) -> bool {
-        self.world.start <= d && d <= self.world.extract
+        self.world.start <= d && d <= self.world.last_extract
     }
     pub(super) fn date(&self, d: i32) -> NaiveDate {
         self.world.date(d)

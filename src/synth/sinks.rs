@@ -77,145 +77,235 @@ impl TempFile {
     }
 }
 
-/// A CSV extract being written.
-pub(super) struct Csv {
+/// Where one delivery of an extract goes and the last day it holds.
+pub(super) type Target = (PathBuf, i32);
+
+/// One delivery's CSV file being written.
+struct CsvOut {
     w: csv::Writer<BufWriter<File>>,
     file: TempFile,
+    /// Last day this delivery holds (its extract date).
+    extract: i32,
+}
+
+/// A CSV extract being written, to one file per delivery: a row dated on a day goes
+/// into every delivery whose extract date is on or after it, so the same event is the
+/// same row in every later delivery. `rows` counts the rows of the first delivery.
+pub(super) struct Csv {
+    outs: Vec<CsvOut>,
     latin1: bool,
     pub rows: u64,
 }
 
 impl Csv {
+    /// One file, every row.
     pub(super) fn create(path: &Path, spec: &Spec) -> std::io::Result<Csv> {
-        let (file, f) = TempFile::create(path)?;
-        let mut w = csv::WriterBuilder::new()
-            .delimiter(spec.delimiter)
-            .flexible(true)
-            .from_writer(BufWriter::with_capacity(1 << 20, f));
-        w.write_record(spec.header).map_err(std::io::Error::other)?;
+        Csv::create_each(&[(path.to_path_buf(), i32::MAX)], spec)
+    }
+    /// One file per delivery.
+    pub(super) fn create_each(targets: &[Target], spec: &Spec) -> std::io::Result<Csv> {
+        let mut outs = Vec::new();
+        for (path, extract) in targets {
+            let (file, f) = TempFile::create(path)?;
+            let mut w = csv::WriterBuilder::new()
+                .delimiter(spec.delimiter)
+                .flexible(true)
+                .from_writer(BufWriter::with_capacity(1 << 20, f));
+            w.write_record(spec.header).map_err(std::io::Error::other)?;
+            outs.push(CsvOut {
+                w,
+                file,
+                extract: *extract,
+            });
+        }
         Ok(Csv {
-            w,
-            file,
+            outs,
             latin1: spec.latin1,
             rows: 0,
         })
     }
-    pub(super) fn row(&mut self, fields: &[&str]) -> std::io::Result<()> {
-        self.rows += 1;
-        if self.latin1 {
-            let bytes: Vec<Vec<u8>> = fields
-                .iter()
-                .map(|f| {
+    fn encode(&self, fields: &[&str]) -> Vec<Vec<u8>> {
+        fields
+            .iter()
+            .map(|f| {
+                if self.latin1 {
                     f.chars()
                         .map(|c| if (c as u32) < 256 { c as u8 } else { b'?' })
                         .collect()
-                })
-                .collect();
-            self.w.write_record(&bytes).map_err(std::io::Error::other)
-        } else {
-            self.w.write_record(fields).map_err(std::io::Error::other)
+                } else {
+                    f.as_bytes().to_vec()
+                }
+            })
+            .collect()
+    }
+    /// A row in every delivery (a snapshot row such as a patient's demographics).
+    pub(super) fn row(&mut self, fields: &[&str]) -> std::io::Result<()> {
+        self.row_on(i32::MIN, fields)
+    }
+    /// A row dated `day`: in every delivery whose extract date is on or after it.
+    pub(super) fn row_on(&mut self, day: i32, fields: &[&str]) -> std::io::Result<()> {
+        self.row_each(day, |_| fields.iter().map(|f| f.to_string()).collect())
+    }
+    /// A row dated `day` whose fields depend on the delivery's extract date (a spell
+    /// not yet discharged at one extract date and discharged at a later one).
+    pub(super) fn row_each(
+        &mut self,
+        day: i32,
+        fields: impl Fn(i32) -> Vec<String>,
+    ) -> std::io::Result<()> {
+        if self.outs.first().is_some_and(|o| o.extract >= day) {
+            self.rows += 1;
         }
+        for i in 0..self.outs.len() {
+            if self.outs[i].extract < day {
+                continue;
+            }
+            let f = fields(self.outs[i].extract);
+            let refs: Vec<&str> = f.iter().map(String::as_str).collect();
+            let bytes = self.encode(&refs);
+            self.outs[i]
+                .w
+                .write_record(&bytes)
+                .map_err(std::io::Error::other)?;
+        }
+        Ok(())
     }
     /// A deliberately ragged row (one field short), as seen in hand-edited extracts.
-    pub(super) fn ragged(&mut self, fields: &[&str]) -> std::io::Result<()> {
-        self.rows += 1;
-        self.w
-            .write_record(&fields[..fields.len() - 1])
-            .map_err(std::io::Error::other)
+    pub(super) fn ragged_on(&mut self, day: i32, fields: &[&str]) -> std::io::Result<()> {
+        self.row_on(day, &fields[..fields.len() - 1])
     }
-    pub(super) fn finish(mut self) -> std::io::Result<()> {
-        self.w.flush()?;
-        drop(self.w);
-        self.file.commit()
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        for mut o in self.outs {
+            o.w.flush()?;
+            drop(o.w);
+            o.file.commit()?;
+        }
+        Ok(())
     }
 }
 
-/// An NDJSON extract being written.
+/// An NDJSON extract being written, one file per delivery (as [`Csv`]).
 pub(super) struct Ndjson {
-    w: BufWriter<File>,
-    file: TempFile,
+    outs: Vec<(BufWriter<File>, TempFile, i32)>,
     pub rows: u64,
 }
 
 impl Ndjson {
-    pub(super) fn create(path: &Path) -> std::io::Result<Ndjson> {
-        let (file, f) = TempFile::create(path)?;
-        Ok(Ndjson {
-            w: BufWriter::with_capacity(1 << 20, f),
-            file,
-            rows: 0,
-        })
+    pub(super) fn create_each(targets: &[Target]) -> std::io::Result<Ndjson> {
+        let mut outs = Vec::new();
+        for (path, extract) in targets {
+            let (file, f) = TempFile::create(path)?;
+            outs.push((BufWriter::with_capacity(1 << 20, f), file, *extract));
+        }
+        Ok(Ndjson { outs, rows: 0 })
     }
-    pub(super) fn row(&mut self, obj: &serde_json::Value) -> std::io::Result<()> {
-        self.rows += 1;
-        writeln!(self.w, "{obj}")
+    pub(super) fn row_on(&mut self, day: i32, obj: &serde_json::Value) -> std::io::Result<()> {
+        if self.outs.first().is_some_and(|o| o.2 >= day) {
+            self.rows += 1;
+        }
+        for (w, _, extract) in &mut self.outs {
+            if *extract >= day {
+                writeln!(w, "{obj}")?;
+            }
+        }
+        Ok(())
     }
-    pub(super) fn finish(mut self) -> std::io::Result<()> {
-        self.w.flush()?;
-        drop(self.w);
-        self.file.commit()
+    pub(super) fn finish(self) -> std::io::Result<()> {
+        for (mut w, file, _) in self.outs {
+            w.flush()?;
+            drop(w);
+            file.commit()?;
+        }
+        Ok(())
     }
 }
 
-/// A Parquet extract (all columns text), buffered into batches.
-pub(super) struct ParquetSink {
-    schema: SchemaRef,
+/// One delivery's Parquet file.
+struct ParquetOut {
     writer: ArrowWriter<File>,
     file: TempFile,
     cols: Vec<StringBuilder>,
     n: usize,
+    extract: i32,
+}
+
+/// A Parquet extract (all columns text), buffered into batches, one file per delivery.
+pub(super) struct ParquetSink {
+    schema: SchemaRef,
+    outs: Vec<ParquetOut>,
     pub rows: u64,
 }
 
 impl ParquetSink {
-    pub(super) fn create(path: &Path, columns: &[&str]) -> std::io::Result<ParquetSink> {
-        let (file, f) = TempFile::create(path)?;
+    pub(super) fn create_each(
+        targets: &[Target],
+        columns: &[&str],
+    ) -> std::io::Result<ParquetSink> {
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
                 .map(|c| Field::new(*c, DataType::Utf8, true))
                 .collect::<Vec<_>>(),
         ));
-        let writer =
-            ArrowWriter::try_new(f, schema.clone(), None).map_err(std::io::Error::other)?;
+        let mut outs = Vec::new();
+        for (path, extract) in targets {
+            let (file, f) = TempFile::create(path)?;
+            let writer =
+                ArrowWriter::try_new(f, schema.clone(), None).map_err(std::io::Error::other)?;
+            outs.push(ParquetOut {
+                writer,
+                file,
+                cols: columns.iter().map(|_| StringBuilder::new()).collect(),
+                n: 0,
+                extract: *extract,
+            });
+        }
         Ok(ParquetSink {
             schema,
-            writer,
-            file,
-            cols: columns.iter().map(|_| StringBuilder::new()).collect(),
-            n: 0,
+            outs,
             rows: 0,
         })
     }
-    pub(super) fn row(&mut self, fields: &[Option<&str>]) -> std::io::Result<()> {
-        for (b, f) in self.cols.iter_mut().zip(fields) {
-            b.append_option(*f);
+    pub(super) fn row_on(&mut self, day: i32, fields: &[Option<&str>]) -> std::io::Result<()> {
+        if self.outs.first().is_some_and(|o| o.extract >= day) {
+            self.rows += 1;
         }
-        self.n += 1;
-        self.rows += 1;
-        if self.n >= 65_536 {
-            self.flush()?;
+        for i in 0..self.outs.len() {
+            if self.outs[i].extract < day {
+                continue;
+            }
+            let o = &mut self.outs[i];
+            for (b, f) in o.cols.iter_mut().zip(fields) {
+                b.append_option(*f);
+            }
+            o.n += 1;
+            if o.n >= 65_536 {
+                flush(&self.schema, &mut self.outs[i])?;
+            }
         }
-        Ok(())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.n == 0 {
-            return Ok(());
-        }
-        let arrays: Vec<ArrayRef> = self
-            .cols
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
-        let batch =
-            RecordBatch::try_new(self.schema.clone(), arrays).map_err(std::io::Error::other)?;
-        self.writer.write(&batch).map_err(std::io::Error::other)?;
-        self.n = 0;
         Ok(())
     }
     pub(super) fn finish(mut self) -> std::io::Result<()> {
-        self.flush()?;
-        self.writer.close().map_err(std::io::Error::other)?;
-        self.file.commit()
+        for mut o in std::mem::take(&mut self.outs) {
+            flush(&self.schema, &mut o)?;
+            o.writer.close().map_err(std::io::Error::other)?;
+            o.file.commit()?;
+        }
+        Ok(())
     }
+}
+
+fn flush(schema: &SchemaRef, o: &mut ParquetOut) -> std::io::Result<()> {
+    if o.n == 0 {
+        return Ok(());
+    }
+    let arrays: Vec<ArrayRef> = o
+        .cols
+        .iter_mut()
+        .map(|b| Arc::new(b.finish()) as ArrayRef)
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(std::io::Error::other)?;
+    o.writer.write(&batch).map_err(std::io::Error::other)?;
+    o.n = 0;
+    Ok(())
 }

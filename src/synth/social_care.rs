@@ -98,38 +98,44 @@ fn event_row(c: &mut Ctx, cl: &Client, e: &CareEvent) -> std::io::Result<()> {
     let p = c.p;
     let event = e.kind;
     let start = c.date(e.start);
-    let end = match e.end {
-        Some(d) if d <= c.world.extract => d_dmy(c.date(d)),
-        _ => String::new(),
-    };
+    let end_date = e.end.map(|d| (d, d_dmy(c.date(d))));
     let id = format!("{}|{event}|{}", cl.la_id, d_dmy(start));
     let dob = d_dmy(c.dob_as());
     let pc = c.postcode_as();
     let reason = c.rng.one(SUPPORT_REASONS);
     let cost = format!("{:.2}", 150.0 + c.rng.f() * 800.0);
     let units = format!("{}", 2 + c.rng.below(20));
-    c.w.asc.row(&[
-        &cl.la_id,
-        &cl.given,
-        &cl.family,
-        &cl.nhs,
-        &dob,
-        if p.sex == 1 { "Male" } else { "Female" },
-        asc_ethnicity_text(p.ethnicity),
-        &pc,
-        event,
-        &d_dmy(start),
-        &end,
-        service_type(c, e),
-        if event == "Service" { "Home Care" } else { "" },
-        reason,
-        &cost,
-        if event == "Service" {
-            "Weekly"
-        } else {
-            "One-off"
-        },
-        &units,
-    ])?;
-    c.truth("social-care-e08000035", "events", &id)
+    let (start_text, service) = (d_dmy(start), service_type(c, e));
+    // An end after a delivery's extract date is not known in that delivery.
+    c.w.asc.row_each(e.start, |extract| {
+        let end = match &end_date {
+            Some((d, text)) if *d <= extract => text.as_str(),
+            _ => "",
+        };
+        let row: Vec<&str> = vec![
+            &cl.la_id,
+            &cl.given,
+            &cl.family,
+            &cl.nhs,
+            &dob,
+            if p.sex == 1 { "Male" } else { "Female" },
+            asc_ethnicity_text(p.ethnicity),
+            &pc,
+            event,
+            &start_text,
+            end,
+            service,
+            if event == "Service" { "Home Care" } else { "" },
+            reason,
+            &cost,
+            if event == "Service" {
+                "Weekly"
+            } else {
+                "One-off"
+            },
+            &units,
+        ];
+        row.into_iter().map(String::from).collect()
+    })?;
+    c.truth_on(e.start, "social-care-e08000035", "events", &id)
 }

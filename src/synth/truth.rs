@@ -81,10 +81,25 @@ pub(super) struct TruthFiles {
 }
 
 impl TruthFiles {
-    pub(super) fn create(dir: &FileNames) -> std::io::Result<TruthFiles> {
+    /// The truth files; `deliveries` (extract date YYYY-MM-DD, day) get their own
+    /// `deliveries/<date>/person_records.csv` beside the base one.
+    pub(super) fn create(
+        dir: &FileNames,
+        base: i32,
+        deliveries: &[(String, i32)],
+    ) -> std::io::Result<TruthFiles> {
         let csv = |spec| Csv::create(&dir.path(spec, ""), spec);
+        let mut targets = vec![(dir.path(&PERSON_RECORDS, ""), base)];
+        for (date, day) in deliveries {
+            let p = dir
+                .root
+                .join("deliveries")
+                .join(date)
+                .join(PERSON_RECORDS.path);
+            targets.push((p, *day));
+        }
         Ok(TruthFiles {
-            records: csv(&PERSON_RECORDS)?,
+            records: Csv::create_each(&targets, &PERSON_RECORDS)?,
             outcomes: csv(&OUTCOMES)?,
             people: csv(&PEOPLE)?,
             onsets: csv(&ONSETS)?,
@@ -135,7 +150,8 @@ impl Tally {
             people,
             people_with_emergency_admission_90d: self
                 .points
-                .last()
+                .iter()
+                .find(|p| p.as_of_date == d_iso(world.as_of))
                 .map_or(0, |p| p.people_with_emergency_admission_90d),
             history_start: d_iso(world.date(world.start)),
             emergency_admissions_in_extracts: self.in_extracts,
@@ -242,7 +258,8 @@ fn admissions(c: &mut Ctx, tally: &mut Tally) -> std::io::Result<()> {
         if !s.emergency {
             continue;
         }
-        let in_extract = c.in_extract(s.day);
+        // In the base extract (the monthly deliveries hold later ones too).
+        let in_extract = c.world.start <= s.day && s.day <= c.world.extract;
         tally.in_extracts += u64::from(in_extract);
         c.w.truth.admissions.row(&[
             &c.p.id,

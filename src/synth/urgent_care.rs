@@ -59,16 +59,19 @@ fn calls_111(c: &mut Ctx) -> std::io::Result<()> {
             c.rng.below(60)
         );
         let disposition = c.rng.one(&["Dx02", "Dx05", "Dx11", "Dx75", "Dx06"]);
-        c.w.nhs111.row(&[
-            Some(&id),
-            (!nhs.is_empty()).then_some(nhs.as_str()),
-            Some(&dob),
-            Some(if p.sex == 1 { "M" } else { "F" }),
-            Some(&pc),
-            Some(&at),
-            Some(disposition),
-        ])?;
-        c.truth("nhs111-nwas", "calls", &id)?;
+        c.w.nhs111.row_on(
+            d,
+            &[
+                Some(&id),
+                (!nhs.is_empty()).then_some(nhs.as_str()),
+                Some(&dob),
+                Some(if p.sex == 1 { "M" } else { "F" }),
+                Some(&pc),
+                Some(&at),
+                Some(disposition),
+            ],
+        )?;
+        c.truth_on(d, "nhs111-nwas", "calls", &id)?;
     }
     Ok(())
 }
@@ -95,18 +98,21 @@ fn ambulance(c: &mut Ctx) -> std::io::Result<()> {
         let pc = c.postcode_as();
         let at = format!("{} {:02}:{:02}", d_dmy(t), c.rng.below(24), c.rng.below(60));
         let category = c.rng.one(&["C1", "C2", "C2", "C3", "C4"]);
-        c.w.ambulance.row(&[
-            &id,
-            &nhs,
-            &dob,
-            if p.sex == 1 { "M" } else { "F" },
-            &pc,
-            &at,
-            category,
-            outcome,
-            if outcome == "CONVEY" { "RXX01" } else { "" },
-        ])?;
-        c.truth("ambulance-yas", "incidents", &id)?;
+        c.w.ambulance.row_on(
+            d,
+            &[
+                &id,
+                &nhs,
+                &dob,
+                if p.sex == 1 { "M" } else { "F" },
+                &pc,
+                &at,
+                category,
+                outcome,
+                if outcome == "CONVEY" { "RXX01" } else { "" },
+            ],
+        )?;
+        c.truth_on(d, "ambulance-yas", "incidents", &id)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::sinks::{Csv, FileNames, Ndjson, ParquetSink};
+use super::sinks::{Csv, FileNames, Ndjson, ParquetSink, Spec, Target};
 use super::{PRACTICES, acute, community, gp, mental_health, social_care, truth, urgent_care};
 
 /// The extracts of one EMIS practice.
@@ -33,29 +33,28 @@ pub(super) struct Writers {
 }
 
 impl Writers {
-    pub(super) fn create(landing: &FileNames, truth_dir: &FileNames) -> std::io::Result<Writers> {
-        let csv = |spec| Csv::create(&landing.path(spec, ""), spec);
+    /// Open every extract of every delivery (the base extract first), and the truth.
+    pub(super) fn create(
+        deliveries: &[(FileNames, i32)],
+        truth_dir: &FileNames,
+    ) -> std::io::Result<Writers> {
+        let targets = |spec: &Spec, ods: &str| -> Vec<Target> {
+            deliveries
+                .iter()
+                .map(|(n, d)| (n.path(spec, ods), *d))
+                .collect()
+        };
+        let csv = |spec: &Spec| Csv::create_each(&targets(spec, ""), spec);
+        let emis_csv = |spec: &Spec, ods: &str| Csv::create_each(&targets(spec, ods), spec);
         let emis = PRACTICES
             .iter()
             .filter(|p| p.1 == "emis")
             .map(|(ods, _)| {
                 Ok(EmisFiles {
-                    patients: Csv::create(
-                        &landing.path(&gp::EMIS_PATIENTS, ods),
-                        &gp::EMIS_PATIENTS,
-                    )?,
-                    registrations: Csv::create(
-                        &landing.path(&gp::EMIS_REGISTRATIONS, ods),
-                        &gp::EMIS_REGISTRATIONS,
-                    )?,
-                    observations: Csv::create(
-                        &landing.path(&gp::EMIS_OBSERVATIONS, ods),
-                        &gp::EMIS_OBSERVATIONS,
-                    )?,
-                    medications: Csv::create(
-                        &landing.path(&gp::EMIS_MEDICATIONS, ods),
-                        &gp::EMIS_MEDICATIONS,
-                    )?,
+                    patients: emis_csv(&gp::EMIS_PATIENTS, ods)?,
+                    registrations: emis_csv(&gp::EMIS_REGISTRATIONS, ods)?,
+                    observations: emis_csv(&gp::EMIS_OBSERVATIONS, ods)?,
+                    medications: emis_csv(&gp::EMIS_MEDICATIONS, ods)?,
                 })
             })
             .collect::<std::io::Result<Vec<_>>>()?;
@@ -69,14 +68,25 @@ impl Writers {
             op: csv(&acute::OP_ATTENDANCES)?,
             ecds: csv(&acute::ECDS)?,
             csds: csv(&community::CSDS)?,
-            mhsds: Ndjson::create(&landing.path(&mental_health::MHSDS, ""))?,
+            mhsds: Ndjson::create_each(&targets(&mental_health::MHSDS, ""))?,
             asc: csv(&social_care::ASC_CLD)?,
-            nhs111: ParquetSink::create(
-                &landing.path(&urgent_care::NHS111, ""),
+            nhs111: ParquetSink::create_each(
+                &targets(&urgent_care::NHS111, ""),
                 urgent_care::NHS111.header,
             )?,
             ambulance: csv(&urgent_care::AMBULANCE)?,
-            truth: truth::TruthFiles::create(truth_dir)?,
+            truth: truth::TruthFiles::create(
+                truth_dir,
+                deliveries.first().map_or(i32::MAX, |d| d.1),
+                &deliveries
+                    .iter()
+                    .skip(1)
+                    .map(|(n, d)| {
+                        let t = &n.date;
+                        (format!("{}-{}-{}", &t[..4], &t[4..6], &t[6..]), *d)
+                    })
+                    .collect::<Vec<_>>(),
+            )?,
         })
     }
 

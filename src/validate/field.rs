@@ -372,6 +372,20 @@ fn value_map(
     if let Some(file) = &m.map_file {
         map = map_file(cx, field, mp, file, diags).or(map);
     }
+    if map.as_ref().is_some_and(IndexMap::is_empty) {
+        let key = if m.map_file.is_some() {
+            "map_file"
+        } else {
+            "map"
+        };
+        diags.push(
+            Diagnostic::new("ONB0217", format!("value map of `{name}` has no entries"))
+                .at_opt(spans.key(&child(p, key)))
+                .label("empty map")
+                .help("list source codes and their canonical codes, or remove the map"),
+        );
+        map = None;
+    }
     let map_default = m.map_default.as_ref().map(|c| {
         let t = c.as_text();
         check_code(field, &t, mp.at("map_default"), name, diags);

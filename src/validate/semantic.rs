@@ -346,6 +346,8 @@ fn check_source(
         .filter_map(|m| m.from.clone())
         .collect();
     let (fields, identity) = map_fields(&cx, entity.as_ref(), base, &mut used_columns, diags);
+    // So are columns that quality rules check (`column:`).
+    used_columns.extend(src.quality.iter().filter_map(|r| r.column.clone()));
     if let Some(entity) = &entity {
         check_required(entity, src, id, base, spans, diags);
     }
@@ -365,6 +367,7 @@ fn check_source(
                 entity: e,
                 identity: canonical::model().identity(),
                 mapped: &mapped,
+                columns: &src.columns,
             };
             quality_rules(&scope, src, id, base, diags)
         }

@@ -37,6 +37,18 @@ pub fn check_sql(
         )
         .label("type error")
     })?;
+    // Type coercion and argument checks (e.g. `upper()` with no argument) happen only
+    // when the expression is planned; plan it here so validate sees what `run` would.
+    if let Err(e) = checker.ctx.create_physical_expr(expr.clone(), schema) {
+        return Err(Diagnostic::new(
+            "ONB0304",
+            format!(
+                "expression is not valid: {}",
+                first_line(&e.find_root().to_string())
+            ),
+        )
+        .label("invalid"));
+    }
     let cols = expr
         .column_refs()
         .into_iter()

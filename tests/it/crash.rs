@@ -1,11 +1,27 @@
 //! A run killed with SIGKILL in the middle leaves the previous outputs readable and
-//! unchanged, and a rerun gives the same rows as an uninterrupted run.
+//! unchanged; the next run removes the killed run's staging directory (and no live
+//! run's), and gives the same rows as an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use onboard::execute::staging;
+
 use crate::util::root;
+
+/// The directories under `OUT/.staging`, sorted.
+fn staging_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(out.join(".staging"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
 
 fn landing_with_rows(dir: &Path, n: usize) -> PathBuf {
     let landing = dir.join("landing");
@@ -151,8 +167,41 @@ fn sigkill_mid_run_keeps_previous_outputs_and_rerun_matches() {
         "run 1's outputs are unchanged"
     );
 
-    // Rerun to completion, and compare with an uninterrupted run of the same input.
-    assert!(run(&ics2, &out).status().unwrap().success());
+    // The killed run left its staging directory, with its owner recorded.
+    let stale = staging_dirs(&out);
+    assert_eq!(stale.len(), 1, "{stale:?}");
+    assert!(stale[0].join(staging::OWNER_FILE).exists());
+    // A staging directory of a run that is still going (this test process) must survive.
+    let live = out
+        .join(".staging")
+        .join(format!("feedface-{}", std::process::id()));
+    staging::create(&live, "now").unwrap();
+
+    // Rerun to completion: it removes the killed run's directory and says so.
+    let rerun = run(&ics2, &out).output().unwrap();
+    assert!(rerun.status.success());
+    let log = String::from_utf8_lossy(&rerun.stderr);
+    assert!(
+        log.contains("removed the staging directory of a run that is no longer running")
+            && log.contains(&stale[0].display().to_string()),
+        "{log}"
+    );
+    assert_eq!(
+        staging_dirs(&out),
+        vec![live.clone()],
+        "no stale staging dir"
+    );
+    std::fs::remove_dir_all(&live).unwrap();
+    // The published outputs are whole: current is the rerun, reconciled, and readable.
+    let published: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(published["sources"][0]["reconciled"], true);
+    assert!(
+        !out.join("current/.owner").exists(),
+        "the marker is not published"
+    );
+
+    // Compare with an uninterrupted run of the same input.
     let clean = dir.path().join("clean");
     assert!(run(&ics2, &clean).status().unwrap().success());
     let a: serde_json::Value =

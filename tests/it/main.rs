@@ -2,16 +2,21 @@
 //! The one integration-test binary: modules per area, run the real `onboard` binary on
 //! fixtures where it matters.
 
+mod architecture;
 mod drift;
 mod feeds;
 mod ics_file;
 mod formats;
+mod fuzz;
 mod linkage;
+mod ops;
 mod risk;
+mod population;
 mod robustness;
 mod udfs;
 mod run_ics;
 mod serve;
+mod source_columns;
 mod crash;
 mod deploy;
 #[cfg(feature = "distributed")]

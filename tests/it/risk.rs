@@ -180,7 +180,12 @@ fn charlson_elixhauser_and_hfrs_agree_with_comorbidipy() {
     rt.block_on(onboard::risk::write_features(&stage, &[as_of]))
         .unwrap();
     let d = rt
-        .block_on(onboard::risk::train::load_dataset(&stage, as_of, &[]))
+        .block_on(onboard::risk::train::load_dataset(
+            &stage,
+            as_of,
+            &[],
+            onboard::risk::dataset::Need::Fitting,
+        ))
         .unwrap();
     // comorbidipy on the same codes, written as it expects (upper case, no dots).
     let csv: String = std::iter::once("id,code".to_string())

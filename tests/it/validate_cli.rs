@@ -31,6 +31,8 @@ const EXPECTED: &[(&str, &str, usize, usize)] = &[
     ("required_not_mapped", "ONB0203", 9, 5),
     ("rule_and_expr", "ONB0405", 16, 9),
     ("rule_bad_param", "ONB0402", 16, 46),
+    ("rule_column_misspelt", "ONB0215", 16, 40),
+    ("rule_column_not_text", "ONB0216", 16, 40),
     ("rule_field_not_mapped", "ONB0403", 16, 34),
     ("rule_param_bad_regex", "ONB0402", 16, 60),
     ("secret", "ONB0702", 2, 13),
@@ -127,6 +129,15 @@ fn bad_fixture_human_renderings() {
             insta::assert_snapshot!(format!("validate__{name}"), stdout(&o));
         }
     });
+}
+
+#[test]
+fn misspelt_source_column_in_a_rule_gets_did_you_mean() {
+    let o = onboard(&["validate", &fixture("rule_column_misspelt")]);
+    let out = stdout(&o);
+    assert!(out.contains("error[ONB0215]"), "{out}");
+    assert!(out.contains("rule_column_misspelt.yaml:16:40"), "{out}");
+    assert!(out.contains("help: did you mean `PracticeCode`?"), "{out}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "`field` is not earlier than the field named by `after` (e.g. discharge not before admission), compared by day.",
     example: "{ rule: date_order, field: end_ts, after: start_ts }",
+    source_column: false,
     resolve: resolve::<DateOrder>,
 };
 

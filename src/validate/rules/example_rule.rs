@@ -16,6 +16,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The field holds no lower-case letters (test-only example rule).",
     example: "{ rule: upper_case, field: given_name }",
+    source_column: true,
     resolve: resolve::<UpperCase>,
 };
 

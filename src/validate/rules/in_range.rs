@@ -16,6 +16,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[Param::Min, Param::Max],
     summary: "The field lies within `min`..`max` inclusive (numbers, or dates written YYYY-MM-DD; at least one bound).",
     example: "{ rule: in_range, field: date_of_birth, min: 1890-01-01 }",
+    source_column: false,
     resolve: resolve::<InRange>,
 };
 

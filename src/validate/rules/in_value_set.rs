@@ -12,6 +12,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[Param::Values],
     summary: "The field holds one of `values`, or of the canonical field's value set when `values` is absent.",
     example: "{ rule: in_value_set, field: admission_method }",
+    source_column: true,
     resolve: resolve::<InValueSet>,
 };
 

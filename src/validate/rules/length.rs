@@ -12,6 +12,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[Param::MinLength, Param::MaxLength],
     summary: "The text length of the field is within `min_length`..`max_length` (at least one given).",
     example: "{ rule: length, field: practice_ods, min_length: 6, max_length: 6 }",
+    source_column: true,
     resolve: resolve::<Length>,
 };
 

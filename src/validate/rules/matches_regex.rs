@@ -13,6 +13,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The field matches the regular expression `pattern` (Rust regex syntax).",
     example: "{ rule: matches_regex, field: practice_ods, pattern: \"^[A-Z][0-9]{5}$\" }",
+    source_column: true,
     resolve: resolve::<MatchesRegex>,
 };
 

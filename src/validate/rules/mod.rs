@@ -8,7 +8,13 @@
 //!
 //! [`check_rule`] is what every rule shares: exactly one of `rule`/`expr`, a known rule
 //! name (did-you-mean), allowed and required parameters, a fixed category, the checked
-//! field mapped, the rule id.
+//! field mapped (or, with `column:`, the checked source column declared and the rule
+//! able to check text), the rule id.
+//!
+//! A rule over a source column carries the column through the rule's `field` as
+//! [`source_ref`] (`source.<column>`): canonical field names are snake_case and never
+//! hold a `.`, so the two cannot be confused. `compile` reads it from the untouched
+//! source column, and `execute` masks its values in failing-row samples.
 
 mod custom;
 mod date_order;
@@ -43,6 +49,8 @@ pub use super::transforms::{TRANSFORMS, TransformDef, transform};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Param {
     Field,
+    /// A source column instead of `field` (never listed by a rule: it goes with `Field`).
+    Column,
     Fields,
     Pattern,
     Values,
@@ -54,8 +62,9 @@ pub enum Param {
 }
 
 impl Param {
-    pub const ALL: [Param; 9] = [
+    pub const ALL: [Param; 10] = [
         Param::Field,
+        Param::Column,
         Param::Fields,
         Param::Pattern,
         Param::Values,
@@ -69,6 +78,7 @@ impl Param {
     pub fn key(self) -> &'static str {
         match self {
             Param::Field => "field",
+            Param::Column => "column",
             Param::Fields => "fields",
             Param::Pattern => "pattern",
             Param::Values => "values",
@@ -84,6 +94,7 @@ impl Param {
     pub fn given(self, r: &QualityRule) -> bool {
         match self {
             Param::Field => r.field.is_some(),
+            Param::Column => r.column.is_some(),
             Param::Fields => r.fields.is_some(),
             Param::Pattern => r.pattern.is_some(),
             Param::Values => r.values.is_some(),
@@ -108,6 +119,9 @@ pub struct RuleDef {
     pub optional: &'static [Param],
     pub summary: &'static str,
     pub example: &'static str,
+    /// Whether `column:` may replace `field:`: the rule can check a source column as
+    /// read (text).
+    pub source_column: bool,
     /// Check one use of the rule (parameters already known to be allowed) and resolve it:
     /// `resolve::<TheRule>`.
     pub resolve: fn(&mut RuleUse<'_>) -> Option<RuleCheck>,
@@ -166,6 +180,19 @@ pub trait SqlScope {
     fn reference_date(&self) -> &str;
 }
 
+/// Prefix of a source column carried as a rule's field (`source.<column>`).
+pub const SOURCE_PREFIX: &str = "source.";
+
+/// How a rule over source column `column` names it in place of a canonical field.
+pub fn source_ref(column: &str) -> String {
+    format!("{SOURCE_PREFIX}{column}")
+}
+
+/// The source column a rule's field stands for, when it is one ([`source_ref`]).
+pub fn as_source_column(field: &str) -> Option<&str> {
+    field.strip_prefix(SOURCE_PREFIX)
+}
+
 /// Code of rows that could not be read in the declared shape (ragged CSV rows,
 /// undecodable text, NDJSON lines that are not objects). Always quarantined.
 pub const UNREADABLE_CODE: &str = "DQ001";
@@ -210,6 +237,8 @@ pub struct RuleScope<'a> {
     pub identity: &'a Arc<Entity>,
     /// The source's mapped fields (analytics and identity), by name.
     pub mapped: &'a IndexMap<String, CanonicalField>,
+    /// The source's declared columns (`columns:`).
+    pub columns: &'a [String],
 }
 
 /// One use of a built-in rule in a manifest, while it is checked.
@@ -348,12 +377,19 @@ fn check_builtin(
         return None;
     };
     check_params(scope.spans, def, r, p, diags);
-    let field =
-        (r.field.as_deref()).and_then(|f| resolve_field(scope, p, def.name, f, "field", diags));
+    let takes_field = def.required.contains(&Param::Field) || def.optional.contains(&Param::Field);
+    let (field_name, field) = match (&r.field, &r.column) {
+        (_, Some(c)) if takes_field => (source_ref(c), resolve_column(scope, p, def, c, diags)),
+        (Some(f), _) => (
+            f.clone(),
+            resolve_field(scope, p, def.name, f, "field", diags),
+        ),
+        _ => (String::new(), None),
+    };
     let mut u = RuleUse {
         def,
         raw: r,
-        field_name: r.field.clone().unwrap_or_default(),
+        field_name,
         field,
         scope,
         pointer: p,
@@ -363,11 +399,7 @@ fn check_builtin(
     if diags.errors() > before {
         return None;
     }
-    let id = r.id.clone().unwrap_or_else(|| match (&r.field, &r.fields) {
-        (Some(f), _) => format!("{name}_{f}"),
-        (None, Some(fs)) => format!("{name}_{}", fs.join("_")),
-        _ => name.to_string(),
-    });
+    let id = r.id.clone().unwrap_or_else(|| default_id(name, r));
     Some(ResolvedRule {
         id,
         code: def.code,
@@ -375,6 +407,98 @@ fn check_builtin(
         on_fail: r.on_fail.unwrap_or(OnFail::Quarantine),
         check,
         description: r.description.clone(),
+    })
+}
+
+fn report_missing(
+    spans: &SpanIndex,
+    def: &RuleDef,
+    param: Param,
+    p: &str,
+    diags: &mut Diagnostics,
+) {
+    diags.push(
+        Diagnostic::new(
+            "ONB0402",
+            format!("rule `{}` needs `{}`", def.name, param.key()),
+        )
+        .at_opt(spans.value(p))
+        .label(format!("`{}` missing", param.key()))
+        .help(format!("e.g. {}", def.example)),
+    );
+}
+
+/// The id of a rule written without one: `<rule>_<field>`, `<rule>_<field>_<field>…`, or
+/// `<rule>_source_<column>` (lower case, other characters as `_`).
+fn default_id(name: &str, r: &QualityRule) -> String {
+    match (&r.column, &r.field, &r.fields) {
+        (Some(c), _, _) => {
+            let c: String = (c.chars())
+                .map(|ch| {
+                    if ch.is_ascii_alphanumeric() {
+                        ch.to_ascii_lowercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("{name}_source_{c}")
+        }
+        (None, Some(f), _) => format!("{name}_{f}"),
+        (None, None, Some(fs)) => format!("{name}_{}", fs.join("_")),
+        _ => name.to_string(),
+    }
+}
+
+/// The source column a rule names with `column:`, as a text field: the column must be
+/// declared (`ONB0215`, did-you-mean) and the rule able to check text (`ONB0216`).
+fn resolve_column(
+    scope: &RuleScope<'_>,
+    pointer: &str,
+    def: &RuleDef,
+    column: &str,
+    diags: &mut Diagnostics,
+) -> Option<CanonicalField> {
+    let at = scope.spans.value(&child(pointer, "column"));
+    if !scope.columns.iter().any(|c| c == column) {
+        let declared = scope.columns.join(", ");
+        diags.push(
+            Diagnostic::new(
+                "ONB0215",
+                format!("rule `{}` checks column `{column}`, which the source does not declare (declared columns: {declared})", def.name),
+            )
+            .at_opt(at)
+            .label("unknown column")
+            .help_opt(did_you_mean(column, scope.columns.iter().map(String::as_str))),
+        );
+        return None;
+    }
+    if !def.source_column {
+        diags.push(
+            Diagnostic::new(
+                "ONB0216",
+                format!(
+                    "rule `{}` cannot check source column `{column}`: source columns are text as read, and the rule needs a mapped, typed field",
+                    def.name
+                ),
+            )
+            .at_opt(at)
+            .label("text column")
+            .help(format!(
+                "map `{column}` to a canonical field (with `parse_date` for dates) and use `field:`, or use a text rule (not_null, matches_regex, length, in_value_set, nhs_number_valid, postcode_valid)"
+            )),
+        );
+        return None;
+    }
+    Some(CanonicalField {
+        name: source_ref(column),
+        ty: FieldType::Utf8,
+        required: false,
+        identifier: false,
+        derived: false,
+        code_system: None,
+        value_set: None,
+        description: format!("source column `{column}`"),
     })
 }
 
@@ -388,9 +512,27 @@ fn check_params(
     diags: &mut Diagnostics,
 ) {
     let name = def.name;
+    let takes = |p: Param| def.required.contains(&p) || def.optional.contains(&p);
+    if r.field.is_some() && r.column.is_some() {
+        diags.push(
+            Diagnostic::new(
+                "ONB0402",
+                format!("rule `{name}` takes `field` or `column`, not both"),
+            )
+            .at_opt(spans.key(&child(p, "column")))
+            .label("both given")
+            .help("`field` names a canonical field, `column` a declared source column"),
+        );
+    }
     for param in Param::ALL {
         let present = param.given(r);
-        let allowed = def.required.contains(&param) || def.optional.contains(&param);
+        // `column` stands in for `field`.
+        let allowed = takes(if param == Param::Column {
+            Param::Field
+        } else {
+            param
+        });
+        let satisfied = present || (param == Param::Field && r.column.is_some());
         if present && !allowed {
             diags.push(
                 Diagnostic::new(
@@ -401,13 +543,8 @@ fn check_params(
                 .label("unexpected parameter"),
             );
         }
-        if !present && def.required.contains(&param) {
-            diags.push(
-                Diagnostic::new("ONB0402", format!("rule `{name}` needs `{}`", param.key()))
-                    .at_opt(spans.value(p))
-                    .label(format!("`{}` missing", param.key()))
-                    .help(format!("e.g. {}", def.example)),
-            );
+        if !satisfied && def.required.contains(&param) {
+            report_missing(spans, def, param, p, diags);
         }
     }
     if r.category.is_some() {

@@ -11,6 +11,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The field is a 10-digit NHS number passing the modulus-11 check (null passes; pair with not_null).",
     example: "{ rule: nhs_number_valid, field: nhs_number, on_fail: warn }",
+    source_column: true,
     resolve: resolve::<NhsNumberValid>,
 };
 

@@ -13,6 +13,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The date or timestamp is not after the run's reference date.",
     example: "{ rule: not_in_future, field: date_of_birth }",
+    source_column: false,
     resolve: resolve::<NotInFuture>,
 };
 

@@ -12,6 +12,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The field is present (not null, not blank). Added automatically for required canonical fields.",
     example: "{ rule: not_null, field: nhs_number, on_fail: warn }",
+    source_column: true,
     resolve: resolve::<NotNull>,
 };
 

@@ -11,6 +11,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The source value was present but the mapping could not turn it into the canonical type (bad date, bad number, code missing from the value map).",
     example: "{ rule: parseable, field: date_of_birth }",
+    source_column: false,
     resolve: resolve::<Parseable>,
 };
 

@@ -11,6 +11,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "The field is a well-formed UK postcode (pseudo-postcodes ZZ99 fail).",
     example: "{ rule: postcode_valid, field: postcode, on_fail: warn }",
+    source_column: true,
     resolve: resolve::<PostcodeValid>,
 };
 

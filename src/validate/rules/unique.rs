@@ -12,6 +12,7 @@ pub const RULE: RuleDef = RuleDef {
     optional: &[],
     summary: "No two rows of the extract share the values of `fields`; every row of a duplicated key fails.",
     example: "{ rule: unique, fields: [source_record_id], on_fail: warn }",
+    source_column: false,
     resolve: resolve::<Unique>,
 };
 

@@ -1,0 +1,258 @@
+//! Which identity tuples a source has already written to the identity zone: an exact
+//! set of 128-bit fingerprints in bounded memory.
+//!
+//! Analytics sources write each distinct identity tuple once (one person has many
+//! events). In a pooled extract the set stays small; in a patient-level extract (SUS,
+//! ECDS) every row is a different person, and an in-memory set would grow with the
+//! extract. So the set keeps at most [`SeenSet::limit`] fingerprints in memory; when
+//! full, it writes them sorted to a run file in the spill directory and remembers them in
+//! a blocked Bloom filter (about 10 bits each). A fingerprint the filter has never seen
+//! is new for certain; one it may have seen is *deferred*: the row is set aside and
+//! decided exactly at the end of the source against the run files ([`SeenSet::resolve`]).
+//! Deferred rows are few (the filter's false-positive rate, about 1%, of the rows whose
+//! tuple is new; plus true repeats after a spill).
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// The fingerprints are already hashes: use their low bits directly.
+#[derive(Default, Clone, Copy)]
+pub struct PassThrough(u64);
+
+impl std::hash::Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes.iter().take(8) {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64 ^ (v >> 64) as u64;
+    }
+}
+
+type Fingerprints = HashSet<u128, std::hash::BuildHasherDefault<PassThrough>>;
+
+/// What [`SeenSet::check`] says of a fingerprint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Never seen: recorded now, the row is written.
+    New,
+    /// Seen before: the row is dropped.
+    Seen,
+    /// Perhaps seen before a spill: the row waits for [`SeenSet::resolve`].
+    Maybe,
+}
+
+/// A blocked Bloom filter over fingerprints: all probes of a key in one 512-bit block.
+struct Bloom {
+    blocks: Vec<[u64; 8]>,
+    capacity: usize,
+}
+
+const BLOOM_BITS_PER_KEY: usize = 10;
+const BLOOM_PROBES: u32 = 7;
+
+impl Bloom {
+    fn new(capacity: usize) -> Bloom {
+        let n = (capacity * BLOOM_BITS_PER_KEY).div_ceil(512).max(1);
+        Bloom {
+            blocks: vec![[0; 8]; n],
+            capacity,
+        }
+    }
+    fn probes(&self, fp: u128) -> (usize, impl Iterator<Item = u32> + use<>) {
+        let hi = (fp >> 64) as u64;
+        let block = ((hi as u128 * self.blocks.len() as u128) >> 64) as usize;
+        let lo = fp as u64;
+        (
+            block,
+            (0..BLOOM_PROBES).map(move |i| ((lo >> (i * 9)) & 511) as u32),
+        )
+    }
+    fn insert(&mut self, fp: u128) {
+        let (b, bits) = self.probes(fp);
+        let block = &mut self.blocks[b];
+        for bit in bits {
+            block[(bit / 64) as usize] |= 1 << (bit % 64);
+        }
+    }
+    fn may_contain(&self, fp: u128) -> bool {
+        let (b, mut bits) = self.probes(fp);
+        let block = &self.blocks[b];
+        bits.all(|bit| block[(bit / 64) as usize] & (1 << (bit % 64)) != 0)
+    }
+}
+
+/// The exact set of fingerprints written so far, in bounded memory.
+pub struct SeenSet {
+    current: Fingerprints,
+    /// Fingerprints kept in memory before spilling.
+    pub limit: usize,
+    dir: PathBuf,
+    runs: Vec<PathBuf>,
+    spilled: usize,
+    bloom: Option<Bloom>,
+}
+
+impl SeenSet {
+    /// A set spilling into `dir` (created on the first spill) above `limit` fingerprints.
+    pub fn new(dir: PathBuf, limit: usize) -> SeenSet {
+        SeenSet {
+            current: Fingerprints::default(),
+            limit: limit.max(1),
+            dir,
+            runs: Vec::new(),
+            spilled: 0,
+            bloom: None,
+        }
+    }
+
+    /// Whether `fp` was seen; records it when it certainly was not.
+    pub fn check(&mut self, fp: u128) -> std::io::Result<Verdict> {
+        if self.current.contains(&fp) {
+            return Ok(Verdict::Seen);
+        }
+        if self.bloom.as_ref().is_some_and(|b| b.may_contain(fp)) {
+            return Ok(Verdict::Maybe);
+        }
+        self.current.insert(fp);
+        if self.current.len() >= self.limit {
+            self.spill()?;
+        }
+        Ok(Verdict::New)
+    }
+
+    /// Write the in-memory fingerprints as a sorted run and add them to the filter
+    /// (rebuilt four times larger, from the runs, when it is full).
+    fn spill(&mut self) -> std::io::Result<()> {
+        let mut v: Vec<u128> = self.current.drain().collect();
+        v.sort_unstable();
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.dir.join(format!("run-{:04}.bin", self.runs.len()));
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
+        for x in &v {
+            f.write_all(&x.to_le_bytes())?;
+        }
+        f.flush()?;
+        self.runs.push(path);
+        self.spilled += v.len();
+        let full = self
+            .bloom
+            .as_ref()
+            .is_none_or(|b| self.spilled > b.capacity);
+        if full {
+            let mut bloom = Bloom::new((4 * self.spilled).max(8 * self.limit));
+            for run in &self.runs {
+                for x in read_run(run)? {
+                    bloom.insert(x);
+                }
+            }
+            self.bloom = Some(bloom);
+        } else if let Some(b) = &mut self.bloom {
+            for x in v {
+                b.insert(x);
+            }
+        }
+        Ok(())
+    }
+
+    /// Of deferred fingerprints (in row order), which rows are new: in no run, not in
+    /// memory, and the first of their kind among the deferred.
+    pub fn resolve(&self, deferred: &[u128]) -> std::io::Result<Vec<bool>> {
+        let mut seen: Vec<bool> = deferred.iter().map(|x| self.current.contains(x)).collect();
+        for run in &self.runs {
+            let v = read_run(run)?;
+            for (i, x) in deferred.iter().enumerate() {
+                seen[i] = seen[i] || v.binary_search(x).is_ok();
+            }
+        }
+        let mut firsts = Fingerprints::default();
+        Ok(deferred
+            .iter()
+            .zip(seen)
+            .map(|(x, s)| !s && firsts.insert(*x))
+            .collect())
+    }
+
+    /// How many times the set spilled to disk.
+    pub fn spills(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Remove the run files.
+    pub fn clear(&mut self) {
+        for r in self.runs.drain(..) {
+            let _ = std::fs::remove_file(r);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+impl Drop for SeenSet {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn read_run(path: &std::path::Path) -> std::io::Result<Vec<u128>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(i: u64) -> u128 {
+        // Spread like real fingerprints.
+        let a = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i >> 7);
+        let b = i.wrapping_mul(0xc2b2_ae3d_27d4_eb4f).rotate_left(17);
+        ((a as u128) << 64) | b as u128
+    }
+
+    #[test]
+    fn exact_across_spills() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SeenSet::new(dir.path().join("seen"), 1000);
+        let mut written = 0;
+        let mut deferred = Vec::new();
+        // 10 000 distinct fingerprints, each three times, in two passes.
+        for pass in 0..3 {
+            for i in 0..10_000u64 {
+                let x = fp(i + u64::from(pass == 2) * 5_000);
+                match s.check(x).unwrap() {
+                    Verdict::New => written += 1,
+                    Verdict::Seen => {}
+                    Verdict::Maybe => deferred.push(x),
+                }
+            }
+        }
+        assert!(s.runs.len() >= 9, "it spilled");
+        assert!(s.current.len() < 1000, "memory stays bounded");
+        let new = s.resolve(&deferred).unwrap();
+        written += new.iter().filter(|x| **x).count();
+        // 0..10 000 plus 10 000..15 000 from the third pass.
+        assert_eq!(written, 15_000);
+        s.clear();
+        assert!(!dir.path().join("seen").exists());
+    }
+
+    #[test]
+    fn the_filter_has_few_false_positives() {
+        let mut b = Bloom::new(100_000);
+        for i in 0..100_000 {
+            b.insert(fp(i));
+        }
+        assert!((0..100_000).all(|i| b.may_contain(fp(i))));
+        let fps = (100_000..200_000).filter(|i| b.may_contain(fp(*i))).count();
+        assert!(fps < 3_000, "{fps} false positives in 100 000");
+    }
+}

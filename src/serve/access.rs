@@ -77,6 +77,13 @@ pub const ROUTES: &[Route] = &[
     ),
     r(
         "GET",
+        "/favicon.ico",
+        Need::Public,
+        false,
+        "no icon (204), so browsers are not sent to sign-in for it",
+    ),
+    r(
+        "GET",
         "/login",
         Need::Public,
         false,

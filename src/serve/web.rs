@@ -33,6 +33,8 @@ pub fn router(app: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/static/app.css", get(stylesheet))
+        // Browsers ask for it on every page; without a route it would be sent to sign-in.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/login", get(login_form).post(login))
         .route("/logout", post(logout))
         .route("/", get(|| async { Redirect::to("/risk") }))
@@ -336,14 +338,27 @@ async fn not_found(
     }
 }
 
-async fn login_form(State(app): State<Shared>) -> Response {
-    login_page(&app, StatusCode::OK, None)
+async fn login_form(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    login_page(&app, &headers, StatusCode::OK, None)
 }
 
-fn login_page(app: &App, status: StatusCode, message: Option<&str>) -> Response {
-    let token = match super::auth::random_hex(32) {
-        Ok(t) => t,
-        Err(e) => return internal(false, e),
+/// The sign-in form. Its CSRF token is the one of the browser's sign-in cookie when it
+/// has one, so that a second load of the page (another tab, a redirected favicon
+/// request) does not invalidate a form already shown.
+fn login_page(
+    app: &App,
+    headers: &HeaderMap,
+    status: StatusCode,
+    message: Option<&str>,
+) -> Response {
+    let kept = cookie_value(headers, LOGIN_CSRF_COOKIE)
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()));
+    let token = match kept {
+        Some(t) => t.to_string(),
+        None => match super::auth::random_hex(32) {
+            Ok(t) => t,
+            Err(e) => return internal(false, e),
+        },
     };
     let mut r = page(
         app,
@@ -364,7 +379,11 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(app): State<Shared>, axum::Form(f): axum::Form<LoginForm>) -> Response {
+async fn login(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    axum::Form(f): axum::Form<LoginForm>,
+) -> Response {
     let app2 = app.clone();
     let (user, password) = (f.user, f.password);
     // Argon2 is deliberately slow: keep it off the async workers.
@@ -385,6 +404,7 @@ async fn login(State(app): State<Shared>, axum::Form(f): axum::Form<LoginForm>) 
         }
         Ok(Ok(None)) => login_page(
             &app,
+            &headers,
             StatusCode::UNAUTHORIZED,
             Some("Unknown user or wrong password."),
         ),

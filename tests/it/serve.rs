@@ -169,6 +169,10 @@ async fn sign_in(app: &Arc<App>, user: &str) -> (String, String) {
     let form = send(app, get("/login", None)).await;
     let csrf_cookie = cookie_named(&form, "onboard_login_csrf").expect("sign-in CSRF cookie");
     let token = csrf_cookie.split_once('=').unwrap().1.to_string();
+    // A browser loads /login again behind the user's back (a second tab; a favicon
+    // request sent to sign-in): the form already shown must stay valid.
+    let again = send(app, get("/login", Some(&csrf_cookie))).await;
+    let csrf_cookie = cookie_named(&again, "onboard_login_csrf").unwrap_or(csrf_cookie);
     let body = format!(
         "csrf={token}&user={user}&password={}",
         PASSWORD.replace(' ', "+")
@@ -207,6 +211,7 @@ const ACCESS: &[Row] = &[
         "/static/app.css",
         [200, 200, 200, 200, 200],
     ),
+    ("/favicon.ico", "/favicon.ico", [204, 204, 204, 204, 204]),
     ("/login", "/login", [200, 200, 200, 200, 200]),
     ("/", "/", [303, 303, 303, 303, 303]),
     ("/risk", "/risk", [200, 200, 200, 200, 303]),

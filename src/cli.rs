@@ -573,8 +573,8 @@ fn link_run(
         .filter_map(|r| serde_json::to_string(r).ok())
         .map(|l| l + "\n")
         .collect();
-    crate::execute::write_atomic(&linkage.join("clerical_review.ndjson"), queue.as_bytes())?;
-    crate::execute::write_atomic(
+    crate::store::write_atomic(&linkage.join("clerical_review.ndjson"), queue.as_bytes())?;
+    crate::store::write_atomic(
         &linkage.join("model.json"),
         serde_json::to_string_pretty(&linked.model)?.as_bytes(),
     )?;
@@ -595,12 +595,12 @@ fn link_run(
         ))
         .map_err(|e| anyhow::anyhow!(e))?;
     let _ = std::fs::remove_dir_all(&spill);
-    crate::execute::write_atomic(
+    crate::store::write_atomic(
         &linkage.join("report.html"),
         crate::link::report_html(&summary, &linked.model).as_bytes(),
     )?;
     let spine_text: Vec<String> = spine.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    crate::execute::write_atomic(
+    crate::store::write_atomic(
         &linkage.join("summary.json"),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;

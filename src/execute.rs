@@ -38,6 +38,7 @@ use crate::ics::Ics;
 use crate::manifest::model::{LoadStrategy, OnFail};
 use crate::pseudonymise::Key;
 use crate::scan::{self, Rejected, SOURCE_FILE, SOURCE_ROW};
+use crate::store::write_atomic;
 use crate::validate::{ResolvedManifest, ResolvedSource, rules};
 
 pub mod record;
@@ -494,13 +495,6 @@ fn unloaded_record(m: &ResolvedManifest, s: &ResolvedSource, plan: &feeds::Plan)
 fn read_previous(out: &Path) -> Option<RunRecord> {
     let text = std::fs::read_to_string(out.join("current").join("run.json")).ok()?;
     serde_json::from_str(&text).ok()
-}
-
-/// Write a file via a temporary name and rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 /// Move the staged run into place and point `current` (and the top-level links) at it.

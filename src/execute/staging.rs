@@ -86,7 +86,7 @@ pub fn create(dir: &Path, started_at: &str) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let owner = Owner::current(started_at);
     let json = serde_json::to_string_pretty(&owner).unwrap_or_default();
-    super::write_atomic(&dir.join(OWNER_FILE), json.as_bytes())
+    crate::store::write_atomic(&dir.join(OWNER_FILE), json.as_bytes())
 }
 
 /// Drop the owner marker before the directory is published.

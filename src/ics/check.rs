@@ -93,7 +93,7 @@ fn population(ics: &Ics) -> Vec<Finding> {
     ) else {
         return Vec::new();
     };
-    crate::population::check(settings, &ics.dir, r, &specs, &codelists)
+    crate::population::check::check(settings, &ics.dir, r, &specs, &codelists)
         .iter()
         .map(|e| e.finding())
         .collect()

@@ -275,7 +275,7 @@ impl RetrainSettings {
                 .help("e.g. `recall_floor: 0.35` (35 % of admitted people in the top k %)"),
             );
         }
-        if !crate::risk::evaluation::K_PERCENT.contains(&self.k_percent) {
+        if !crate::risk::config::K_PERCENT.contains(&self.k_percent) {
             out.push(
                 Finding::new(
                     "ONB0932",

@@ -238,7 +238,7 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), OpsError> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).map_err(|e| OpsError::file(d, e))?;
     }
-    crate::execute::write_atomic(path, text.as_bytes()).map_err(|e| OpsError::file(path, e))
+    crate::store::write_atomic(path, text.as_bytes()).map_err(|e| OpsError::file(path, e))
 }
 
 pub fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), OpsError> {

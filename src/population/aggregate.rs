@@ -7,9 +7,10 @@
 
 use std::collections::BTreeMap;
 
+use super::catalogue::{ARRIVALS, DEPARTURES, EVENT_MEASURES, Names};
 use super::frame::{Frame, NOT_KNOWN, Person, age_band};
 use super::stats::{self, Estimate, StandardPopulation};
-use super::uec::{ARRIVALS, Attendance, DEPARTURES, EVENT_MEASURES};
+use super::uec::Attendance;
 use crate::disclosure::{
     Cell, CellRef, CountTable, DisclosureError, DisclosurePolicy, Suppression, protect_breakdown,
     protect_breakdown_preferring, protect_preferring, protect_with, rate_publishable,
@@ -60,58 +61,6 @@ pub struct Breakdown {
     pub name: String,
     pub groups: Vec<String>,
     pub of: Vec<usize>,
-}
-
-/// Inputs for the catalogue besides the frame.
-pub struct Names<'a> {
-    pub segmentations: &'a [(String, Vec<String>)],
-    pub flags: &'a [(String, String)],
-    pub high_risk_bands: &'a [String],
-    pub bands: &'a [String],
-}
-
-/// The measure names, without data (for the checks).
-pub fn measure_names(conditions: &[String], n: &Names) -> Vec<String> {
-    let mut v: Vec<String> = conditions
-        .iter()
-        .map(|c| format!("prevalence_{c}"))
-        .collect();
-    v.extend(["multimorbidity_2plus", "high_risk", "ethnicity_recorded"].map(String::from));
-    v.extend(n.flags.iter().map(|f| format!("flag_{}", f.0)));
-    v.extend(EVENT_MEASURES.map(String::from));
-    v.push("cost_per_head".into());
-    v.extend(n.segmentations.iter().map(|s| format!("segment:{}", s.0)));
-    v.extend(
-        [
-            "risk_band",
-            "ltc_count_band",
-            "morbidity_profile",
-            "ae_arrival_mode",
-            "ae_departure",
-        ]
-        .map(String::from),
-    );
-    v
-}
-
-/// The breakdown names, without data.
-pub fn breakdown_names(n: &Names) -> Vec<String> {
-    let mut v: Vec<String> = [
-        "all",
-        "imd_quintile",
-        "ethnic_group",
-        "age_band",
-        "sex",
-        "practice",
-        "pcn",
-        "locality",
-        "ltc_count_band",
-        "risk_band",
-    ]
-    .map(String::from)
-    .into();
-    v.extend(n.segmentations.iter().map(|s| format!("segment:{}", s.0)));
-    v
 }
 
 /// Build the measures over a frame.

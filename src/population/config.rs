@@ -302,7 +302,7 @@ fn valid_name(n: &str) -> bool {
 
 /// Structural checks of segmentations and flags (names, `otherwise`, rules present):
 /// ONB0943. Rules over unknown features are checked against the feature columns by
-/// [`super::segments::check_rules`] (ONB0942).
+/// `check::check_rules` (ONB0942).
 pub fn check_structure(f: &SegmentationsFile) -> Vec<PopulationSettingError> {
     let mut out = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

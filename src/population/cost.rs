@@ -16,123 +16,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
 
 use super::PopulationError;
+use super::files::Tariff;
 use super::inputs::{collect, days, epoch_day, from_epoch_day, numbers, texts};
-
-/// Every (setting, activity type) a tariff must price.
-pub const ACTIVITIES: &[(&str, &[&str])] = &[
-    ("APC", &["EMERGENCY", "ELECTIVE", "OTHER"]),
-    ("OP", &["OP_FIRST", "OP_FUP", "OP_PROC", "OP_UNSPECIFIED"]),
-    (
-        "ECDS",
-        &[
-            "AE_T1",
-            "AE_T2",
-            "AE_T3_UTC",
-            "AE_T4_WIC",
-            "SDEC",
-            "AE_UNSPECIFIED",
-        ],
-    ),
-    ("COMMUNITY", &["COMM_CONTACT"]),
-    ("MENTAL_HEALTH", &["MH_CONTACT", "MH_BEDDAY"]),
-    ("NHS111", &["NHS111_CALL"]),
-    (
-        "AMBULANCE",
-        &[
-            "AMB_HEAR_TREAT",
-            "AMB_SEE_TREAT",
-            "AMB_CONVEY",
-            "AMB_UNSPECIFIED",
-        ],
-    ),
-    ("GP", &["GP_CONTACT"]),
-    (
-        "SOCIAL_CARE",
-        &["REQUEST", "ASSESSMENT", "REVIEW", "SERVICE_WEEK"],
-    ),
-];
-
-/// The settings in output order.
-pub fn settings() -> Vec<String> {
-    ACTIVITIES.iter().map(|(s, _)| s.to_string()).collect()
-}
-
-/// A parsed tariff: unit cost per (setting, activity), its file and version.
-#[derive(Debug, Clone)]
-pub struct Tariff {
-    pub file: String,
-    pub version: String,
-    pub rows: BTreeMap<(String, String), f64>,
-}
-
-impl Tariff {
-    /// Parse `setting,activity,unit_cost[,unit]` (lines starting `#` are notes; `# version:`
-    /// names the version) and check every activity type of [`ACTIVITIES`] is priced.
-    pub fn parse(file: &str, text: &str) -> Result<Tariff, String> {
-        let mut rows = BTreeMap::new();
-        let mut version = String::new();
-        for (i, line) in text.lines().enumerate() {
-            let l = line.trim();
-            if let Some(v) = l.strip_prefix("# version:") {
-                version = v.trim().to_string();
-            }
-            if l.is_empty() || l.starts_with('#') || l.starts_with("setting,") {
-                continue;
-            }
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
-            let cost = f
-                .get(2)
-                .and_then(|c| c.parse::<f64>().ok())
-                .filter(|c| *c >= 0.0);
-            match (f.first(), f.get(1), cost) {
-                (Some(s), Some(a), Some(c)) if !s.is_empty() && !a.is_empty() => {
-                    rows.insert((s.to_string(), a.to_string()), c);
-                }
-                _ => {
-                    return Err(format!(
-                        "tariff {file}:{}: expected `setting,activity,unit_cost` with a non-negative cost, got `{l}`",
-                        i + 1
-                    ));
-                }
-            }
-        }
-        let missing: Vec<String> = ACTIVITIES
-            .iter()
-            .flat_map(|(s, acts)| acts.iter().map(move |a| (*s, *a)))
-            .filter(|(s, a)| !rows.contains_key(&(s.to_string(), a.to_string())))
-            .map(|(s, a)| format!("`{a}` of setting `{s}`"))
-            .collect();
-        if !missing.is_empty() {
-            return Err(format!(
-                "tariff {file} has no unit cost for activity type {} (every activity type in docs/population.md needs a row)",
-                missing.join(", ")
-            ));
-        }
-        Ok(Tariff {
-            file: file.to_string(),
-            version,
-            rows,
-        })
-    }
-
-    fn batch(&self) -> Result<RecordBatch, PopulationError> {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("t_setting", DataType::Utf8, false),
-            Field::new("t_activity", DataType::Utf8, false),
-            Field::new("unit_cost", DataType::Float64, false),
-        ]));
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                self.rows.keys().map(|k| k.0.as_str()),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                self.rows.keys().map(|k| k.1.as_str()),
-            )),
-            Arc::new(Float64Array::from_iter_values(self.rows.values().copied())),
-        ];
-        RecordBatch::try_new(schema, cols).map_err(|e| PopulationError::Missing(e.to_string()))
-    }
-}
 
 /// The financial year (April to March) a day falls in, by its first calendar year.
 pub fn financial_year(d: NaiveDate) -> i32 {
@@ -256,7 +141,8 @@ pub async fn register(
         what: "cost events".into(),
         message: e.to_string(),
     };
-    ctx.register_batch("tariff", tariff.batch()?).map_err(err)?;
+    ctx.register_batch("tariff", tariff_batch(tariff)?)
+        .map_err(err)?;
     ctx.register_batch("sc_cost", sc_batch(&social_care_rows(ctx, as_of).await?)?)
         .map_err(err)?;
     let a = as_of.format("%Y-%m-%d");
@@ -399,4 +285,23 @@ pub async fn per_person(
     Ok((0..k.len())
         .filter_map(|i| Some((k[i].clone()?, s[i].clone()?, c[i].unwrap_or(0.0))))
         .collect())
+}
+
+/// The tariff as a table (setting, activity, unit cost) to join the events to.
+fn tariff_batch(t: &Tariff) -> Result<RecordBatch, PopulationError> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("t_setting", DataType::Utf8, false),
+        Field::new("t_activity", DataType::Utf8, false),
+        Field::new("unit_cost", DataType::Float64, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            t.rows.keys().map(|k| k.0.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            t.rows.keys().map(|k| k.1.as_str()),
+        )),
+        Arc::new(Float64Array::from_iter_values(t.rows.values().copied())),
+    ];
+    RecordBatch::try_new(schema, cols).map_err(|e| PopulationError::Missing(e.to_string()))
 }

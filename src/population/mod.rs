@@ -12,6 +12,9 @@
 //! `reports/population.html`.
 //!
 //! * [`config`]: the `population:` section.
+//! * [`catalogue`]: the settings, measures and breakdowns published, without data.
+//! * [`files`]: the tariff and the ACSC list.
+//! * [`check`]: every problem of the settings, without data (run when the ICS loads).
 //! * [`inputs`]: the tables the stage reads.
 //! * [`frame`]: one row per person with every breakdown and count.
 //! * [`segments`]: rules checked against the features, evaluated, assigned.
@@ -22,6 +25,9 @@
 //! * [`report`]: the static HTML report and the text summary.
 
 pub mod config;
+pub mod catalogue;
+pub mod files;
+pub mod check;
 pub mod inputs;
 pub mod frame;
 pub mod segments;
@@ -41,7 +47,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use config::{Catalogue, PopulationSettingError, PopulationSettings, SegmentationsFile};
+use config::{PopulationSettingError, PopulationSettings, SegmentationsFile};
 
 /// A population-stage failure, naming the file, setting or data at fault.
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +77,7 @@ pub struct Stage {
     pub risk: crate::risk::Stage,
     pub settings: PopulationSettings,
     pub rules: SegmentationsFile,
-    pub tariff: cost::Tariff,
+    pub tariff: files::Tariff,
     pub acsc: HashSet<String>,
     pub acsc_source: String,
     pub esp: stats::StandardPopulation,
@@ -82,161 +88,6 @@ pub struct Stage {
     pub breakdowns: Vec<String>,
 }
 
-/// Condition features of the risk feature set.
-fn condition_features(specs: &[crate::risk::config::FeatureSpec]) -> Vec<(String, String)> {
-    specs
-        .iter()
-        .filter(|s| matches!(s.kind, crate::risk::config::FeatureKind::Condition { .. }))
-        .map(|s| {
-            (
-                s.name.clone(),
-                s.label.clone().unwrap_or_else(|| s.name.clone()),
-            )
-        })
-        .collect()
-}
-
-fn names_of<'a>(
-    rules: &'a SegmentationsFile,
-    seg: &'a mut Vec<(String, Vec<String>)>,
-    flags: &'a mut Vec<(String, String)>,
-    risk: &'a crate::risk::config::RiskSettings,
-    bands: &'a mut Vec<String>,
-) -> aggregate::Names<'a> {
-    *seg = rules
-        .segmentations
-        .iter()
-        .map(|s| {
-            (
-                s.name.clone(),
-                s.segments.iter().map(|g| g.name.clone()).collect(),
-            )
-        })
-        .collect();
-    *flags = rules
-        .flags
-        .iter()
-        .map(|f| {
-            (
-                f.name.clone(),
-                f.label.clone().unwrap_or_else(|| f.name.clone()),
-            )
-        })
-        .collect();
-    *bands = risk.bands.iter().map(|b| b.name.clone()).collect();
-    aggregate::Names {
-        segmentations: seg,
-        flags,
-        high_risk_bands: &risk.high_risk_bands,
-        bands,
-    }
-}
-
-/// Every problem of the settings (without data): structure, names, rules, tariff, ACSC.
-pub fn check(
-    settings: &PopulationSettings,
-    dir: &Path,
-    risk: &crate::risk::config::RiskSettings,
-    specs: &[crate::risk::config::FeatureSpec],
-    codelists: &crate::risk::codelists::Codelists,
-) -> Vec<PopulationSettingError> {
-    let mut out = Vec::new();
-    if settings.disclosure.check().is_err() {
-        out.push(config::problem(
-            "ONB0947",
-            "disclosure.round_to",
-            "`round_to` must be at least 1",
-        ));
-    }
-    if let Some(a) = &settings.as_of
-        && crate::risk::parse_date(a).is_none()
-    {
-        out.push(config::problem(
-            "ONB0940",
-            "as_of",
-            format!("`{a}` is not a date written YYYY-MM-DD"),
-        ));
-    }
-    let rules = match settings.segmentations_and_flags(dir) {
-        Ok(r) => r,
-        Err(e) => {
-            out.push(e);
-            return out;
-        }
-    };
-    out.extend(config::check_structure(&rules));
-    let inputs = crate::risk::features::Inputs {
-        settings: risk,
-        codelists,
-        data_end: NaiveDate::MAX,
-    };
-    if let Ok(q) = crate::risk::features::compile(
-        specs,
-        &inputs,
-        NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default(),
-    ) {
-        out.extend(segments::check_rules(
-            &rules,
-            &segments::rule_columns(&q.columns),
-        ));
-    }
-    let conditions: Vec<String> = condition_features(specs).into_iter().map(|c| c.0).collect();
-    let (mut seg, mut flags, mut bands) = Default::default();
-    let names = names_of(&rules, &mut seg, &mut flags, risk, &mut bands);
-    let cat = Catalogue {
-        measures: aggregate::measure_names(&conditions, &names),
-        breakdowns: aggregate::breakdown_names(&names),
-    };
-    out.extend(config::check_names(settings, &cat));
-    match settings.tariff_text(dir) {
-        Ok((name, text)) => {
-            if let Err(e) = cost::Tariff::parse(&name, &text) {
-                out.push(config::problem("ONB0944", "tariff", e));
-            }
-        }
-        Err(e) => out.push(e),
-    }
-    match settings.acsc_text(dir) {
-        Ok((name, text)) => {
-            if let Err(e) = parse_acsc(&name, &text) {
-                out.push(config::problem("ONB0946", "acsc_codelist", e));
-            }
-        }
-        Err(e) => out.push(e),
-    }
-    out
-}
-
-/// The ACSC list: `condition,code` rows of ICD-10 prefixes (no dots).
-pub fn parse_acsc(name: &str, text: &str) -> Result<HashSet<String>, String> {
-    let mut out = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') || l.starts_with("condition,") {
-            continue;
-        }
-        match l
-            .split(',')
-            .nth(1)
-            .map(|c| c.trim().replace('.', "").to_uppercase())
-        {
-            Some(c) if (3..=4).contains(&c.len()) => {
-                out.insert(c);
-            }
-            _ => {
-                return Err(format!(
-                    "{name}:{}: expected `condition,code` with a 3- or 4-character ICD-10 prefix, got `{l}`",
-                    i + 1
-                ));
-            }
-        }
-    }
-    if out.is_empty() {
-        return Err(format!("{name} lists no codes"));
-    }
-    Ok(out)
-}
-
 impl Stage {
     /// Settings from the ICS file's `population:` section (defaults without one); refuses
     /// settings with any problem, the first named.
@@ -245,7 +96,7 @@ impl Stage {
         let settings = ics
             .and_then(|i| i.file.population.clone())
             .unwrap_or_default();
-        if let Some(e) = check(
+        if let Some(e) = check::check(
             &settings,
             &risk.dir,
             &risk.settings,
@@ -259,9 +110,9 @@ impl Stage {
         }
         let rules = settings.segmentations_and_flags(&risk.dir)?;
         let (tname, ttext) = settings.tariff_text(&risk.dir)?;
-        let tariff = cost::Tariff::parse(&tname, &ttext).map_err(PopulationError::Tariff)?;
+        let tariff = files::Tariff::parse(&tname, &ttext).map_err(PopulationError::Tariff)?;
         let (aname, atext) = settings.acsc_text(&risk.dir)?;
-        let acsc = parse_acsc(&aname, &atext).map_err(PopulationError::Missing)?;
+        let acsc = files::parse_acsc(&aname, &atext).map_err(PopulationError::Missing)?;
         let esp =
             stats::StandardPopulation::parse("reference/population/esp2013.csv", config::ESP2013)
                 .map_err(PopulationError::Missing)?;
@@ -270,11 +121,11 @@ impl Stage {
             .as_deref()
             .and_then(crate::risk::parse_date)
             .unwrap_or(risk.as_of.score);
-        let conditions = condition_features(&risk.specs);
+        let conditions = catalogue::condition_features(&risk.specs);
         let (mut seg, mut flags, mut bands) = Default::default();
-        let names = names_of(&rules, &mut seg, &mut flags, &risk.settings, &mut bands);
+        let names = catalogue::names_of(&rules, &mut seg, &mut flags, &risk.settings, &mut bands);
         let measures = settings.measures.clone().unwrap_or_else(|| {
-            aggregate::measure_names(
+            catalogue::measure_names(
                 &conditions.iter().map(|c| c.0.clone()).collect::<Vec<_>>(),
                 &names,
             )
@@ -282,7 +133,7 @@ impl Stage {
         let mut breakdowns = settings
             .breakdowns
             .clone()
-            .unwrap_or_else(|| aggregate::breakdown_names(&names));
+            .unwrap_or_else(|| catalogue::breakdown_names(&names));
         if !breakdowns.iter().any(|b| b == "all") {
             breakdowns.insert(0, "all".into());
         }
@@ -350,7 +201,7 @@ pub async fn run(stage: &Stage) -> Result<Summary, PopulationError> {
     .await?;
     let (person_years, reconciliation) = cost::person_years(&ctx).await?;
     let fy = cost_year(stage.as_of);
-    frame.settings = cost::settings();
+    frame.settings = catalogue::settings();
     for p in frame.persons.iter_mut() {
         p.cost = vec![0.0; frame.settings.len()];
     }
@@ -402,7 +253,7 @@ fn aggregates(
     attendances: &[uec::Attendance],
 ) -> Result<Vec<aggregate::Row>, PopulationError> {
     let (mut seg, mut flags, mut bands) = Default::default();
-    let names = names_of(
+    let names = catalogue::names_of(
         &stage.rules,
         &mut seg,
         &mut flags,
@@ -536,7 +387,7 @@ fn persons_batch(stage: &Stage, frame: &frame::Frame) -> Result<RecordBatch, Pop
             p.iter().map(|x| Some(x.flags[k])),
         )));
     }
-    for (i, m) in uec::EVENT_MEASURES.iter().enumerate() {
+    for (i, m) in catalogue::EVENT_MEASURES.iter().enumerate() {
         fields.push(Field::new(*m, DataType::Float64, false));
         cols.push(floats(p.iter().map(|x| Some(x.events[i] as f64))));
     }
@@ -576,7 +427,7 @@ fn write_outputs(
     };
     std::fs::create_dir_all(&internal).map_err(|e| file_err(&internal, e))?;
     let json = serde_json::to_string_pretty(reconciliation).unwrap_or_default();
-    crate::execute::write_atomic(&rec, json.as_bytes()).map_err(|e| file_err(&rec, e))?;
+    crate::store::write_atomic(&rec, json.as_bytes()).map_err(|e| file_err(&rec, e))?;
     let counts: Vec<&aggregate::Row> = rows.iter().filter(|r| r.statistic == "count").collect();
     let summary = Summary {
         as_of: stage.as_of,
@@ -612,10 +463,9 @@ fn write_outputs(
     let html_path = stage.risk.out.join("reports").join("population.html");
     let html = report::html(stage, &summary, rows);
     std::fs::create_dir_all(stage.risk.out.join("reports")).map_err(|e| file_err(&html_path, e))?;
-    crate::execute::write_atomic(&html_path, html.as_bytes())
-        .map_err(|e| file_err(&html_path, e))?;
+    crate::store::write_atomic(&html_path, html.as_bytes()).map_err(|e| file_err(&html_path, e))?;
     let summary_path = internal.join("summary.json");
-    crate::execute::write_atomic(
+    crate::store::write_atomic(
         &summary_path,
         serde_json::to_string_pretty(&summary)
             .unwrap_or_default()

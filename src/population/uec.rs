@@ -19,19 +19,6 @@ use super::PopulationError;
 use super::frame::Frame;
 use super::inputs::{collect, days, texts};
 
-/// The event-rate measures, in the order of [`super::frame::Person::events`].
-pub const EVENT_MEASURES: [&str; 4] = [
-    "emergency_admissions_12m",
-    "acsc_emergency_admissions_12m",
-    "ae_attendances_12m",
-    "low_acuity_ae_attendances_12m",
-];
-
-/// Arrival categories.
-pub const ARRIVALS: [&str; 4] = ["ambulance", "nhs111_referral", "walk_in", "recorded_other"];
-/// Departure categories.
-pub const DEPARTURES: [&str; 3] = ["admitted", "discharged", "not_known"];
-
 /// One A&E attendance of a person of the frame.
 #[derive(Debug, Clone)]
 pub struct Attendance {

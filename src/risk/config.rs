@@ -527,6 +527,9 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
 }
 
+/// The shares of the population flagged for recall@k and PPV@k, in %.
+pub const K_PERCENT: [f64; 4] = [0.5, 1.0, 2.0, 5.0];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,8 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The shares of the population flagged for recall@k and PPV@k, in %.
-pub const K_PERCENT: [f64; 4] = [0.5, 1.0, 2.0, 5.0];
+pub use super::config::K_PERCENT;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AtK {

@@ -249,7 +249,7 @@ pub async fn write_features(
         stage.as_of.score,
     )?
     .columns;
-    crate::execute::write_atomic(
+    crate::store::write_atomic(
         &meta,
         serde_json::to_string_pretty(&cols)
             .unwrap_or_default()

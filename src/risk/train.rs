@@ -466,7 +466,7 @@ fn write_artefact(stage: &Stage, a: &Artefact) -> Result<(), RiskError> {
     let json = serde_json::to_string_pretty(a).map_err(|e| RiskError::Data(e.to_string()))?;
     let w = |name: &str, text: &str| {
         let p = dir.join(name);
-        crate::execute::write_atomic(&p, text.as_bytes()).map_err(|e| RiskError::file(&p, e))
+        crate::store::write_atomic(&p, text.as_bytes()).map_err(|e| RiskError::file(&p, e))
     };
     w("model.json", &json)?;
     w("card.md", &super::card::markdown(a))?;
@@ -498,5 +498,5 @@ fn update_registry(stage: &Stage, made: &[Artefact], champion: &str) -> Result<(
     reg.champion = Some(champion.to_string());
     let p = models_dir(&stage.out).join("registry.json");
     let json = serde_json::to_string_pretty(&reg).map_err(|e| RiskError::Data(e.to_string()))?;
-    crate::execute::write_atomic(&p, json.as_bytes()).map_err(|e| RiskError::file(&p, e))
+    crate::store::write_atomic(&p, json.as_bytes()).map_err(|e| RiskError::file(&p, e))
 }

@@ -212,7 +212,6 @@ fn cycles_between_stages(src: &Path) -> Vec<Vec<String>> {
 }
 
 #[test]
-#[ignore = "known cycles through ics::check and the ops/population settings (issue 17); run with --ignored"]
 fn no_import_cycle_between_stages() {
     let cycles = cycles_between_stages(&root().join("src"));
     assert!(

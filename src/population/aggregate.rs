@@ -403,6 +403,32 @@ fn slots(b: &Breakdown) -> Vec<(usize, &str)> {
         .collect()
 }
 
+/// How a measure's rates are stated: persons as a percentage (Wilson interval), or
+/// events per 1,000 persons a year (Byar interval); the DSR in the same unit.
+struct RateKind {
+    counted: &'static str,
+    crude_unit: &'static str,
+    dsr_unit: &'static str,
+    per: f64,
+    crude: fn(u64, u64, f64) -> Option<Estimate>,
+}
+
+const PERSONS_PERCENT: RateKind = RateKind {
+    counted: "persons",
+    crude_unit: "percent",
+    dsr_unit: "percent, age-standardised (ESP 2013)",
+    per: 100.0,
+    crude: stats::wilson,
+};
+
+const EVENTS_PER_1000: RateKind = RateKind {
+    counted: "events",
+    crude_unit: "per 1,000 persons a year",
+    dsr_unit: "per 1,000 a year, age-standardised (ESP 2013)",
+    per: 1000.0,
+    crude: stats::crude_rate,
+};
+
 fn proportion(
     c: &Context,
     out: &Out,
@@ -411,42 +437,8 @@ fn proportion(
     pops: &[u64],
     pc: Pops,
 ) -> Result<Vec<Row>, DisclosureError> {
-    let counts = group_counts(c.frame, b, |p| u64::from(f(p)));
-    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, Some(pops), &dead(pc.0))?;
-    let bands = by_band(c, b, |p| u64::from(f(p)));
-    let weights = c.esp.weights();
-    let mut rows = Vec::new();
-    let all_counts: u64 = counts.iter().sum();
-    let all_pops: u64 = pops.iter().sum();
-    for (i, g) in slots(b) {
-        let (cell, pop, n, d) = if i < b.groups.len() {
-            (cells[i], pc.0[i], counts[i], pops[i])
-        } else {
-            (total, pc.1, all_counts, all_pops)
-        };
-        let ok = rate_publishable(cell, pop);
-        rows.push(out.count(g, None, cell, "persons"));
-        rows.push(out.estimate(
-            g,
-            None,
-            "crude_rate",
-            "percent",
-            stats::wilson(n, d, 100.0),
-            ok,
-        ));
-        if b.name != "age_band" {
-            let e = stats::dsr(&bands[i].0, &bands[i].1, &weights, 100.0);
-            rows.push(out.estimate(
-                g,
-                None,
-                "dsr",
-                "percent, age-standardised (ESP 2013)",
-                e,
-                ok,
-            ));
-        }
-    }
-    Ok(rows)
+    let num = |p: &Person| u64::from(f(p));
+    rates(c, out, b, &num, Some(pops), pops, pc, &PERSONS_PERCENT)
 }
 
 fn events(
@@ -457,9 +449,26 @@ fn events(
     pops: &[u64],
     pc: Pops,
 ) -> Result<Vec<Row>, DisclosureError> {
-    let counts = group_counts(c.frame, b, |p| p.events[k]);
-    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, None, &dead(pc.0))?;
-    let bands = by_band(c, b, |p| p.events[k]);
+    let num = |p: &Person| p.events[k];
+    rates(c, out, b, &num, None, pops, pc, &EVENTS_PER_1000)
+}
+
+/// Counts per group through disclosure control (suppression preferring to keep the
+/// cells of `prefer`), with crude and age-standardised rates where publishable.
+#[allow(clippy::too_many_arguments)]
+fn rates(
+    c: &Context,
+    out: &Out,
+    b: &Breakdown,
+    num: &dyn Fn(&Person) -> u64,
+    prefer: Option<&[u64]>,
+    pops: &[u64],
+    pc: Pops,
+    kind: &RateKind,
+) -> Result<Vec<Row>, DisclosureError> {
+    let counts = group_counts(c.frame, b, num);
+    let (cells, total) = protect_breakdown_preferring(c.policy, &counts, prefer, &dead(pc.0))?;
+    let bands = by_band(c, b, num);
     let weights = c.esp.weights();
     let mut rows = Vec::new();
     let (all_counts, all_pops): (u64, u64) = (counts.iter().sum(), pops.iter().sum());
@@ -470,25 +479,12 @@ fn events(
             (total, pc.1, all_counts, all_pops)
         };
         let ok = rate_publishable(cell, pop);
-        rows.push(out.count(g, None, cell, "events"));
-        rows.push(out.estimate(
-            g,
-            None,
-            "crude_rate",
-            "per 1,000 persons a year",
-            stats::crude_rate(n, d, 1000.0),
-            ok,
-        ));
+        rows.push(out.count(g, None, cell, kind.counted));
+        let crude = (kind.crude)(n, d, kind.per);
+        rows.push(out.estimate(g, None, "crude_rate", kind.crude_unit, crude, ok));
         if b.name != "age_band" {
-            let e = stats::dsr(&bands[i].0, &bands[i].1, &weights, 1000.0);
-            rows.push(out.estimate(
-                g,
-                None,
-                "dsr",
-                "per 1,000 a year, age-standardised (ESP 2013)",
-                e,
-                ok,
-            ));
+            let e = stats::dsr(&bands[i].0, &bands[i].1, &weights, kind.per);
+            rows.push(out.estimate(g, None, "dsr", kind.dsr_unit, e, ok));
         }
     }
     Ok(rows)

@@ -247,7 +247,9 @@ fn rule_sql(src: &ResolvedSource, check: &RuleCheck, ctx: &RunContext) -> (Strin
     }
 }
 
-/// Compile one source of a manifest.
+/// Compile one source of a manifest: layer 1 maps source columns to canonical fields
+/// (plus identity fields, raw text for `parseable` rules, lineage); layer 2 adds one
+/// failure column per rule and the keys.
 pub fn compile_source(
     m: &ResolvedManifest,
     src: &ResolvedSource,
@@ -255,9 +257,53 @@ pub fn compile_source(
 ) -> CompiledSource {
     let provider = &m.provider.id;
     let table = table_name(provider, &src.id);
-    let is_identity_entity = src.entity.name == IDENTITY_ENTITY;
+    let rules = rules_with_required(src);
+    let parseable: Vec<String> = rules
+        .iter()
+        .filter_map(|(r, _)| match &r.check {
+            RuleCheck::Builtin(b) => b.raw_text_of().map(str::to_string),
+            RuleCheck::Expr { .. } => None,
+        })
+        .collect();
+    let layer1 = mapped_layer(src, &parseable);
 
-    // Rules: the manifest's, plus not_null on required fields it does not check.
+    let mut l2: Vec<String> = vec!["*".into()];
+    let mut compiled_rules = Vec::new();
+    for (i, (r, implicit)) in rules.into_iter().enumerate() {
+        let column = format!("fail__{i}");
+        let (cond, fields) = rule_sql(src, &r.check, ctx);
+        l2.push(format!("coalesce({cond}, false) AS {}", ident(&column)));
+        compiled_rules.push(CompiledRule {
+            column,
+            rule: r,
+            fields,
+            implicit,
+        });
+    }
+    l2.extend(key_columns(m, src, ctx, &layer1));
+
+    let sql = format!(
+        "SELECT\n  {}\nFROM (\n  SELECT\n    {}\n  FROM {}\n) AS mapped",
+        l2.join(",\n  "),
+        layer1.columns.join(",\n    "),
+        ident(&table)
+    );
+    CompiledSource {
+        provider: provider.clone(),
+        source: src.id.clone(),
+        entity: src.entity.name.clone(),
+        table,
+        sql,
+        rules: compiled_rules,
+        mapped: layer1.mapped,
+        identity: layer1.identity,
+        manifest_hash: m.hash.clone(),
+    }
+}
+
+/// The manifest's rules, plus `not_null` on required fields it does not check (marked
+/// implicit).
+fn rules_with_required(src: &ResolvedSource) -> Vec<(ResolvedRule, bool)> {
     let mut rules: Vec<(ResolvedRule, bool)> =
         src.quality.iter().cloned().map(|r| (r, false)).collect();
     for f in src
@@ -283,15 +329,21 @@ pub fn compile_source(
             ));
         }
     }
-    let parseable: Vec<String> = rules
-        .iter()
-        .filter_map(|(r, _)| match &r.check {
-            RuleCheck::Builtin(b) => b.raw_text_of().map(str::to_string),
-            RuleCheck::Expr { .. } => None,
-        })
-        .collect();
+    rules
+}
 
-    // Layer 1: mapped values.
+/// Layer 1 of a source's query: its select list and the canonical fields it maps.
+struct MappedLayer {
+    columns: Vec<String>,
+    mapped: Vec<String>,
+    identity: Vec<String>,
+}
+
+/// Mapped fields, identity fields (`id__` unless the entity is the identity entity),
+/// the raw text of fields `parseable` rules check, the source columns as read
+/// (`src__`), and the lineage columns.
+fn mapped_layer(src: &ResolvedSource, parseable: &[String]) -> MappedLayer {
+    let is_identity_entity = src.entity.name == IDENTITY_ENTITY;
     let mut l1: Vec<String> = Vec::new();
     let mut mapped = Vec::new();
     for f in &src.fields {
@@ -308,7 +360,7 @@ pub fn compile_source(
         l1.push(format!("{} AS {}", field_sql(f), ident(&name)));
         identity.push(f.field.name.clone());
     }
-    for p in &parseable {
+    for p in parseable {
         if let Some(f) = src
             .fields
             .iter()
@@ -327,21 +379,23 @@ pub fn compile_source(
     }
     l1.push(ident(SOURCE_FILE));
     l1.push(ident(SOURCE_ROW));
-
-    // Layer 2: rule checks and keys.
-    let mut l2: Vec<String> = vec!["*".into()];
-    let mut compiled_rules = Vec::new();
-    for (i, (r, implicit)) in rules.into_iter().enumerate() {
-        let column = format!("fail__{i}");
-        let (cond, fields) = rule_sql(src, &r.check, ctx);
-        l2.push(format!("coalesce({cond}, false) AS {}", ident(&column)));
-        compiled_rules.push(CompiledRule {
-            column,
-            rule: r,
-            fields,
-            implicit,
-        });
+    MappedLayer {
+        columns: l1,
+        mapped,
+        identity,
     }
+}
+
+/// The key and provenance columns of layer 2: `person_key` (from the NHS number, the
+/// issuer's local id, else the record itself), `record_key`, `manifest_hash`, `run_id`.
+fn key_columns(
+    m: &ResolvedManifest,
+    src: &ResolvedSource,
+    ctx: &RunContext,
+    layer1: &MappedLayer,
+) -> Vec<String> {
+    let provider = &m.provider.id;
+    let is_identity_entity = src.entity.name == IDENTITY_ENTITY;
     let idc = |n: &str| -> Option<String> {
         let present = if is_identity_entity {
             src.fields.iter().any(|f| f.field.name == n)
@@ -357,27 +411,25 @@ pub fn compile_source(
         })
     };
     let null = "CAST(NULL AS VARCHAR)".to_string();
-    let record_id = if mapped
+    let lineage = format!(
+        "concat({}, '#', CAST({} AS VARCHAR))",
+        ident(SOURCE_FILE),
+        ident(SOURCE_ROW)
+    );
+    let record_id = if layer1
+        .mapped
         .iter()
-        .chain(identity.iter())
+        .chain(layer1.identity.iter())
         .any(|f| f == "source_record_id")
     {
         format!(
-            "coalesce(CAST({} AS VARCHAR), concat({}, '#', CAST({} AS VARCHAR)))",
-            ident("source_record_id"),
-            ident(SOURCE_FILE),
-            ident(SOURCE_ROW)
+            "coalesce(CAST({} AS VARCHAR), {lineage})",
+            ident("source_record_id")
         )
     } else {
-        format!(
-            "concat({}, '#', CAST({} AS VARCHAR))",
-            ident(SOURCE_FILE),
-            ident(SOURCE_ROW)
-        )
+        lineage
     };
     let scope = lit(&format!("{provider}:{}", src.id));
-    let nhs = idc("nhs_number");
-    let local = idc("local_patient_id");
     // A record with identity fields but neither key stands for itself (`record:`) so
     // linkage can join it; a record with no identity fields has no candidate.
     let has_identity = if is_identity_entity {
@@ -393,34 +445,16 @@ pub fn compile_source(
             .unwrap_or_else(|| lit(provider));
         format!(
             "person_key_of(CAST({} AS VARCHAR), {issuer}, CAST({} AS VARCHAR), concat({scope}, ':', {record_id}))",
-            nhs.unwrap_or_else(|| null.clone()),
-            local.unwrap_or_else(|| null.clone())
+            idc("nhs_number").unwrap_or_else(|| null.clone()),
+            idc("local_patient_id").unwrap_or_else(|| null.clone())
         )
     };
-    l2.push(format!("{pk} AS \"person_key\""));
-    l2.push(format!(
-        "record_key({scope}, {record_id}) AS \"record_key\""
-    ));
-    l2.push(format!("{} AS \"manifest_hash\"", lit(&m.hash)));
-    l2.push(format!("{} AS \"run_id\"", lit(&ctx.run_id)));
-
-    let sql = format!(
-        "SELECT\n  {}\nFROM (\n  SELECT\n    {}\n  FROM {}\n) AS mapped",
-        l2.join(",\n  "),
-        l1.join(",\n    "),
-        ident(&table)
-    );
-    CompiledSource {
-        provider: provider.clone(),
-        source: src.id.clone(),
-        entity: src.entity.name.clone(),
-        table,
-        sql,
-        rules: compiled_rules,
-        mapped,
-        identity,
-        manifest_hash: m.hash.clone(),
-    }
+    vec![
+        format!("{pk} AS \"person_key\""),
+        format!("record_key({scope}, {record_id}) AS \"record_key\""),
+        format!("{} AS \"manifest_hash\"", lit(&m.hash)),
+        format!("{} AS \"run_id\"", lit(&ctx.run_id)),
+    ]
 }
 
 /// The logical plan of a compiled source; its scan table must be registered in `ctx`.

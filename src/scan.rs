@@ -284,7 +284,65 @@ impl FileStream {
         }
     }
 
-    fn run_csv(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+    /// Where each declared column is in a row, and how many fields a row has: from the
+    /// header (names trimmed) when the source has one, else in declared order. `None`
+    /// for an empty file.
+    #[allow(clippy::type_complexity)]
+    fn csv_positions<R: Read>(
+        &self,
+        rdr: &mut csv::Reader<R>,
+    ) -> Result<Option<(Vec<Option<usize>>, usize)>> {
+        let ncols = self.columns.len();
+        let positions: Vec<Option<usize>> = (0..ncols).map(Some).collect();
+        if !self.csv.header {
+            return Ok(Some((positions, ncols)));
+        }
+        let mut record = csv::ByteRecord::new();
+        match rdr.read_byte_record(&mut record) {
+            Ok(true) => {
+                let header: Vec<String> = record
+                    .iter()
+                    .map(|h| {
+                        decode(h, self.csv.encoding)
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string()
+                    })
+                    .collect();
+                let expected_width = header.len();
+                let positions: Vec<Option<usize>> = self
+                    .columns
+                    .iter()
+                    .map(|c| header.iter().position(|h| h == c))
+                    .collect();
+                let missing: Vec<&String> = self
+                    .columns
+                    .iter()
+                    .zip(&positions)
+                    .filter(|(_, p)| p.is_none())
+                    .map(|(c, _)| c)
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(DataFusionError::Execution(format!(
+                        "{}: header lacks declared column(s) {} (run `onboard validate --data` to check extracts)",
+                        self.display,
+                        missing
+                            .iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                Ok(Some((positions, expected_width)))
+            }
+            Ok(false) => Ok(None),
+            Err(e) => Err(io_err(&self.path, e)),
+        }
+    }
+
+    /// The file as the CSV reader sees it: without a UTF-8 byte-order mark, and without
+    /// its last line when the source declares a trailer.
+    fn csv_input(&self) -> Result<Box<dyn Read + Send>> {
         let mut input = open(&self.path)?;
         // Skip a UTF-8 byte-order mark.
         let mut head = [0u8; 3];
@@ -304,11 +362,15 @@ impl FileStream {
             head[..got].to_vec()
         };
         let input = std::io::Cursor::new(prefix).chain(input);
-        let input: Box<dyn Read + Send> = if self.trailer {
+        Ok(if self.trailer {
             Box::new(WithoutLastLine::new(input))
         } else {
             Box::new(input)
-        };
+        })
+    }
+
+    fn run_csv(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        let input = self.csv_input()?;
         let mut rdr = csv::ReaderBuilder::new()
             .delimiter(self.csv.delimiter)
             .quote(self.csv.quote)
@@ -319,53 +381,11 @@ impl FileStream {
             .buffer_capacity(1 << 20)
             .from_reader(input);
         let ncols = self.columns.len();
-        // Column order: map header positions to declared columns (names normalised by
-        // trimming); without a header, declared order.
-        let mut positions: Vec<Option<usize>> = (0..ncols).map(Some).collect();
-        let mut expected_width = ncols;
+        let Some((positions, expected_width)) = self.csv_positions(&mut rdr)? else {
+            return Ok(());
+        };
         let mut record = csv::ByteRecord::new();
         let mut row: i64 = 0;
-        if self.csv.header {
-            match rdr.read_byte_record(&mut record) {
-                Ok(true) => {
-                    let header: Vec<String> = record
-                        .iter()
-                        .map(|h| {
-                            decode(h, self.csv.encoding)
-                                .unwrap_or_default()
-                                .trim()
-                                .to_string()
-                        })
-                        .collect();
-                    expected_width = header.len();
-                    positions = self
-                        .columns
-                        .iter()
-                        .map(|c| header.iter().position(|h| h == c))
-                        .collect();
-                    let missing: Vec<&String> = self
-                        .columns
-                        .iter()
-                        .zip(&positions)
-                        .filter(|(_, p)| p.is_none())
-                        .map(|(c, _)| c)
-                        .collect();
-                    if !missing.is_empty() {
-                        return Err(DataFusionError::Execution(format!(
-                            "{}: header lacks declared column(s) {} (run `onboard validate --data` to check extracts)",
-                            self.display,
-                            missing
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
-                    }
-                }
-                Ok(false) => return Ok(()),
-                Err(e) => return Err(io_err(&self.path, e)),
-            }
-        }
         let nulls = &self.csv.null_values;
         let mut b = Builder::new(ncols, self.batch_rows);
         let latin1 = self.csv.encoding == Encoding::Latin1;

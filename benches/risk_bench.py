@@ -88,7 +88,8 @@ def main():
     onboard = os.path.abspath(a.onboard)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = os.path.join(a.work, f"demo-{a.patients}")
-    if not (a.reuse and os.path.exists(os.path.join(out, "models", "registry.json"))):
+    # --reuse keeps a demo output that got as far as the spine (the risk steps rerun).
+    if not (a.reuse and os.path.exists(os.path.join(out, "linkage", "spine"))):
         shutil.rmtree(out, ignore_errors=True)
         s, mb, _ = timed([onboard, "demo", "--out", out, "--patients", str(a.patients)], cwd=repo)
         print(f"demo (synth → run → link → risk), {a.patients} people: {s:.1f} s, peak {mb:.0f} MB")

@@ -705,6 +705,13 @@ fn synth(a: SynthArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// The demo ICS's engine memory pool. At 1M people the risk features' final
+/// aggregates over 27M medication rows need more than 2 GiB (measured: resources
+/// exhausted in `FinalHashAggregateStream`), so large demos get 8 GiB.
+fn demo_memory_limit(patients: usize) -> &'static str {
+    if patients > 200_000 { "8GiB" } else { "2GiB" }
+}
+
 fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     use std::time::Instant;
     let cwd = std::env::current_dir()?;
@@ -764,9 +771,10 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
     std::fs::write(
         &ics,
         format!(
-            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: 2GiB }}\nlinkage: {{ postcode_lsoa11: reference/postcode_lsoa11_SYNTHETIC.csv }}\n",
+            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: {} }}\nlinkage: {{ postcode_lsoa11: reference/postcode_lsoa11_SYNTHETIC.csv }}\n",
             providers.display(),
-            out.display()
+            out.display(),
+            demo_memory_limit(a.patients)
         ),
     )?;
     let t = Instant::now();

@@ -7,11 +7,15 @@ Behaviour-preserving changes (refactors) must leave a run's outputs as they were
 walks both directories (following `current`, skipping `runs/` duplicates reached through
 links and the `.staging/` area) and compares:
 
-* every Parquet file (or partitioned Parquet directory) by its rows: the same schema and
-  the same multiset of rows, order ignored (partitions are written by parallel tasks);
+* every folder of Parquet files by its rows: the same columns and the same multiset of
+  rows, order ignored (partitions are written by parallel tasks), run ids masked (a
+  run's id is part of every silver row);
 * every JSON file with volatile values removed: timestamps, durations, run ids and
   anything derived from them (paths under `runs/<id>`, the run's staging names);
 * every other text file (HTML, CSV, NDJSON, Markdown) after the same masking.
+
+Masked everywhere: run ids, timestamps, durations, the two output directories and the
+providers folder (two checkouts); floats compared to 12 significant digits.
 
 Exits 0 when everything matches, 1 listing each difference otherwise.
 """
@@ -29,10 +33,12 @@ VOLATILE_KEYS = {
 }
 RUN_ID = re.compile(r"\b\d{8}T\d{6}Z?-[0-9a-f]{6,}\b|\b[0-9a-f]{8}-\d{8}T\d{6}\b")
 TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
+PROVIDERS = re.compile(r"/[^\s\"']*/providers\b")
 DURATION = re.compile(r"\b\d+(\.\d+)?\s?(ms|s)\b")
 
 
 def mask(text, run_ids):
+    text = PROVIDERS.sub("<providers>", text)
     for r in run_ids:
         text = text.replace(r, "<run>")
     text = RUN_ID.sub("<run>", text)
@@ -40,7 +46,20 @@ def mask(text, run_ids):
     return DURATION.sub("<dur>", text)
 
 
+def rounded(v):
+    """Floats to 12 significant digits: sums are taken in parallel, in no fixed order."""
+    if isinstance(v, float):
+        return float(f"{v:.12g}")
+    if isinstance(v, dict):
+        return {k: rounded(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [rounded(x) for x in v]
+    return v
+
+
 def scrub(v, run_ids):
+    if isinstance(v, float):
+        return rounded(v)
     if isinstance(v, dict):
         return {k: ("<volatile>" if k in VOLATILE_KEYS else scrub(x, run_ids)) for k, x in v.items()}
     if isinstance(v, list):
@@ -77,16 +96,26 @@ def files(root):
     return out
 
 
-def table_rows(path):
-    t = pq.read_table(path) if os.path.isdir(path) else pq.read_table(path)
-    cols = sorted(t.column_names)
-    rows = sorted(json.dumps([r[c] for c in cols], default=str, sort_keys=True) for r in t.to_pylist())
-    return cols, rows
+def table_rows(directory, ids):
+    """The rows of the .parquet files directly in `directory` (one dataset per folder)."""
+    parts = sorted(n for n in os.listdir(directory) if n.endswith(".parquet"))
+    cols, rows = None, []
+    for n in parts:
+        t = pq.read_table(os.path.join(directory, n))
+        c = sorted(t.column_names)
+        if cols is not None and c != cols:
+            return ["<parts differ>"], []
+        cols = c
+        rows += [mask(json.dumps([rounded(r[k]) for k in c], default=str, sort_keys=True), ids)
+                 for r in t.to_pylist()]
+    return cols, sorted(rows)
 
 
 def compare(before, after):
     a, b = files(before), files(after)
-    ra, rb = run_ids(before), run_ids(after)
+    # The run ids, and the output directories themselves (paths in outputs name them).
+    ra = run_ids(before) + [os.path.abspath(before)]
+    rb = run_ids(after) + [os.path.abspath(after)]
     problems = []
     for k in sorted(set(a) | set(b)):
         if k not in a or k not in b:
@@ -94,8 +123,8 @@ def compare(before, after):
             continue
         (ka, pa), (kb, pb) = a[k], b[k]
         if ka == "parquet":
-            ca, xa = table_rows(pa)
-            cb, xb = table_rows(pb)
+            ca, xa = table_rows(pa, ra)
+            cb, xb = table_rows(pb, rb)
             if ca != cb:
                 problems.append(f"{k}: columns differ: {ca} vs {cb}")
             elif xa != xb:

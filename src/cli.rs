@@ -705,6 +705,26 @@ fn synth(a: SynthArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// The demo's ICS file, `ics.yaml` in the output directory.
+fn write_demo_ics(
+    out: &std::path::Path,
+    providers: &std::path::Path,
+    as_of: &str,
+    patients: usize,
+) -> std::io::Result<PathBuf> {
+    let ics = out.join("ics.yaml");
+    std::fs::write(
+        &ics,
+        format!(
+            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: {} }}\nlinkage: {{ postcode_lsoa11: reference/postcode_lsoa11_SYNTHETIC.csv }}\n",
+            providers.display(),
+            out.display(),
+            demo_memory_limit(patients)
+        ),
+    )?;
+    Ok(ics)
+}
+
 /// The demo ICS's engine memory pool. At 1M people the risk features' final
 /// aggregates over 27M medication rows need more than 2 GiB (measured: resources
 /// exhausted in `FinalHashAggregateStream`), so large demos get 8 GiB.
@@ -767,16 +787,7 @@ fn demo(a: DemoArgs) -> anyhow::Result<u8> {
         return Ok(1);
     }
 
-    let ics = out.join("ics.yaml");
-    std::fs::write(
-        &ics,
-        format!(
-            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: {} }}\nlinkage: {{ postcode_lsoa11: reference/postcode_lsoa11_SYNTHETIC.csv }}\n",
-            providers.display(),
-            out.display(),
-            demo_memory_limit(a.patients)
-        ),
-    )?;
+    let ics = write_demo_ics(&out, &providers, as_of, a.patients)?;
     let t = Instant::now();
     let run = crate::execute::RunOptions {
         ics: ics.clone(),

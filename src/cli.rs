@@ -473,7 +473,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
         .block_on(crate::link::explain_match(
             &a.out,
             &a.key.load()?,
-            &linkage_settings(a.ics.as_deref())?.1,
+            &crate::link::stage::settings(a.ics.as_deref())?.1,
             &a.keys[0],
             &a.keys[1],
         ))
@@ -507,29 +507,6 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The engine and linkage settings of an ICS file, or the defaults (a relative
-/// `postcode_lsoa11` is resolved against the ICS file's directory).
-fn linkage_settings(
-    ics: Option<&std::path::Path>,
-) -> anyhow::Result<(crate::ics::EngineSettings, crate::ics::LinkageSettings)> {
-    Ok(match ics {
-        Some(f) => {
-            let ics = crate::ics::Ics::load(f).map_err(|e| anyhow::anyhow!(e))?;
-            let mut linkage = ics.file.linkage.clone();
-            linkage.postcode_lsoa11 = linkage
-                .postcode_lsoa11
-                .as_deref()
-                .map(|p| ics.resolve(p).to_string_lossy().to_string());
-            linkage.nicknames = linkage
-                .nicknames
-                .as_deref()
-                .map(|p| ics.resolve(p).to_string_lossy().to_string());
-            (ics.file.engine, linkage)
-        }
-        None => Default::default(),
-    })
-}
-
 /// A probability for people: four decimals, or scientific notation when small.
 fn probability_text(p: f64) -> String {
     if p >= 0.001 {
@@ -553,58 +530,14 @@ fn link_run(
     ics: Option<&std::path::Path>,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<String> {
-    let t = std::time::Instant::now();
-    let (engine, settings) = linkage_settings(ics)?;
-    let lookup = match &settings.postcode_lsoa11 {
-        Some(p) => Some(
-            crate::refdata::load_postcode_lookup(std::path::Path::new(p))
-                .map_err(|e| anyhow::anyhow!("linkage.postcode_lsoa11: {e}"))?,
-        ),
-        None => None,
-    };
-    let linked = rt
-        .block_on(crate::link::link(out, key, &settings, lookup.as_ref()))
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let linkage = out.join("linkage");
-    std::fs::create_dir_all(&linkage)?;
-    let queue: String = linked
-        .review
-        .iter()
-        .filter_map(|r| serde_json::to_string(r).ok())
-        .map(|l| l + "\n")
-        .collect();
-    crate::store::write_atomic(&linkage.join("clerical_review.ndjson"), queue.as_bytes())?;
-    crate::store::write_atomic(
-        &linkage.join("model.json"),
-        serde_json::to_string_pretty(&linked.model)?.as_bytes(),
-    )?;
-    let path = linkage.join("link_map.parquet");
-    crate::link::write_link_map(&linked.map, &path).map_err(|e| anyhow::anyhow!(e))?;
-    let summary = linked.summary;
-    let link_secs = t.elapsed().as_secs_f64();
-    let spill = linkage.join(".spill");
-    let ctx = crate::engine::run_context(&engine, &spill, key).map_err(|e| anyhow::anyhow!(e))?;
-    let spine = rt
-        .block_on(crate::link::build_spine(
-            out,
-            std::sync::Arc::new(linked.map),
-            &linked.persons,
-            linked.addresses.as_ref(),
-            &ctx,
-            &settings.survivorship,
-        ))
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let _ = std::fs::remove_dir_all(&spill);
-    crate::store::write_atomic(
-        &linkage.join("report.html"),
-        crate::link::report_html(&summary, &linked.model).as_bytes(),
-    )?;
-    let spine_text: Vec<String> = spine.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    crate::store::write_atomic(
-        &linkage.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
-    Ok(format!(
+    let linked = rt.block_on(crate::link::stage::link_run(out, key, ics))?;
+    Ok(linked_text(&linked))
+}
+
+fn linked_text(l: &crate::link::stage::LinkedRun) -> String {
+    let summary = &l.summary;
+    let spine_text: Vec<String> = l.spine.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    format!(
         "{} identity rows, {} candidate keys → {} persons ({} same-record links, {} candidate pairs scored, {} probabilistic links, \
          {} NHS-number conflicts and {} chaining merges refused) in {:.1} s (spine {:.1} s)\n\
          ethnicity recorded for registered persons: {:.1}% on the GP record, {:.1}% after linkage ({} persons)\nlink map: {}\nspine ({}): {}\n",
@@ -616,15 +549,15 @@ fn link_run(
         summary.probabilistic_links,
         summary.nhs_conflicts_refused,
         summary.chaining_refused,
-        link_secs,
-        t.elapsed().as_secs_f64() - link_secs,
+        l.link_secs,
+        l.spine_secs,
         summary.ethnicity_recorded_before * 100.0,
         summary.ethnicity_recorded_after * 100.0,
         summary.registered_persons,
-        path.display(),
-        linkage.join("spine").display(),
+        l.link_map().display(),
+        l.spine_dir().display(),
         spine_text.join(", ")
-    ))
+    )
 }
 
 fn evaluate_linkage(a: EvaluateArgs) -> anyhow::Result<u8> {
@@ -705,173 +638,88 @@ fn synth(a: SynthArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// The demo's ICS file, `ics.yaml` in the output directory.
-fn write_demo_ics(
-    out: &std::path::Path,
-    providers: &std::path::Path,
-    as_of: &str,
-    patients: usize,
-) -> std::io::Result<PathBuf> {
-    let ics = out.join("ics.yaml");
-    std::fs::write(
-        &ics,
-        format!(
-            "# Written by `onboard demo`: the example ICS over synthetic data.\nics: {{ id: northshire-demo, name: Northshire ICS (synthetic demo) }}\nproviders: [\"{}\"]\nlanding: landing\noutput: \"{}\"\nreference_date: {as_of}\nengine: {{ memory_limit: {} }}\nlinkage: {{ postcode_lsoa11: reference/postcode_lsoa11_SYNTHETIC.csv }}\n",
-            providers.display(),
-            out.display(),
-            demo_memory_limit(patients)
-        ),
-    )?;
-    Ok(ics)
-}
-
-/// The demo ICS's engine memory pool. At 1M people the risk features' final
-/// aggregates over 27M medication rows need more than 2 GiB (measured: resources
-/// exhausted in `FinalHashAggregateStream`), so large demos get 8 GiB.
-fn demo_memory_limit(patients: usize) -> &'static str {
-    if patients > 200_000 { "8GiB" } else { "2GiB" }
-}
-
 fn demo(a: DemoArgs) -> anyhow::Result<u8> {
-    use std::time::Instant;
-    let cwd = std::env::current_dir()?;
-    let root = cwd
-        .ancestors()
-        .find(|d| d.join("providers").is_dir() && d.join("templates/providers").is_dir())
-        .map(std::path::Path::to_path_buf)
-        .ok_or_else(|| anyhow::anyhow!("run the demo from the onboard repository (no providers/ and templates/ found above {})", cwd.display()))?;
-    let out = if a.out.is_absolute() {
-        a.out.clone()
-    } else {
-        cwd.join(&a.out)
-    };
-    std::fs::create_dir_all(&out)?;
-    let as_of = "2026-10-31";
-    let mut report = String::new();
-
-    let t = Instant::now();
-    let opts = crate::synth::SynthOptions {
+    use crate::demo::Ended;
+    let opts = crate::demo::DemoOptions {
+        out: a.out.clone(),
+        patients: a.patients,
+        seed: a.seed,
         months: a.months,
-        ..synth_options(a.patients, a.seed, out.clone(), as_of)?
-    };
-    let s = crate::synth::generate(&opts).map_err(|e| anyhow::anyhow!(e))?;
-    report.push_str(&format!(
-        "1. synth     {} people, {} records from 10 source systems ({:.1} s)\n",
-        s.people,
-        s.records,
-        t.elapsed().as_secs_f64()
-    ));
-    eprint!("{report}");
-
-    let t = Instant::now();
-    let providers = root.join("providers");
-    let outcome =
-        crate::validate::validate_paths(std::slice::from_ref(&providers), &Default::default())?;
-    let line = format!(
-        "2. validate  {} manifests: {} errors, {} warnings ({:.1} s)\n",
-        outcome.files.len(),
-        outcome.diagnostics.errors(),
-        outcome.diagnostics.warnings(),
-        t.elapsed().as_secs_f64()
-    );
-    eprint!("{line}");
-    report.push_str(&line);
-    if outcome.diagnostics.has_errors() {
-        let summary = Summary {
-            files: outcome.files,
-        };
-        emit(&diagnostics::render_human(
-            &outcome.diagnostics.into_sorted(),
-            &summary,
-        ))?;
-        return Ok(1);
-    }
-
-    let ics = write_demo_ics(&out, &providers, as_of, a.patients)?;
-    let t = Instant::now();
-    let run = crate::execute::RunOptions {
-        ics: ics.clone(),
-        demo_key: true,
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        ..Default::default()
     };
     let rt = runtime()?;
-    let published = match rt.block_on(crate::execute::run(&run)) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(1);
+    let ended = crate::demo::run(&opts, &rt, &mut |step| demo_step(&step))?;
+    match ended {
+        Ended::Invalid(diags, files) => {
+            emit(&diagnostics::render_human(&diags, &files))?;
+            Ok(1)
         }
-    };
-    let line = format!(
-        "3. run       {} sources, {} rows read ({:.1} s)\n\n",
-        published.record.sources.len(),
-        published.record.totals.rows_read,
-        t.elapsed().as_secs_f64()
-    );
-    eprint!("{line}");
-    emit(&run_summary(&published))?;
-    if published.record.status != "failed" {
-        let t = Instant::now();
-        let linked = link_run(&out, &crate::pseudonymise::Key::demo(), Some(&ics), &rt)?;
-        let truth = out.join("truth").join("person_records.csv");
-        let score = rt
-            .block_on(crate::evaluate::score(
-                &out,
-                &truth,
-                Some(&out.join("linkage").join("link_map.parquet")),
-            ))
-            .map_err(|e| anyhow::anyhow!(e))?;
-        let line = format!(
-            "\n4. link      against the synthetic truth: precision {:.4}, recall {:.4}, F1 {:.4} ({:.1} s)\n",
-            score.precision,
-            score.recall,
-            score.f1,
-            t.elapsed().as_secs_f64()
-        );
-        eprint!("{line}");
-        emit(&linked)?;
-        emit(&format!(
-            "linkage report: {}\n",
-            out.join("linkage").join("report.html").display()
-        ))?;
-        let t = Instant::now();
-        let loaded = crate::ics::Ics::load(&ics).map_err(|e| anyhow::anyhow!(e))?;
-        let stage = crate::risk::Stage::load(&out, Some(&loaded))?;
-        let risk = rt.block_on(crate::risk::report::run_all(&stage))?;
-        let line = format!(
-            "\n5. risk      features, models, scores and explanations ({:.1} s)\n",
-            t.elapsed().as_secs_f64()
-        );
-        eprint!("{line}");
-        emit(&risk)?;
-        let t = Instant::now();
-        let stage = crate::population::Stage::load(&out, Some(&loaded))?;
-        let population = rt.block_on(crate::population::run(&stage))?;
-        let line = format!(
-            "\n6. population segments, costs, inequalities, urgent care ({:.1} s)\n",
-            t.elapsed().as_secs_f64()
-        );
-        eprint!("{line}");
-        emit(&crate::population::report::text(&population))?;
-        if !s.deliveries.is_empty() {
-            emit(&format!(
-                "\nmonthly deliveries: {}\nnext, once a month: onboard refresh --ics {} --demo-key (docs/operations.md)\n",
-                s.deliveries
-                    .iter()
-                    .map(|d| d.extract_date.clone())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                ics.display()
-            ))?;
+        Ended::RunFailed(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+        Ended::Done {
+            status,
+            ics,
+            deliveries,
+        } => {
+            if !deliveries.is_empty() {
+                emit(&format!(
+                    "\nmonthly deliveries: {}\nnext, once a month: onboard refresh --ics {} --demo-key (docs/operations.md)\n",
+                    deliveries.join(", "),
+                    ics.display()
+                ))?;
+            }
+            let out = ics.parent().unwrap_or(std::path::Path::new("."));
+            emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
+            Ok(u8::from(status != crate::run::RunStatus::Succeeded))
         }
     }
-    emit(&format!("ground truth: {}\n", out.join("truth").display()))?;
-    Ok(if published.record.status == "succeeded" {
-        0
-    } else {
-        1
-    })
+}
+
+/// One step of the demo: its line on stderr, its result on stdout.
+fn demo_step(step: &crate::demo::Step<'_>) -> anyhow::Result<()> {
+    use crate::demo::Step;
+    match step {
+        Step::Synth(s, secs) => eprintln!(
+            "1. synth     {} people, {} records from 10 source systems ({secs:.1} s)",
+            s.people, s.records
+        ),
+        Step::Validated(o, secs) => eprintln!(
+            "2. validate  {} manifests: {} errors, {} warnings ({secs:.1} s)",
+            o.files.len(),
+            o.diagnostics.errors(),
+            o.diagnostics.warnings()
+        ),
+        Step::Ran(p, secs) => {
+            eprint!(
+                "3. run       {} sources, {} rows read ({secs:.1} s)\n\n",
+                p.record.sources.len(),
+                p.record.totals.rows_read
+            );
+            emit(&run_summary(p))?;
+        }
+        Step::Linked(l, score, secs) => {
+            eprint!(
+                "\n4. link      against the synthetic truth: precision {:.4}, recall {:.4}, F1 {:.4} ({secs:.1} s)\n",
+                score.precision, score.recall, score.f1
+            );
+            emit(&linked_text(l))?;
+            emit(&format!(
+                "linkage report: {}\n",
+                l.dir.join("report.html").display()
+            ))?;
+        }
+        Step::Risk(text, secs) => {
+            eprint!("\n5. risk      features, models, scores and explanations ({secs:.1} s)\n");
+            emit(text)?;
+        }
+        Step::Population(p, secs) => {
+            eprint!("\n6. population segments, costs, inequalities, urgent care ({secs:.1} s)\n");
+            emit(&crate::population::report::text(p))?;
+        }
+    }
+    Ok(())
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<u8> {
@@ -1039,31 +887,26 @@ fn explain(a: ExplainArgs) -> anyhow::Result<u8> {
     let Some(m) = outcome.manifests.first() else {
         return Ok(1);
     };
-    let run_ctx = crate::compile::RunContext {
-        run_id: "explain".into(),
-        reference_date: a.as_of.clone().unwrap_or_else(|| {
-            chrono::Utc::now()
-                .date_naive()
-                .format("%Y-%m-%d")
-                .to_string()
-        }),
+    let as_of = a.as_of.clone().unwrap_or_else(|| {
+        chrono::Utc::now()
+            .date_naive()
+            .format("%Y-%m-%d")
+            .to_string()
+    });
+    let planned = runtime()?.block_on(crate::compile::explain(m, a.source.as_deref(), &as_of))?;
+    let Some(planned) = planned else {
+        anyhow::bail!(
+            "no source `{}` in {}",
+            a.source.unwrap_or_default(),
+            a.manifest.display()
+        );
     };
-    let ctx = crate::engine::planning_context();
-    let rt = runtime()?;
     let mut out = String::new();
-    let mut found = false;
-    for s in &m.sources {
-        if a.source.as_ref().is_some_and(|x| x != &s.id) {
-            continue;
-        }
-        found = true;
-        let c = crate::compile::compile_source(m, s, &run_ctx);
-        crate::compile::register_empty_scan(&ctx, &c, s)?;
-        let plan = rt.block_on(crate::compile::logical_plan(&ctx, &c))?;
+    for (c, plan) in &planned {
         let (label, sql) = match a.dialect {
             crate::deploy::SqlDialect::Datafusion => ("SQL", c.sql.clone()),
             crate::deploy::SqlDialect::Spark => {
-                ("Spark SQL", crate::deploy::spark::plan_to_spark_sql(&plan)?)
+                ("Spark SQL", crate::deploy::spark::plan_to_spark_sql(plan)?)
             }
         };
         out.push_str(&format!(
@@ -1073,13 +916,6 @@ fn explain(a: ExplainArgs) -> anyhow::Result<u8> {
             c.entity,
             plan.display_indent(),
         ));
-    }
-    if !found {
-        anyhow::bail!(
-            "no source `{}` in {}",
-            a.source.unwrap_or_default(),
-            a.manifest.display()
-        );
     }
     emit(&out)?;
     Ok(0)
@@ -1098,7 +934,7 @@ fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
         .map(|p| crate::deploy::storage::local_dir("--out", &p))
         .transpose()
         .map_err(|e| anyhow::anyhow!(e))?;
-    let opts = crate::execute::RunOptions {
+    let opts = crate::run::RunOptions {
         ics: a.ics,
         landing,
         out,
@@ -1109,12 +945,16 @@ fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
         progress: std::io::stderr().is_terminal(),
     };
     let rt = runtime()?;
-    match rt.block_on(crate::execute::run(&opts)) {
+    match rt.block_on(crate::run::run(&opts)) {
         Ok(p) => {
             emit(&run_summary(&p))?;
-            Ok(if p.record.status == "succeeded" { 0 } else { 1 })
+            Ok(if p.record.status == crate::run::RunStatus::Succeeded {
+                0
+            } else {
+                1
+            })
         }
-        Err(crate::execute::RunError::Invalid(diags, files)) => {
+        Err(crate::run::RunError::Invalid(diags, files)) => {
             emit(&diagnostics::render(a.format, &diags, &files))?;
             eprintln!("error: the manifests have errors; nothing was run");
             Ok(1)
@@ -1126,7 +966,7 @@ fn run_ics(a: RunArgs) -> anyhow::Result<u8> {
     }
 }
 
-fn run_summary(p: &crate::execute::Published) -> String {
+fn run_summary(p: &crate::run::Published) -> String {
     let r = &p.record;
     let mut s = format!(
         "run {} ({}; reference date {}){}\n\n{:<28} {:<18} {:>10} {:>10} {:>11}  status\n",
@@ -1210,28 +1050,19 @@ fn validate(a: ValidateArgs) -> anyhow::Result<u8> {
 }
 
 fn docs(a: DocsArgs) -> anyhow::Result<u8> {
-    let files = crate::reference::generate();
-    let mut stale = Vec::new();
-    for (name, text) in &files {
-        let path = a.out.join(name);
-        if a.check {
-            if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
-                stale.push(path.display().to_string());
-            }
-        } else {
-            std::fs::create_dir_all(&a.out)?;
-            let tmp = path.with_extension("md.tmp");
-            std::fs::write(&tmp, text)?;
-            std::fs::rename(&tmp, &path)?;
+    if a.check {
+        let stale = crate::reference::stale(&a.out);
+        if !stale.is_empty() {
+            let names: Vec<String> = stale.iter().map(|p| p.display().to_string()).collect();
+            eprintln!(
+                "generated docs are out of date (run `onboard docs`): {}",
+                names.join(", ")
+            );
+            return Ok(1);
         }
+        return Ok(0);
     }
-    if a.check && !stale.is_empty() {
-        eprintln!(
-            "generated docs are out of date (run `onboard docs`): {}",
-            stale.join(", ")
-        );
-        return Ok(1);
-    }
+    crate::reference::write(&a.out)?;
     Ok(0)
 }
 

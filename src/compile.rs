@@ -21,7 +21,6 @@ use datafusion::prelude::SessionContext;
 
 use crate::canonical::{FieldType, IDENTITY_ENTITY};
 use crate::manifest::model::OnFail;
-use crate::scan::{SOURCE_FILE, SOURCE_ROW};
 use crate::validate::rules::not_null::{self, NotNull};
 use crate::validate::rules::{self, SqlScope};
 use crate::validate::{
@@ -457,6 +456,50 @@ fn key_columns(
     ]
 }
 
+/// Lineage column of the scan table: path of the file (relative to the landing zone).
+pub const SOURCE_FILE: &str = "_source_file";
+/// Lineage column of the scan table: 1-based data row number within the file.
+pub const SOURCE_ROW: &str = "_source_row";
+
+/// The scan table a source's plan reads (the ingest stage's scan fills it): every
+/// declared column as text, then the lineage columns.
+pub fn scan_schema(columns: &[String]) -> datafusion::arrow::datatypes::SchemaRef {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut fields: Vec<Field> = columns
+        .iter()
+        .map(|c| Field::new(c, DataType::Utf8, true))
+        .collect();
+    fields.push(Field::new(SOURCE_FILE, DataType::Utf8, false));
+    fields.push(Field::new(SOURCE_ROW, DataType::Int64, false));
+    std::sync::Arc::new(Schema::new(fields))
+}
+
+/// Every source of a manifest (or the one named) compiled and planned over an empty scan
+/// table, for `onboard explain`; `None` when the manifest has no such source.
+pub async fn explain(
+    m: &ResolvedManifest,
+    source: Option<&str>,
+    reference_date: &str,
+) -> Result<Option<Vec<(CompiledSource, LogicalPlan)>>> {
+    let run_ctx = RunContext {
+        run_id: "explain".into(),
+        reference_date: reference_date.to_string(),
+    };
+    let ctx = crate::engine::planning_context();
+    let mut out = Vec::new();
+    for s in m
+        .sources
+        .iter()
+        .filter(|s| source.is_none_or(|x| x == s.id))
+    {
+        let c = compile_source(m, s, &run_ctx);
+        register_empty_scan(&ctx, &c, s)?;
+        let plan = logical_plan(&ctx, &c).await?;
+        out.push((c, plan));
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
 /// The logical plan of a compiled source; its scan table must be registered in `ctx`.
 pub async fn logical_plan(ctx: &SessionContext, c: &CompiledSource) -> Result<LogicalPlan> {
     ctx.state().create_logical_plan(&c.sql).await
@@ -469,7 +512,7 @@ pub fn register_empty_scan(
     src: &ResolvedSource,
 ) -> Result<()> {
     use datafusion::datasource::MemTable;
-    let schema = crate::scan::scan_schema(&src.columns);
+    let schema = scan_schema(&src.columns);
     let table = MemTable::try_new(schema, vec![vec![]])?;
     ctx.register_table(c.table.as_str(), std::sync::Arc::new(table))?;
     Ok(())

@@ -29,8 +29,8 @@ pub fn planning_context() -> SessionContext {
     ctx
 }
 
-/// A context for running plans: bounded memory (a fair spill pool of the configured
-/// size), spilling to `spill_dir`, our UDFs and the keyed `person_key` function.
+/// A context for running plans: bounded memory (a greedy pool of the configured
+/// size, its five largest consumers named when exhausted), spilling to `spill_dir`, our UDFs and the keyed `person_key` function.
 pub fn run_context(
     settings: &EngineSettings,
     spill_dir: &std::path::Path,
@@ -42,14 +42,14 @@ pub fn run_context(
     Ok(ctx)
 }
 
-/// A context for plans over pseudonymised data (no key): bounded memory (a fair spill
+/// A context for plans over pseudonymised data (no key): bounded memory (a greedy
 /// pool of `engine.memory_limit`), spilling to `spill_dir`, our UDFs.
 pub fn bounded_context(
     settings: &EngineSettings,
     spill_dir: &std::path::Path,
 ) -> Result<SessionContext, String> {
     use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::memory_pool::{GreedyMemoryPool, TrackConsumersPool};
     use datafusion::execution::runtime_env::RuntimeEnvBuilder;
     use std::sync::Arc;
     let bytes = parse_bytes(&settings.memory_limit).ok_or_else(|| {
@@ -61,7 +61,11 @@ pub fn bounded_context(
     std::fs::create_dir_all(spill_dir)
         .map_err(|e| format!("cannot create spill directory {}: {e}", spill_dir.display()))?;
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(bytes)))
+        // The five largest consumers are named when the pool is exhausted.
+        .with_memory_pool(Arc::new(TrackConsumersPool::new(
+            GreedyMemoryPool::new(bytes),
+            std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+        )))
         .with_disk_manager_builder(
             DiskManagerBuilder::default()
                 .with_mode(DiskManagerMode::Directories(vec![spill_dir.to_path_buf()])),

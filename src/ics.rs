@@ -303,6 +303,19 @@ impl Ics {
         }
     }
 
+    /// The `linkage:` settings, its files (`postcode_lsoa11`, `nicknames`) resolved
+    /// against the ICS file's directory.
+    pub fn linkage_settings(&self) -> LinkageSettings {
+        let mut linkage = self.file.linkage.clone();
+        let resolve = |p: &Option<String>| {
+            p.as_deref()
+                .map(|p| self.resolve(p).to_string_lossy().to_string())
+        };
+        linkage.postcode_lsoa11 = resolve(&linkage.postcode_lsoa11);
+        linkage.nicknames = resolve(&linkage.nicknames);
+        linkage
+    }
+
     /// A path of the file resolved against the file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);

@@ -4,12 +4,16 @@
 //! The modules below are the pipeline, in order:
 //!
 //! ```text
-//! manifests ─► manifest ─► validate ─► compile ─► scan ─► execute ─► report ─► link ─► evaluate ─► risk ─► ops ─► population ─► deploy
-//!   (YAML)    (read+locate) (resolved)  (plans)  (Arrow)  (silver, identity,  (DQ)  (persons,  (vs truth)  (features, models,  (bundles, Spark SQL,
-//!                                                          quarantine, run.json)      spine)                scores, SHAP)       Ballista)
+//! manifest ─► validate ─► compile ─► ingest ─► feeds ─► run ─► report ─► link ─► evaluate
+//!  (YAML)     (resolved)   (plans)   (scan,     (files)  (run id,  (DQ)   (persons,  (vs truth)
+//!                                     split)             publish)          spine)
+//!   ─► risk ─► ops ─► population ─► serve          demo: all of it over a synthetic ICS
+//!   (scores,  (monthly) (segments,   (dashboard)    deploy: the same plans elsewhere
+//!    SHAP)              cost)
 //! ```
 //!
 //! * [`diagnostics`]: the one problem model (`file:line:col`, stable code, hint) and its renderers.
+//! * [`store`]: the one Parquet writer and atomic replacement of outputs.
 //! * [`disclosure`]: the one disclosure control of aggregate outputs (small-number
 //!   suppression, rounding, secondary suppression), used by every aggregate writer.
 //! * [`manifest`]: read provider manifests with positions; templates; JSON Schema.
@@ -20,11 +24,13 @@
 //! * [`engine`]: DataFusion session factory (memory pool, spilling, UDFs).
 //! * [`ics`]: the ICS deployment file.
 //! * [`compile`]: resolved manifests → DataFusion plans (no I/O).
-//! * [`scan`]: extracts → Arrow batches with lineage; unreadable rows recorded.
+//! * [`ingest`]: one source's extracts through its plan: the scan (Arrow batches with
+//!   lineage, unreadable rows recorded), the split into silver, identity and quarantine,
+//!   statistics and samples.
 //! * [`feeds`]: deliveries over time: load strategies, the ledger, extract dates,
 //!   completeness checks, carrying the last good data forward.
-//! * [`store`]: the one Parquet writer and atomic replacement of outputs (shared core).
-//! * [`execute`]: run, split accepted/identity/quarantine, reconcile, publish atomically.
+//! * [`run`]: a run of an ICS: run id, every source ingested and settled, reconciled,
+//!   `run.json`, published atomically.
 //! * [`report`]: the data-quality report (JSON, HTML).
 //! * [`link`]: record linkage declared per ICS: deterministic tiers, Fellegi–Sunter
 //!   trained by EM, guarded clustering, the spine with survivorship.
@@ -37,6 +43,7 @@
 //!   segmentation, morbidity profiles, cost of care, inequalities, urgent care, the report.
 //! * [`serve`]: the clinical intelligence dashboard over `gold/` (pages, JSON API, roles,
 //!   sign-in, audit log; `onboard serve`).
+//! * [`demo`]: `onboard demo`, the whole pipeline over a synthetic ICS.
 //! * [`deploy`]: the same plans elsewhere: `onboard render` bundles (Databricks, Ballista,
 //!   Kubernetes), Spark SQL, object-storage URIs, the Ballista engine (feature `distributed`).
 //! * [`refdata`]: reference data (IMD 2019 by LSOA, postcode → LSOA lookups).
@@ -46,6 +53,7 @@
 
 pub mod diagnostics;
 pub mod disclosure;
+pub mod store;
 pub mod manifest;
 pub mod canonical;
 pub mod validate;
@@ -54,10 +62,9 @@ pub mod pseudonymise;
 pub mod engine;
 pub mod ics;
 pub mod compile;
-pub mod scan;
+pub mod ingest;
 pub mod feeds;
-pub mod store;
-pub mod execute;
+pub mod run;
 pub mod report;
 pub mod link;
 pub mod evaluate;
@@ -66,6 +73,7 @@ pub mod ops;
 pub mod population;
 pub mod deploy;
 pub mod serve;
+pub mod demo;
 pub mod refdata;
 pub mod synth;
 pub mod reference;

@@ -10,14 +10,14 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::execute::record::{RunRecord, Sample, Totals};
+use crate::run::record::{RunRecord, RunStatus, Sample, SourceStatus, Totals};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub run_id: String,
     pub ics: String,
     pub reference_date: String,
-    pub status: String,
+    pub status: RunStatus,
     pub totals: Totals,
     pub kahn: BTreeMap<String, KahnSummary>,
     pub sources: Vec<SourceReport>,
@@ -45,7 +45,7 @@ pub struct SourceReport {
     pub provider: String,
     pub source: String,
     pub entity: String,
-    pub status: String,
+    pub status: SourceStatus,
     pub failure: Option<String>,
     pub rows_read: u64,
     pub rows_accepted: u64,
@@ -169,7 +169,7 @@ pub fn build(run: &RunRecord, previous: Option<&RunRecord>) -> Report {
             provider: s.provider.clone(),
             source: s.source.clone(),
             entity: s.entity.clone(),
-            status: s.status.clone(),
+            status: s.status,
             failure: s.failure.clone(),
             rows_read: s.rows_read,
             rows_accepted: s.rows_accepted,
@@ -219,7 +219,7 @@ pub fn build(run: &RunRecord, previous: Option<&RunRecord>) -> Report {
         run_id: run.run_id.clone(),
         ics: run.ics.clone(),
         reference_date: run.reference_date.clone(),
-        status: run.status.clone(),
+        status: run.status,
         totals: run.totals.clone(),
         kahn,
         sources,
@@ -319,12 +319,12 @@ fn html_reconciliation(h: &mut String, r: &Report) {
         esc(&r.ics),
         esc(&r.run_id),
         esc(&r.reference_date),
-        if r.status == "succeeded" {
+        if r.status == RunStatus::Succeeded {
             "ok"
         } else {
             "failed"
         },
-        esc(&r.status),
+        r.status,
         r.totals.rows_read,
         r.totals.rows_accepted,
         r.totals.rows_quarantined,
@@ -339,12 +339,12 @@ fn html_reconciliation(h: &mut String, r: &Report) {
             esc(&s.provider),
             esc(&s.source),
             esc(&s.entity),
-            if s.status == "published" {
+            if s.status == SourceStatus::Published {
                 "ok"
             } else {
                 "failed"
             },
-            esc(&s.status),
+            s.status,
             s.failure
                 .as_ref()
                 .map(|f| format!("<br><span class=muted>{}</span>", esc(f)))

@@ -27,11 +27,64 @@ impl StoreError {
     }
 }
 
-/// One Parquet file being written: batches go to `<path>.tmp`, `finish` renames it to
-/// `path`. Dropped unfinished, the temporary file is removed and `path` is untouched.
-pub struct ParquetFile {
+impl From<StoreError> for std::io::Error {
+    fn from(e: StoreError) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+}
+
+/// A file being written under a hidden temporary name beside its final path
+/// (`.<name>.tmp`), renamed into place by [`TempFile::commit`]. Dropped uncommitted, the
+/// temporary file is removed and the final path is untouched. Every output file of
+/// onboard is written through this.
+pub struct TempFile {
     path: PathBuf,
     tmp: PathBuf,
+    done: bool,
+}
+
+impl TempFile {
+    /// Create the temporary file (and the directories above it).
+    pub fn create(path: &Path) -> Result<(TempFile, File), StoreError> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|e| StoreError::at(d, e))?;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let tmp = path.with_file_name(format!(".{name}.tmp"));
+        let f = File::create(&tmp).map_err(|e| StoreError::at(&tmp, e))?;
+        let t = TempFile {
+            path: path.to_path_buf(),
+            tmp,
+            done: false,
+        };
+        Ok((t, f))
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Move the written file into place.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| StoreError::at(&self.path, e))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// One Parquet file being written through a [`TempFile`]: `finish` moves it into place.
+/// Dropped unfinished, nothing appears at its path.
+pub struct ParquetFile {
+    file: TempFile,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
 }
@@ -42,15 +95,10 @@ impl ParquetFile {
         schema: SchemaRef,
         props: Option<WriterProperties>,
     ) -> Result<ParquetFile, StoreError> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(|e| StoreError::at(d, e))?;
-        }
-        let tmp = path.with_extension("parquet.tmp");
-        let f = File::create(&tmp).map_err(|e| StoreError::at(&tmp, e))?;
+        let (file, f) = TempFile::create(path)?;
         let writer = ArrowWriter::try_new(f, schema, props).map_err(|e| StoreError::at(path, e))?;
         Ok(ParquetFile {
-            path: path.to_path_buf(),
-            tmp,
+            file,
             writer: Some(writer),
             rows: 0,
         })
@@ -58,7 +106,8 @@ impl ParquetFile {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
         if let Some(w) = self.writer.as_mut() {
-            w.write(batch).map_err(|e| StoreError::at(&self.path, e))?;
+            w.write(batch)
+                .map_err(|e| StoreError::at(self.file.path(), e))?;
             self.rows += batch.num_rows() as u64;
         }
         Ok(())
@@ -72,18 +121,11 @@ impl ParquetFile {
     /// Close the file and move it into place; the number of rows written.
     pub fn finish(mut self) -> Result<u64, StoreError> {
         if let Some(w) = self.writer.take() {
-            w.close().map_err(|e| StoreError::at(&self.path, e))?;
+            w.close().map_err(|e| StoreError::at(self.file.path(), e))?;
         }
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| StoreError::at(&self.path, e))?;
-        Ok(self.rows)
-    }
-}
-
-impl Drop for ParquetFile {
-    fn drop(&mut self) {
-        if self.writer.is_some() {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
+        let rows = self.rows;
+        self.file.commit()?;
+        Ok(rows)
     }
 }
 
@@ -153,9 +195,11 @@ impl Drop for DirSwap {
 
 /// Write a file via a temporary name and rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp-write");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    use std::io::Write;
+    let (file, mut f) = TempFile::create(path)?;
+    f.write_all(bytes)?;
+    drop(f);
+    Ok(file.commit()?)
 }
 
 #[cfg(test)]

@@ -91,7 +91,7 @@ pub fn refresh(a: RefreshArgs) -> anyhow::Result<u8> {
     let planned = ops::refresh::plan(&out, &ics, month)?;
     let key = a.key.load()?;
     let rt = runtime()?;
-    let run = crate::execute::RunOptions {
+    let run = crate::run::RunOptions {
         ics: a.ics.clone(),
         landing: Some(planned.landing.clone()),
         out: Some(out.clone()),
@@ -101,19 +101,12 @@ pub fn refresh(a: RefreshArgs) -> anyhow::Result<u8> {
         ..Default::default()
     };
     let published = rt
-        .block_on(crate::execute::run(&run))
+        .block_on(crate::run::run(&run))
         .map_err(|e| anyhow::anyhow!("refresh {}: ingest: {e}", planned.extract_date))?;
-    if published.record.status == "failed" {
-        anyhow::bail!(
-            "refresh {}: the run failed (see {})",
-            planned.extract_date,
-            out.join("run.json").display()
-        );
-    }
     let linked = link_run(&out, &key, Some(&a.ics), &rt)?;
     let ingested = ops::refresh::Ingested {
         run_id: published.record.run_id.clone(),
-        run_status: published.record.status.clone(),
+        run_status: published.record.status.to_string(),
     };
     let r = rt.block_on(ops::refresh::after_link(&out, &ics, &planned, &ingested))?;
     emit(&format!(

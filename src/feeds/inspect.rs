@@ -61,7 +61,7 @@ pub fn identify(
     let io = |e: std::io::Error| format!("{file}: {e}");
     let (sha256, bytes, mut head, mut tail) = read_ends(path).map_err(io)?;
     if path.extension().is_some_and(|e| e == "gz") {
-        let text = crate::scan::open(path).map_err(|e| e.to_string())?;
+        let text = crate::ingest::scan::open(path).map_err(|e| e.to_string())?;
         (head, tail) = text_ends(text).map_err(io)?;
     }
     if head.starts_with(&[0xEF, 0xBB, 0xBF]) {

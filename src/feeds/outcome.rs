@@ -9,10 +9,34 @@ use std::path::Path;
 use super::{CarriedForward, CarryReason, DeliveryRecord, GoodLoad, Ledger, Plan, Settings};
 use crate::manifest::model::{LoadStrategy, OnProblem};
 
-/// Source status values in `run.json`.
-pub const PUBLISHED: &str = "published";
-pub const FAILED: &str = "failed";
-pub const MISSING: &str = "missing";
+/// A source's status in `run.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Read and published (possibly with quarantined rows).
+    Published,
+    /// Read but failed its thresholds, its `on_fail: fail` rules or its delivery checks,
+    /// or could not be read.
+    Failed,
+    /// No input file.
+    Missing,
+}
+
+impl SourceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceStatus::Published => "published",
+            SourceStatus::Failed => "failed",
+            SourceStatus::Missing => "missing",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// The run a source is settled in.
 pub struct Place<'a> {
@@ -26,8 +50,7 @@ pub struct SourceState<'a> {
     pub provider: &'a str,
     pub source: &'a str,
     pub entity: &'a str,
-    /// `published`, `failed` or `missing`.
-    pub status: &'a mut String,
+    pub status: &'a mut SourceStatus,
     pub failure: &'a mut Option<String>,
     pub rows_read: u64,
     pub delivery: &'a mut DeliveryRecord,
@@ -52,13 +75,13 @@ impl Outcome<'_> {
         mut s: SourceState<'_>,
         ledger: &mut Ledger,
     ) -> Result<(), String> {
-        if *s.status == PUBLISHED {
+        if *s.status == SourceStatus::Published {
             self.check_completeness(&mut s);
         }
-        if *s.status == PUBLISHED {
+        if *s.status == SourceStatus::Published {
             return self.publish(at, s, ledger);
         }
-        let missing = *s.status == MISSING;
+        let missing = *s.status == SourceStatus::Missing;
         let (policy, key) = if missing {
             (self.settings.on_missing, "on_missing")
         } else {
@@ -106,7 +129,7 @@ impl Outcome<'_> {
             .map(|f| (f.file.clone(), f.rows.unwrap_or(0)))
             .collect();
         if let Some(f) = super::check_counts(self.plan, &per_file).or(failure) {
-            *s.status = FAILED.into();
+            *s.status = SourceStatus::Failed;
             *s.failure = Some(f);
         }
     }
@@ -163,7 +186,7 @@ impl Outcome<'_> {
                 good.run_id,
                 good.as_of()
             );
-            *s.status = FAILED.into();
+            *s.status = SourceStatus::Failed;
             *s.failure = Some(match s.failure.take() {
                 Some(f) => format!("{f}; {note}"),
                 None => format!("no input file; {note}"),

@@ -21,6 +21,7 @@ pub mod records;
 pub mod model;
 pub mod spine;
 pub mod report;
+pub mod stage;
 
 use std::collections::BTreeMap;
 use std::path::Path;

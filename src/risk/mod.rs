@@ -221,9 +221,11 @@ pub async fn write_features(
     stage: &Stage,
     dates: &[NaiveDate],
 ) -> Result<Vec<FeaturesWritten>, RiskError> {
-    let ctx = stage.session().await?;
     let mut out = Vec::new();
     for d in dates {
+        // A session (and memory pool) per date: what one date's query reserved is never
+        // counted against the next.
+        let ctx = stage.session().await?;
         let q = feature_query(stage, &ctx, *d).await?;
         let dir = features_dir(&stage.out, *d);
         let stream = ctx.sql(&q.sql).await?.execute_stream().await?;

@@ -1,6 +1,7 @@
 //! The files the synthetic ICS writes: CSV extracts (optionally latin-1, ragged rows on
 //! purpose), the Parquet 111 extract, NDJSON, and the set of all of them ([`Writers`]).
-//! Each file is written to a temporary name and renamed into place when it is complete.
+//! Each file is written through [`crate::store`] (a temporary name, renamed into place
+//! when it is complete).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,7 +10,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::parquet::arrow::ArrowWriter;
+
+use crate::store::{ParquetFile, TempFile};
 
 /// One extract file: where it goes under its root and its header.
 pub(super) struct Spec {
@@ -47,33 +49,6 @@ impl FileNames<'_> {
                 .replace("{date}", &self.date)
                 .replace("{year}", &self.year),
         )
-    }
-}
-
-/// A file being written under a temporary name, renamed into place by `commit`.
-struct TempFile {
-    tmp: PathBuf,
-    path: PathBuf,
-}
-
-impl TempFile {
-    fn create(path: &Path) -> std::io::Result<(TempFile, File)> {
-        if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d)?;
-        }
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
-        let tmp = path.with_file_name(format!(".{name}.tmp"));
-        let f = File::create(&tmp)?;
-        Ok((
-            TempFile {
-                tmp,
-                path: path.to_path_buf(),
-            },
-            f,
-        ))
-    }
-    fn commit(self) -> std::io::Result<()> {
-        std::fs::rename(&self.tmp, &self.path)
     }
 }
 
@@ -222,8 +197,7 @@ impl Ndjson {
 
 /// One delivery's Parquet file.
 struct ParquetOut {
-    writer: ArrowWriter<File>,
-    file: TempFile,
+    file: ParquetFile,
     cols: Vec<StringBuilder>,
     n: usize,
     extract: i32,
@@ -249,11 +223,8 @@ impl ParquetSink {
         ));
         let mut outs = Vec::new();
         for (path, extract) in targets {
-            let (file, f) = TempFile::create(path)?;
-            let writer =
-                ArrowWriter::try_new(f, schema.clone(), None).map_err(std::io::Error::other)?;
+            let file = ParquetFile::create(path, schema.clone(), None)?;
             outs.push(ParquetOut {
-                writer,
                 file,
                 cols: columns.iter().map(|_| StringBuilder::new()).collect(),
                 n: 0,
@@ -288,8 +259,7 @@ impl ParquetSink {
     pub(super) fn finish(mut self) -> std::io::Result<()> {
         for mut o in std::mem::take(&mut self.outs) {
             flush(&self.schema, &mut o)?;
-            o.writer.close().map_err(std::io::Error::other)?;
-            o.file.commit()?;
+            o.file.finish()?;
         }
         Ok(())
     }
@@ -305,7 +275,7 @@ fn flush(schema: &SchemaRef, o: &mut ParquetOut) -> std::io::Result<()> {
         .map(|b| Arc::new(b.finish()) as ArrayRef)
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), arrays).map_err(std::io::Error::other)?;
-    o.writer.write(&batch).map_err(std::io::Error::other)?;
+    o.file.write(&batch)?;
     o.n = 0;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use onboard::execute::staging;
+use onboard::run::staging;
 
 use crate::util::root;
 

@@ -55,15 +55,15 @@ async fn table_rows(dir: &Path) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-async fn run(engine: onboard::deploy::EngineChoice, out: &Path) -> onboard::execute::Published {
-    let opts = onboard::execute::RunOptions {
+async fn run(engine: onboard::deploy::EngineChoice, out: &Path) -> onboard::run::Published {
+    let opts = onboard::run::RunOptions {
         ics: root().join("tests/fixtures/ics/ics.yaml"),
         out: Some(out.to_path_buf()),
         demo_key: true,
         engine,
         ..Default::default()
     };
-    onboard::execute::run(&opts)
+    onboard::run::run(&opts)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
 }

@@ -553,7 +553,7 @@ fn identity_rows_are_exact_when_the_identity_set_spills() {
         .current_dir(root())
         .env_remove("ONBOARD_PSEUDONYMISATION_KEY")
         .env("ONBOARD_IDENTITY_SET_LIMIT", "3")
-        .env("RUST_LOG", "onboard::execute=debug")
+        .env("RUST_LOG", "onboard::ingest=debug")
         .output()
         .unwrap();
     assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));

@@ -149,13 +149,13 @@ sources:
                 m.display()
             ),
         );
-        let opts = crate::execute::RunOptions {
+        let opts = crate::run::RunOptions {
             ics,
             demo_key: true,
             ..Default::default()
         };
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let published = rt.block_on(crate::execute::run(&opts)).unwrap();
+        let published = rt.block_on(crate::run::run(&opts)).unwrap();
         let s = &published.record.sources[0];
         assert_eq!(
             (s.rows_read, s.rows_accepted, s.rows_quarantined),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -23,13 +23,10 @@ use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
+pub use crate::compile::{SOURCE_FILE, SOURCE_ROW, scan_schema};
 use crate::manifest::model::{Encoding, SourceFormat};
 use crate::validate::{CsvSettings, ResolvedSource};
 
-/// Lineage column: path of the file (relative to the landing zone).
-pub const SOURCE_FILE: &str = "_source_file";
-/// Lineage column: 1-based data row number within the file.
-pub const SOURCE_ROW: &str = "_source_row";
 /// Rows per batch.
 pub const BATCH_ROWS: usize = 16 * 1024;
 /// Raw text kept per rejected row.
@@ -49,17 +46,6 @@ pub type RejectedRows = Arc<Mutex<Vec<Rejected>>>;
 
 /// Rows read into batches per file (by display name), filled while scanning.
 pub type RowCounts = Arc<Mutex<std::collections::BTreeMap<String, u64>>>;
-
-/// The Arrow schema a source is scanned with.
-pub fn scan_schema(columns: &[String]) -> SchemaRef {
-    let mut fields: Vec<Field> = columns
-        .iter()
-        .map(|c| Field::new(c, DataType::Utf8, true))
-        .collect();
-    fields.push(Field::new(SOURCE_FILE, DataType::Utf8, false));
-    fields.push(Field::new(SOURCE_ROW, DataType::Int64, false));
-    Arc::new(Schema::new(fields))
-}
 
 /// The files of a source under `landing`, sorted (deterministic row order and run ids).
 pub fn source_files(landing: &Path, src: &ResolvedSource) -> Result<Vec<PathBuf>> {

@@ -1,11 +1,14 @@
 //! `run.json` as types: the record of a run, of each source, its rule hits and masked
-//! samples. The data-quality report reads these, so they depend on nothing of the run.
+//! samples. The data-quality report reads these, so they depend on nothing of the run
+//! (a sample of a failing row is the ingest stage's [`Sample`]).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::feeds;
+pub use crate::feeds::outcome::SourceStatus;
+pub use crate::ingest::split::Sample;
 
 /// One rule's hits in a source.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -19,23 +22,13 @@ pub struct RuleHits {
     pub description: String,
 }
 
-/// A failing row, identifiers masked.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Sample {
-    pub rule: String,
-    pub source_file: String,
-    pub source_row: i64,
-    pub values: BTreeMap<String, String>,
-}
-
 /// Per-source record in `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceRecord {
     pub provider: String,
     pub source: String,
     pub entity: String,
-    /// `published` or `failed`.
-    pub status: String,
+    pub status: SourceStatus,
     pub failure: Option<String>,
     pub files: Vec<String>,
     pub rows_read: u64,
@@ -58,6 +51,31 @@ pub struct SourceRecord {
     pub delivery: feeds::DeliveryRecord,
 }
 
+/// A run's status in `run.json` (a run that cannot publish is an error, not a status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every source published.
+    Succeeded,
+    /// Some sources failed; the others published.
+    Partial,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
+        }
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// `run.json`: the machine-readable record of a run (see docs/run-json.md).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -65,8 +83,7 @@ pub struct RunRecord {
     pub onboard_version: String,
     pub ics: String,
     pub reference_date: String,
-    /// `succeeded`, or `partial` when some sources failed.
-    pub status: String,
+    pub status: RunStatus,
     pub key_fingerprint: String,
     pub demo_key: bool,
     pub started_at: String,

@@ -52,28 +52,17 @@ pub struct RunOptions {
 }
 
 /// Why a run did not publish.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// The manifests have errors: the diagnostics (sorted) and the files checked.
+    #[error("manifests are invalid:\n{}", crate::diagnostics::render_human(.0, .1))]
     Invalid(
         Vec<crate::diagnostics::Diagnostic>,
         crate::diagnostics::Summary,
     ),
     /// The run itself failed (threshold breach with fail_run, unreadable extract, …).
+    #[error("{0}")]
     Failed(String),
-}
-
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::Invalid(d, files) => write!(
-                f,
-                "manifests are invalid:\n{}",
-                crate::diagnostics::render_human(d, files)
-            ),
-            RunError::Failed(s) => write!(f, "{s}"),
-        }
-    }
 }
 
 fn fail(e: impl std::fmt::Display) -> RunError {

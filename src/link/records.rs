@@ -590,8 +590,9 @@ fn add_batch(
     issuers: &mut Interner,
 ) -> Result<(), String> {
     use datafusion::arrow::compute::cast;
+    // Column 4 (date of birth) is read as a date; every other column as text.
     let text_cols: Vec<Option<datafusion::arrow::array::ArrayRef>> = (0..b.num_columns())
-        .map(|i| cast(b.column(i), &DataType::Utf8).ok())
+        .map(|i| (i != 4).then(|| cast(b.column(i), &DataType::Utf8).ok()).flatten())
         .collect();
     let s = |i: usize, row: usize| -> Option<&str> {
         let a = text_cols[i].as_ref()?.as_string_opt::<i32>()?;

@@ -19,36 +19,44 @@ use super::records::{NONE, Records, key_bits, key_text};
 /// `linked_person(candidate_key) -> text`: the person key of a candidate key through
 /// the link map held in memory (a sorted vector, 32 bytes an entry), so re-keying a
 /// table streams instead of building a hash join over millions of keys. Keys not in
-/// the map are returned unchanged.
+/// the map are returned unchanged. Reads string views as Parquet gives them (no copy),
+/// and a run of rows with one key (a person's events are written together) is looked
+/// up once.
 fn linked_person(map: std::sync::Arc<Vec<(u128, u128)>>) -> datafusion::logical_expr::ScalarUDF {
     use datafusion::arrow::array::{Array, StringBuilder};
     use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
     create_udf(
         "linked_person",
-        vec![DataType::Utf8],
+        vec![DataType::Utf8View],
         DataType::Utf8,
         Volatility::Immutable,
         std::sync::Arc::new(move |args: &[ColumnarValue]| {
             let arrays = ColumnarValue::values_to_arrays(args)?;
-            let a = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
-            let a = a.as_string_opt::<i32>().ok_or_else(|| {
+            let a = datafusion::arrow::compute::cast(&arrays[0], &DataType::Utf8View)?;
+            let a = a.as_string_view_opt().ok_or_else(|| {
                 datafusion::error::DataFusionError::Execution("linked_person: not text".into())
             })?;
             let mut b = StringBuilder::with_capacity(a.len(), a.len() * 32);
+            let (mut last_in, mut last_out) = (None::<&str>, String::new());
             for i in 0..a.len() {
                 if a.is_null(i) {
                     b.append_null();
                     continue;
                 }
                 let v = a.value(i);
-                match key_bits(v).and_then(|k| {
-                    map.binary_search_by(|e| e.0.cmp(&k))
-                        .ok()
-                        .map(|at| map[at].1)
-                }) {
-                    Some(p) => b.append_value(key_text(p)),
-                    None => b.append_value(v),
+                if last_in != Some(v) {
+                    last_out.clear();
+                    match key_bits(v).and_then(|k| {
+                        map.binary_search_by(|e| e.0.cmp(&k))
+                            .ok()
+                            .map(|at| map[at].1)
+                    }) {
+                        Some(p) => last_out.push_str(&key_text(p)),
+                        None => last_out.push_str(v),
+                    }
+                    last_in = Some(v);
                 }
+                b.append_value(&last_out);
             }
             Ok(ColumnarValue::Array(std::sync::Arc::new(b.finish())))
         }),
@@ -177,11 +185,15 @@ pub async fn build_spine(
 /// Write a DataFrame as Parquet files into `dir`; returns the rows written.
 async fn write_table(df: datafusion::dataframe::DataFrame, dir: &Path) -> Result<usize, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // zstd at level 1: most of zstd's size at a fraction of level 3's time (the spine
+    // rewrites every silver row).
+    let mut opts = datafusion::config::TableParquetOptions::default();
+    opts.global.compression = Some("zstd(1)".into());
     let res = df
         .write_parquet(
             &dir.to_string_lossy(),
             datafusion::dataframe::DataFrameWriteOptions::new(),
-            None,
+            Some(opts),
         )
         .await
         .map_err(|e| e.to_string())?;

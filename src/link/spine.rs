@@ -182,13 +182,19 @@ pub async fn build_spine(
     Ok(written)
 }
 
+/// Rows of one row group of a spine table.
+const SPINE_ROW_GROUP_ROWS: usize = 262_144;
+
 /// Write a DataFrame as Parquet files into `dir`; returns the rows written.
 async fn write_table(df: datafusion::dataframe::DataFrame, dir: &Path) -> Result<usize, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // zstd at level 1: most of zstd's size at a fraction of level 3's time (the spine
-    // rewrites every silver row).
+    // rewrites every silver row); row groups of 256Ki rows, as a writer holds a whole
+    // row group encoded in memory before it flushes (the default, 1Mi rows, held a few
+    // hundred megabytes over the wide tables).
     let mut opts = datafusion::config::TableParquetOptions::default();
     opts.global.compression = Some("zstd(1)".into());
+    opts.global.max_row_group_size = SPINE_ROW_GROUP_ROWS;
     let res = df
         .write_parquet(
             &dir.to_string_lossy(),
@@ -319,8 +325,7 @@ pub fn survive(
     let lsoa: Vec<Option<&str>> = match lookup {
         Some(l) => r
             .postcodes
-            .values
-            .iter()
+            .values()
             .map(|p| crate::refdata::lsoa_of(l, p))
             .collect(),
         None => vec![],

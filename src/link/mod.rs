@@ -453,13 +453,19 @@ pub async fn link(
     let roots: Vec<u32> = (0..p.cluster_nhs.len() as u32)
         .map(|c| cl.find(c))
         .collect();
+    tracing::info!(
+        links = summary.probabilistic_links,
+        "links merged into persons"
+    );
     let person = person_keys(out, key, &p, &cl, &roots, &mut summary)?;
     let map = link_map(&p, &roots, &person);
     summary.persons = summary.person_keys_kept + summary.person_keys_new;
     count_guard_outcomes(&p, &roots, s.dob_same_year_compatible, &mut summary);
     tiers(&p, &roots, &mut summary);
     ethnicity(&p, &roots, &mut summary);
+    tracing::info!(persons = summary.persons, "person keys and counts");
     let (people, addresses) = survivorship(out, &p, s, &roots, &person, lookup).await?;
+    tracing::info!("survivorship");
     Ok(Linked {
         persons: people,
         addresses: lookup.map(|_| addresses),
@@ -686,6 +692,11 @@ fn score_candidates(
             }
             for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
                 let x = x as usize;
+                // x's keys under the earlier rules, once for all its partners.
+                let earlier: Vec<Option<u64>> = s.blocking[..ri]
+                    .iter()
+                    .map(|e| model::block_key(r, e, x))
+                    .collect();
                 for &(_, y) in g {
                     let y = y as usize;
                     if p.cluster[x] == p.cluster[y]
@@ -695,10 +706,11 @@ fn score_candidates(
                         continue;
                     }
                     // A pair an earlier rule already produced.
-                    if s.blocking[..ri].iter().any(|e| {
-                        model::block_key(r, e, x)
-                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
-                    }) {
+                    if s.blocking[..ri]
+                        .iter()
+                        .zip(&earlier)
+                        .any(|(e, kx)| kx.is_some_and(|k| model::block_key(r, e, y) == Some(k)))
+                    {
                         continue;
                     }
                     summary.candidate_pairs_scored += 1;

@@ -151,7 +151,9 @@ pub struct Records {
     /// Standardised name → nickname groups (from the nickname table).
     pub nicknames: HashMap<String, Vec<u32>>,
     /// Name as recorded → standardised name id (standardise each spelling once).
-    raw_names: HashMap<Box<str>, u32>,
+    raw_names: Interner,
+    /// Raw name id → standardised name id.
+    raw_name_ids: Vec<u32>,
     pub soundexes: Interner,
     /// Row → date of birth as yyyymmdd, 0 when missing.
     pub dob: Vec<u32>,
@@ -343,11 +345,13 @@ impl Records {
         let Some(raw) = raw else {
             return NONE;
         };
-        if let Some(id) = self.raw_names.get(raw) {
-            return *id;
+        let before = self.raw_names.len();
+        let raw_id = self.raw_names.id(raw) as usize;
+        if raw_id < before {
+            return self.raw_name_ids[raw_id];
         }
         let id = self.standard_name_id(raw);
-        self.raw_names.insert(raw.into(), id);
+        self.raw_name_ids.push(id);
         id
     }
     fn standard_name_id(&mut self, raw: &str) -> u32 {
@@ -610,7 +614,8 @@ pub async fn load(
     while let Some(b) = stream.next().await {
         add_batch(&mut r, &b.map_err(err)?, key, &mut local_keys)?;
     }
-    r.raw_names = HashMap::new();
+    r.raw_names = Interner::default();
+    r.raw_name_ids = Vec::new();
     r.canonical_order();
     Ok(r)
 }

@@ -425,8 +425,21 @@ impl Records {
                 self.registered[i],
             )
         };
-        let mut perm: Vec<u32> = (0..self.len() as u32).collect();
-        perm.sort_by_cached_key(|&i| sort_key(i as usize));
+        // By candidate key first (32 bytes a row), then each run of one key by the whole
+        // sort key: the same order as sorting by the whole key at once (whose cached
+        // keys took about 100 bytes a row, 600 MB at 6 million rows), ties in arrival
+        // order either way.
+        let mut by_key: Vec<(u128, u32)> = (0..self.len())
+            .map(|i| (self.keys[self.key[i] as usize], i as u32))
+            .collect();
+        by_key.sort_unstable();
+        for run in by_key.chunk_by_mut(|a, b| a.0 == b.0) {
+            if run.len() > 1 {
+                run.sort_by_cached_key(|e| sort_key(e.1 as usize));
+            }
+        }
+        let perm: Vec<u32> = by_key.iter().map(|e| e.1).collect();
+        drop(by_key);
         fn apply<T: Copy>(v: &mut Vec<T>, perm: &[u32]) {
             *v = perm.iter().map(|&i| v[i as usize]).collect();
         }

@@ -113,18 +113,26 @@ pub struct Linked {
     pub model: Model,
 }
 
-/// Union–find with a guard: roots carry their valid NHS number and every distinct date
-/// of birth of their rows.
+/// Union–find with a guard: roots carry their valid NHS number and the dates of birth
+/// the guard holds them to.
 struct Clusters {
     parent: Vec<u32>,
     nhs: Vec<u32>,
-    /// The dates of birth the guard holds a component to: every distinct one of its
-    /// rows, except those of the smaller side of a direct link whose two rows
-    /// disagreed on the date of birth (an outlier the model accepted).
+    /// The dates of birth the guard holds a component to, as one or more alternatives
+    /// separated by 0 (no date of birth is 0): normally one, every distinct date of
+    /// birth of its rows except those of the smaller side of a direct link whose two
+    /// rows disagreed on the date of birth (an outlier the model accepted). When the
+    /// two sides of such a link are equally large, neither is known to be the outlier:
+    /// both are kept as alternatives, and later links keep the alternatives they are
+    /// compatible with.
     dobs: Vec<Vec<u32>>,
     /// Rows in each component.
     size: Vec<u32>,
 }
+
+/// Most alternative date-of-birth sets a component is held to (beyond, the first ones
+/// are kept).
+const MAX_DOB_ALTERNATIVES: usize = 4;
 
 impl Clusters {
     fn new(n: usize) -> Clusters {
@@ -143,6 +151,48 @@ impl Clusters {
         }
         x
     }
+}
+
+/// The alternative date-of-birth sets of a component (none when it has no date of
+/// birth).
+fn alternatives(dobs: &[u32]) -> impl Iterator<Item = &[u32]> {
+    dobs.split(|d| *d == 0).filter(|a| !a.is_empty())
+}
+
+/// Alternatives as one vector, 0-separated, duplicates (in order) dropped, at most
+/// `MAX_DOB_ALTERNATIVES`.
+fn join_alternatives(alts: Vec<Vec<u32>>) -> Vec<u32> {
+    let mut seen: Vec<Vec<u32>> = Vec::new();
+    for mut a in alts {
+        a.sort_unstable();
+        a.dedup();
+        if !a.is_empty() && !seen.contains(&a) && seen.len() < MAX_DOB_ALTERNATIVES {
+            seen.push(a);
+        }
+    }
+    seen.join(&0)
+}
+
+/// The dates of birth a merge of two components through a link whose rows agree on the
+/// date of birth is held to: each pair of alternatives (one of each side) whose dates
+/// are all compatible, combined. None when no pair is (the merge would join
+/// incompatible dates of birth).
+fn joint_dobs(a: &[u32], b: &[u32], same_year: bool) -> Option<Vec<u32>> {
+    if a.is_empty() || b.is_empty() {
+        return Some(if a.is_empty() { b.to_vec() } else { a.to_vec() });
+    }
+    let mut out = Vec::new();
+    for x in alternatives(a) {
+        for y in alternatives(b) {
+            let ok = x
+                .iter()
+                .all(|p| y.iter().all(|q| dob_compatible(*p, *q, same_year)));
+            if ok {
+                out.push(x.iter().chain(y).copied().collect());
+            }
+        }
+    }
+    (!out.is_empty()).then(|| join_alternatives(out))
 }
 
 /// Why a merge was refused.
@@ -164,7 +214,9 @@ struct DobGuard {
 /// incompatible ones: a chain A–B–C through a record B that looks like both stops
 /// where A's and C's dates of birth conflict. A link whose own two rows disagree on
 /// the date of birth was scored above the threshold with that disagreement weighed by
-/// the model (a mistyped or replaced date, everything else agreeing), so it stands.
+/// the model (a mistyped or replaced date, everything else agreeing), so it stands;
+/// the merged component is held to the larger side's dates of birth, or to either
+/// side's (as alternatives) when the two are equally large.
 fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Result<bool, Refused> {
     let (ra, rb) = (c.find(a), c.find(b));
     if ra == rb {
@@ -176,19 +228,23 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Resul
     }
     let direct_conflict =
         dob_guard.is_some_and(|g| !dob_compatible(g.direct.0, g.direct.1, g.same_year));
-    if let Some(g) = dob_guard.filter(|_| !direct_conflict) {
-        let ok = c.dobs[ra as usize].iter().all(|x| {
-            c.dobs[rb as usize]
-                .iter()
-                .all(|y| dob_compatible(*x, *y, g.same_year))
-        });
-        if !ok {
-            return Err(Refused::Dob);
-        }
-    }
-    // The larger component (by rows) is the root; on a direct conflict the smaller
-    // side's dates of birth are outliers the guard does not hold the merged one to.
+    let (da, db) = (&c.dobs[ra as usize], &c.dobs[rb as usize]);
     let (sa, sb) = (c.size[ra as usize], c.size[rb as usize]);
+    let dobs = match dob_guard {
+        Some(_) if direct_conflict => match sa.cmp(&sb) {
+            std::cmp::Ordering::Greater => da.clone(),
+            std::cmp::Ordering::Less => db.clone(),
+            std::cmp::Ordering::Equal => join_alternatives(
+                alternatives(da)
+                    .chain(alternatives(db))
+                    .map(<[u32]>::to_vec)
+                    .collect(),
+            ),
+        },
+        Some(g) => joint_dobs(da, db, g.same_year).ok_or(Refused::Dob)?,
+        None => joint_dobs(da, db, true).unwrap_or_else(|| da.clone()),
+    };
+    // The larger component (by rows) is the root.
     let key = |r: u32, s: u32| (s, c.dobs[r as usize].len());
     let (root, child) = if key(ra, sa) >= key(rb, sb) {
         (ra, rb)
@@ -198,14 +254,8 @@ fn union(c: &mut Clusters, a: u32, b: u32, dob_guard: Option<DobGuard>) -> Resul
     c.parent[child as usize] = root;
     c.size[root as usize] = sa + sb;
     c.nhs[root as usize] = if na != NONE { na } else { nb };
-    let moved = std::mem::take(&mut c.dobs[child as usize]);
-    if !direct_conflict {
-        for d in moved {
-            if !c.dobs[root as usize].contains(&d) {
-                c.dobs[root as usize].push(d);
-            }
-        }
-    }
+    c.dobs[child as usize] = Vec::new();
+    c.dobs[root as usize] = dobs;
     Ok(true)
 }
 
@@ -404,13 +454,19 @@ pub async fn link(
     let roots: Vec<u32> = (0..p.cluster_nhs.len() as u32)
         .map(|c| cl.find(c))
         .collect();
+    tracing::info!(
+        links = summary.probabilistic_links,
+        "links merged into persons"
+    );
     let person = person_keys(out, key, &p, &cl, &roots, &mut summary)?;
     let map = link_map(&p, &roots, &person);
     summary.persons = summary.person_keys_kept + summary.person_keys_new;
     count_guard_outcomes(&p, &roots, s.dob_same_year_compatible, &mut summary);
     tiers(&p, &roots, &mut summary);
     ethnicity(&p, &roots, &mut summary);
+    tracing::info!(persons = summary.persons, "person keys and counts");
     let (people, addresses) = survivorship(out, &p, s, &roots, &person, lookup).await?;
+    tracing::info!("survivorship");
     Ok(Linked {
         persons: people,
         addresses: lookup.map(|_| addresses),
@@ -637,6 +693,11 @@ fn score_candidates(
             }
             for &(_, x) in g.iter().filter(|(_, x)| residual(*x as usize)) {
                 let x = x as usize;
+                // x's keys under the earlier rules, once for all its partners.
+                let earlier: Vec<Option<u64>> = s.blocking[..ri]
+                    .iter()
+                    .map(|e| model::block_key(r, e, x))
+                    .collect();
                 for &(_, y) in g {
                     let y = y as usize;
                     if p.cluster[x] == p.cluster[y]
@@ -646,10 +707,11 @@ fn score_candidates(
                         continue;
                     }
                     // A pair an earlier rule already produced.
-                    if s.blocking[..ri].iter().any(|e| {
-                        model::block_key(r, e, x)
-                            .is_some_and(|k| model::block_key(r, e, y) == Some(k))
-                    }) {
+                    if s.blocking[..ri]
+                        .iter()
+                        .zip(&earlier)
+                        .any(|(e, kx)| kx.is_some_and(|k| model::block_key(r, e, y) == Some(k)))
+                    {
                         continue;
                     }
                     summary.candidate_pairs_scored += 1;
@@ -1063,6 +1125,48 @@ mod tests {
         assert_eq!(a, run(&links));
         assert_eq!(a[8], 0, "a chain of ten records is one person");
         assert_eq!(a[10], 10, "a missing link splits it");
+    }
+
+    /// When the two sides of an accepted link whose rows disagree on the date of birth
+    /// are equally large, neither date is taken for the outlier (whichever side the
+    /// link names first): a later record agreeing with either joins, and then holds
+    /// the person to its date.
+    #[test]
+    fn an_equal_conflict_keeps_both_dates_of_birth_until_a_link_decides() {
+        let g = |a, b| {
+            Some(DobGuard {
+                same_year: false,
+                direct: (a, b),
+            })
+        };
+        let (d, e, e2) = (19_370_407, 19_691_006, 19_691_007);
+        for first in [0u32, 1] {
+            let mut c = Clusters::new(4);
+            for (i, x) in [d, e, d, e2].into_iter().enumerate() {
+                c.dobs[i] = vec![x];
+            }
+            let (x, y) = (first, 1 - first);
+            let dx = if first == 0 { d } else { e };
+            let dy = if first == 0 { e } else { d };
+            assert!(matches!(union(&mut c, x, y, g(dx, dy)), Ok(true)));
+            assert!(
+                matches!(union(&mut c, 2, 0, g(d, d)), Ok(true)),
+                "a record agreeing with one side joins (first {first})"
+            );
+            assert!(
+                matches!(union(&mut c, 3, 1, g(e2, e)), Err(Refused::Dob)),
+                "the other side's date is now the outlier (first {first})"
+            );
+            assert_eq!(c.find(2), c.find(1));
+            assert_ne!(c.find(3), c.find(0));
+        }
+        // Without a deciding record, a date compatible with either side joins.
+        let mut c = Clusters::new(3);
+        for (i, x) in [d, e, e2].into_iter().enumerate() {
+            c.dobs[i] = vec![x];
+        }
+        assert!(matches!(union(&mut c, 0, 1, g(d, e)), Ok(true)));
+        assert!(matches!(union(&mut c, 2, 1, g(e2, e)), Ok(true)));
     }
 
     /// The guard refuses a merge of two NHS numbers and of incompatible dates of birth,

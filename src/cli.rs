@@ -473,7 +473,7 @@ fn explain_match(a: ExplainMatchArgs) -> anyhow::Result<u8> {
         .block_on(crate::link::explain_match(
             &a.out,
             &a.key.load()?,
-            &crate::link::stage::settings(a.ics.as_deref())?.1,
+            &crate::link::stage::settings(load_ics(a.ics.as_deref())?.as_ref()).1,
             &a.keys[0],
             &a.keys[1],
         ))
@@ -519,7 +519,12 @@ fn probability_text(p: f64) -> String {
 fn link(a: LinkArgs) -> anyhow::Result<u8> {
     let key = a.key.load()?;
     let rt = runtime()?;
-    emit(&link_run(&a.out, &key, a.ics.as_deref(), &rt)?)?;
+    emit(&link_run(
+        &a.out,
+        &key,
+        load_ics(a.ics.as_deref())?.as_ref(),
+        &rt,
+    )?)?;
     Ok(0)
 }
 
@@ -527,11 +532,16 @@ fn link(a: LinkArgs) -> anyhow::Result<u8> {
 fn link_run(
     out: &std::path::Path,
     key: &crate::pseudonymise::Key,
-    ics: Option<&std::path::Path>,
+    ics: Option<&crate::ics::Ics>,
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<String> {
     let linked = rt.block_on(crate::link::stage::link_run(out, key, ics))?;
     Ok(linked_text(&linked))
+}
+
+/// The ICS file named by `--ics`, loaded (every problem at once in the error).
+fn load_ics(path: Option<&std::path::Path>) -> anyhow::Result<Option<crate::ics::Ics>> {
+    Ok(path.map(crate::ics::Ics::load).transpose()?)
 }
 
 fn linked_text(l: &crate::link::stage::LinkedRun) -> String {
@@ -750,10 +760,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<u8> {
 fn population(a: PopulationArgs) -> anyhow::Result<u8> {
     let rt = runtime()?;
     let (PopulationCommand::Run { target } | PopulationCommand::Segments { target }) = &a.command;
-    let ics = match &target.ics {
-        Some(p) => Some(crate::ics::Ics::load(p).map_err(|e| anyhow::anyhow!(e))?),
-        None => None,
-    };
+    let ics = load_ics(target.ics.as_deref())?;
     let stage = crate::population::Stage::load(&target.out, ics.as_ref())?;
     match a.command {
         PopulationCommand::Run { .. } => {
@@ -768,10 +775,7 @@ fn population(a: PopulationArgs) -> anyhow::Result<u8> {
 }
 
 fn risk_stage(t: &RiskTarget) -> anyhow::Result<crate::risk::Stage> {
-    let ics = match &t.ics {
-        Some(p) => Some(crate::ics::Ics::load(p).map_err(|e| anyhow::anyhow!(e))?),
-        None => None,
-    };
+    let ics = load_ics(t.ics.as_deref())?;
     Ok(crate::risk::Stage::load(&t.out, ics.as_ref())?)
 }
 

@@ -6,18 +6,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{KeyArgs, TextOrJson, emit, link_run, runtime};
+use super::{KeyArgs, TextOrJson, emit, link_run, load_ics, runtime};
 use crate::ops;
 
 fn date_arg(flag: &str, s: &str) -> anyhow::Result<chrono::NaiveDate> {
     crate::risk::parse_date(s)
         .ok_or_else(|| anyhow::anyhow!("{flag} `{s}` is not a date (YYYY-MM-DD)"))
-}
-
-fn load_ics(p: &Option<PathBuf>) -> anyhow::Result<Option<crate::ics::Ics>> {
-    p.as_ref()
-        .map(|p| crate::ics::Ics::load(p).map_err(|e| anyhow::anyhow!(e)))
-        .transpose()
 }
 
 #[derive(Debug, Args)]
@@ -39,7 +33,7 @@ pub struct MonitorArgs {
 }
 
 pub fn monitor(a: MonitorArgs) -> anyhow::Result<u8> {
-    let ics = load_ics(&a.ics)?;
+    let ics = load_ics(a.ics.as_deref())?;
     let as_of = date_arg("--as-of", &a.as_of)?;
     let rt = runtime()?;
     let r = rt.block_on(ops::monitor::monitor(
@@ -103,7 +97,7 @@ pub fn refresh(a: RefreshArgs) -> anyhow::Result<u8> {
     let published = rt
         .block_on(crate::run::run(&run))
         .map_err(|e| anyhow::anyhow!("refresh {}: ingest: {e}", planned.extract_date))?;
-    let linked = link_run(&out, &key, Some(&a.ics), &rt)?;
+    let linked = link_run(&out, &key, Some(&ics), &rt)?;
     let ingested = ops::refresh::Ingested {
         run_id: published.record.run_id.clone(),
         run_status: published.record.status.to_string(),
@@ -133,7 +127,7 @@ pub struct ReferralsArgs {
 }
 
 pub fn referrals(a: ReferralsArgs) -> anyhow::Result<u8> {
-    let ics = load_ics(&a.ics)?;
+    let ics = load_ics(a.ics.as_deref())?;
     let as_of = date_arg("--as-of", &a.as_of)?;
     let version = ops::scoring_version(&a.out, as_of, a.model.as_deref())?;
     let (settings, bands) = match &ics {
@@ -268,7 +262,7 @@ pub struct DriftArgs {
 }
 
 pub fn drift(a: DriftArgs) -> anyhow::Result<u8> {
-    let ics = load_ics(&a.ics)?;
+    let ics = load_ics(a.ics.as_deref())?;
     let s = ics.map(|i| i.file.operations.drift).unwrap_or_default();
     let r = ops::drift::between(
         &a.out,

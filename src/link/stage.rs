@@ -13,8 +13,6 @@ use crate::store::write_atomic;
 /// Why linking a run did not complete, naming the file or setting.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkStageError {
-    #[error("{0}")]
-    Ics(#[from] crate::ics::IcsError),
     #[error("linkage.postcode_lsoa11: {0}")]
     Lookup(String),
     /// Linking or building the spine failed (the message names the file or table).
@@ -49,14 +47,11 @@ impl LinkedRun {
 }
 
 /// The engine and linkage settings of an ICS file, or the defaults.
-pub fn settings(ics: Option<&Path>) -> Result<(EngineSettings, LinkageSettings), LinkStageError> {
-    Ok(match ics {
-        Some(f) => {
-            let ics = Ics::load(f)?;
-            (ics.file.engine.clone(), ics.linkage_settings())
-        }
+pub fn settings(ics: Option<&Ics>) -> (EngineSettings, LinkageSettings) {
+    match ics {
+        Some(ics) => (ics.file.engine.clone(), ics.linkage_settings()),
         None => Default::default(),
-    })
+    }
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), LinkStageError> {
@@ -74,10 +69,10 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 pub async fn link_run(
     out: &Path,
     key: &Key,
-    ics: Option<&Path>,
+    ics: Option<&Ics>,
 ) -> Result<LinkedRun, LinkStageError> {
     let t = Instant::now();
-    let (engine, settings) = settings(ics)?;
+    let (engine, settings) = settings(ics);
     let lookup = match &settings.postcode_lsoa11 {
         Some(p) => Some(
             crate::refdata::load_postcode_lookup(Path::new(p))

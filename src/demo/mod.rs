@@ -135,8 +135,9 @@ fn analyse(
     step: &mut dyn FnMut(Step<'_>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let t = Instant::now();
+    let loaded = crate::ics::Ics::load(ics)?;
     let key = crate::pseudonymise::Key::demo();
-    let linked = rt.block_on(crate::link::stage::link_run(out, &key, Some(ics)))?;
+    let linked = rt.block_on(crate::link::stage::link_run(out, &key, Some(&loaded)))?;
     let truth = out.join("truth").join("person_records.csv");
     let score = rt
         .block_on(crate::evaluate::score(
@@ -148,7 +149,6 @@ fn analyse(
     step(Step::Linked(&linked, &score, t.elapsed().as_secs_f64()))?;
 
     let t = Instant::now();
-    let loaded = crate::ics::Ics::load(ics)?;
     let stage = crate::risk::Stage::load(out, Some(&loaded))?;
     let risk = rt.block_on(crate::risk::report::run_all(&stage))?;
     step(Step::Risk(&risk, t.elapsed().as_secs_f64()))?;

@@ -99,6 +99,7 @@ async fn register_scan(
         &files.paths,
         rejected.clone(),
         counts.clone(),
+        env.ctx.copied_config().target_partitions(),
     )?;
     if !files.dedup {
         crate::deploy::register_scan(env.engine, &env.ctx, c.table.as_str(), table, env.staging)

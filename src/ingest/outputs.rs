@@ -83,41 +83,49 @@ pub(crate) fn entity_schema(e: &Entity, identity: bool) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Columns that are (nearly) unique per row: dictionary encoding only costs time there.
-const HIGH_CARDINALITY: &[&str] = &[
+/// Text columns (nearly) unique per row whose min and max prune nothing: random keys,
+/// identifiers, names and free text. Neither a dictionary nor statistics are kept for
+/// them (each only costs time: the writer gives a dictionary up, and statistics
+/// compare every value).
+const UNPRUNABLE_TEXT: &[&str] = &[
     "record_key",
     "person_key",
     "source_record_id",
-    "source_row",
     "raw_row",
     "reasons",
     "nhs_number",
     "local_patient_id",
     "given_name",
     "family_name",
-    "value_numeric",
     "event_id",
     "diagnosis_id",
     "procedure_id",
     "medication_id",
     "observation_id",
     "service_id",
+    // Distinct per row in patient-level extracts.
+    "value_text",
+];
+
+/// Other columns (nearly) unique per row: no dictionary, statistics kept.
+const HIGH_CARDINALITY: &[&str] = &[
+    "source_row",
+    "value_numeric",
     "start_ts",
     "end_ts",
     "cost_amount",
-    // Free text and addresses: distinct per row in patient-level extracts, so a
-    // dictionary only costs time before the writer gives it up.
-    "value_text",
     "postcode",
 ];
 
 pub(crate) fn writer_props(c: &CompiledSource, run_id: &str) -> WriterProperties {
+    use datafusion::parquet::file::properties::EnabledStatistics;
+    use datafusion::parquet::schema::types::ColumnPath;
     let mut b = WriterProperties::builder();
-    for col in HIGH_CARDINALITY {
-        b = b.set_column_dictionary_enabled(
-            datafusion::parquet::schema::types::ColumnPath::from(*col),
-            false,
-        );
+    for col in UNPRUNABLE_TEXT.iter().chain(HIGH_CARDINALITY) {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*col), false);
+    }
+    for col in UNPRUNABLE_TEXT {
+        b = b.set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None);
     }
     b.set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_max_row_group_row_count(Some(128 * 1024))

@@ -15,6 +15,7 @@ mod population;
 mod robustness;
 mod udfs;
 mod run_ics;
+mod scan_parallel;
 mod serve;
 mod source_columns;
 mod crash;

@@ -7,7 +7,8 @@
 //! the header is row 0). Rows that cannot be read as the declared shape (ragged CSV
 //! rows, undecodable text, NDJSON lines that are not objects) never reach the plan:
 //! they are recorded as [`Rejected`] rows with the reason and the raw text, and counted
-//! in the reconciliation.
+//! in the reconciliation. A large plain CSV is read by several partitions at once, in
+//! chunks of whole records ([`parallel`]), with the same row numbers.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -24,6 +25,9 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 pub use crate::compile::{SOURCE_FILE, SOURCE_ROW, scan_schema};
+
+mod chunks;
+mod parallel;
 use crate::manifest::model::{Encoding, SourceFormat};
 use crate::validate::{CsvSettings, ResolvedSource};
 
@@ -59,13 +63,16 @@ pub fn source_files(landing: &Path, src: &ResolvedSource) -> Result<Vec<PathBuf>
     Ok(files)
 }
 
-/// A table over the given files of `src`, one partition per file.
+/// A table over the given files of `src`: one partition per file, and `parts`
+/// partitions for each plain CSV file large enough to be worth cutting up
+/// ([`parallel`]).
 pub fn table(
     landing: &Path,
     src: &ResolvedSource,
     files: &[PathBuf],
     rejected: RejectedRows,
     counts: RowCounts,
+    parts: usize,
 ) -> Result<StreamingTable> {
     // A declared trailer row is not data: the scan never sees it (feeds checks it).
     let trailer = src.format == SourceFormat::Csv
@@ -75,10 +82,10 @@ pub fn table(
             .as_ref()
             .is_some_and(|c| c.trailer.is_some());
     let schema = scan_schema(&src.columns);
-    let parts: Vec<Arc<dyn PartitionStream>> = files
+    let streams: Vec<Arc<dyn PartitionStream>> = files
         .iter()
-        .map(|f| {
-            Arc::new(FileStream {
+        .flat_map(|f| {
+            let file = FileStream {
                 schema: schema.clone(),
                 path: f.clone(),
                 display: f
@@ -93,14 +100,19 @@ pub fn table(
                 counts: counts.clone(),
                 trailer,
                 batch_rows: BATCH_ROWS,
-            }) as Arc<dyn PartitionStream>
+            };
+            if parallel::worth_splitting(&file, parts) {
+                parallel::SplitFile::partitions(file, parts)
+            } else {
+                vec![Arc::new(file) as Arc<dyn PartitionStream>]
+            }
         })
         .collect();
-    if parts.is_empty() {
+    if streams.is_empty() {
         // An empty extract is still a table (zero rows), so plans stay valid.
         return StreamingTable::try_new(schema.clone(), vec![Arc::new(Empty { schema })]);
     }
-    StreamingTable::try_new(schema, parts)
+    StreamingTable::try_new(schema, streams)
 }
 
 #[derive(Debug)]
@@ -119,6 +131,10 @@ impl PartitionStream for Empty {
         ))
     }
 }
+
+/// Where each declared column is in a CSV row (`None`: not in the file), and how many
+/// fields a row has.
+type CsvLayout = (Vec<Option<usize>>, usize);
 
 /// One extract file: a DataFusion partition, read on a blocking thread.
 #[derive(Debug, Clone)]
@@ -142,21 +158,32 @@ impl PartitionStream for FileStream {
     }
 
     fn execute(&self, ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batch_rows = ctx.session_config().batch_size().max(1024);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
         let mut job = self.clone();
-        job.batch_rows = batch_rows;
-        tokio::task::spawn_blocking(move || {
-            let tx2 = tx.clone();
-            let r = job.run(&mut |b| tx2.blocking_send(Ok(b)).is_ok());
-            if let Err(e) = r {
-                let _ = tx.blocking_send(Err(e));
-            }
-        });
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
-        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream))
+        job.batch_rows = batch_rows(&ctx);
+        blocking_stream(self.schema.clone(), move |emit| job.run(emit))
     }
+}
+
+fn batch_rows(ctx: &TaskContext) -> usize {
+    ctx.session_config().batch_size().max(1024)
+}
+
+/// A stream of the batches `job` emits on a blocking thread (the job stops when the
+/// stream is dropped: `emit` returns false).
+fn blocking_stream(
+    schema: SchemaRef,
+    job: impl FnOnce(&mut dyn FnMut(RecordBatch) -> bool) -> Result<()> + Send + 'static,
+) -> SendableRecordBatchStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+    tokio::task::spawn_blocking(move || {
+        let tx2 = tx.clone();
+        if let Err(e) = job(&mut |b| tx2.blocking_send(Ok(b)).is_ok()) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+    Box::pin(RecordBatchStreamAdapter::new(schema, stream))
 }
 
 /// Accumulates rows into a batch of text columns plus lineage.
@@ -273,11 +300,7 @@ impl FileStream {
     /// Where each declared column is in a row, and how many fields a row has: from the
     /// header (names trimmed) when the source has one, else in declared order. `None`
     /// for an empty file.
-    #[allow(clippy::type_complexity)]
-    fn csv_positions<R: Read>(
-        &self,
-        rdr: &mut csv::Reader<R>,
-    ) -> Result<Option<(Vec<Option<usize>>, usize)>> {
+    fn csv_positions<R: Read>(&self, rdr: &mut csv::Reader<R>) -> Result<Option<CsvLayout>> {
         let ncols = self.columns.len();
         let positions: Vec<Option<usize>> = (0..ncols).map(Some).collect();
         if !self.csv.header {
@@ -355,9 +378,9 @@ impl FileStream {
         })
     }
 
-    fn run_csv(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
-        let input = self.csv_input()?;
-        let mut rdr = csv::ReaderBuilder::new()
+    /// A CSV reader over `input` in the source's dialect (a header is read as a record).
+    fn csv_reader<R: Read>(&self, input: R) -> csv::Reader<R> {
+        csv::ReaderBuilder::new()
             .delimiter(self.csv.delimiter)
             .quote(self.csv.quote)
             .escape(self.csv.escape)
@@ -365,11 +388,31 @@ impl FileStream {
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(1 << 20)
-            .from_reader(input);
-        let ncols = self.columns.len();
-        let Some((positions, expected_width)) = self.csv_positions(&mut rdr)? else {
+            .from_reader(input)
+    }
+
+    fn run_csv(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {
+        let mut rdr = self.csv_reader(self.csv_input()?);
+        let Some(layout) = self.csv_positions(&mut rdr)? else {
             return Ok(());
         };
+        let mut reject = |row: i64, reason: String, raw: &[u8]| self.reject(row, reason, raw);
+        self.csv_records(&mut rdr, &layout, &mut reject, emit)
+            .map(|_| ())
+    }
+
+    /// The data records of `rdr` as batches, numbered from 1 (blank lines are not rows);
+    /// rows that cannot be read in the declared shape go to `reject` with their number.
+    /// Returns the number of rows read.
+    fn csv_records<R: Read>(
+        &self,
+        rdr: &mut csv::Reader<R>,
+        (positions, expected_width): &CsvLayout,
+        reject: &mut dyn FnMut(i64, String, &[u8]),
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> Result<i64> {
+        let expected_width = *expected_width;
+        let ncols = self.columns.len();
         let mut record = csv::ByteRecord::new();
         let mut row: i64 = 0;
         let nulls = &self.csv.null_values;
@@ -386,7 +429,7 @@ impl FileStream {
                     if e.is_io_error() {
                         return Err(io_err(&self.path, e));
                     }
-                    self.reject(row, format!("unreadable CSV row: {e}"), b"");
+                    reject(row, format!("unreadable CSV row: {e}"), b"");
                     continue;
                 }
             }
@@ -398,7 +441,7 @@ impl FileStream {
             }
             if record.len() != expected_width {
                 let raw = join_raw(&record, self.csv.delimiter);
-                self.reject(
+                reject(
                     row,
                     format!(
                         "ragged row: {} fields, header has {}",
@@ -418,9 +461,9 @@ impl FileStream {
                     Ok(t) => Some(t),
                     Err(_) => {
                         let raw = join_raw(&record, self.csv.delimiter);
-                        self.reject(
+                        reject(
                             row,
-                            "text is not valid UTF-8 (set `csv.encoding: latin-1`?)",
+                            "text is not valid UTF-8 (set `csv.encoding: latin-1`?)".into(),
                             &raw,
                         );
                         continue;
@@ -444,10 +487,11 @@ impl FileStream {
                 }
             }
             if !self.end_row(&mut b, row, emit)? {
-                return Ok(());
+                return Ok(row);
             }
         }
-        self.flush(&mut b, emit)
+        self.flush(&mut b, emit)?;
+        Ok(row)
     }
 
     fn run_ndjson(&self, emit: &mut dyn FnMut(RecordBatch) -> bool) -> Result<()> {

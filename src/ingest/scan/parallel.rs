@@ -139,6 +139,8 @@ impl SplitFile {
 
     /// Partition `index`'s chunks of the current reading; a new reading starts when the
     /// partition has already taken its chunks of the current one (the plan runs again).
+    /// Every partition of a reading must be executed and polled (an ingest plan scans
+    /// its source once and runs every partition, as DataFusion's operators do).
     fn take(&self, index: usize, batch_rows: usize) -> (Arc<Order>, Receiver<ChunkMsg>) {
         let mut current = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(r) = current.as_ref() {

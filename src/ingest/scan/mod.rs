@@ -25,11 +25,11 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
 
 pub use crate::compile::{SOURCE_FILE, SOURCE_ROW, scan_schema};
+use crate::manifest::model::{Encoding, SourceFormat};
+use crate::validate::{CsvSettings, ResolvedSource};
 
 mod chunks;
 mod parallel;
-use crate::manifest::model::{Encoding, SourceFormat};
-use crate::validate::{CsvSettings, ResolvedSource};
 
 /// Rows per batch.
 pub const BATCH_ROWS: usize = 16 * 1024;

@@ -33,10 +33,7 @@ pub(crate) struct SeenState {
 const SEEN_IN_MEMORY: usize = 1 << 20;
 
 fn seen_limit() -> usize {
-    std::env::var("ONBOARD_IDENTITY_SET_LIMIT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SEEN_IN_MEMORY)
+    super::env_limit("ONBOARD_IDENTITY_SET_LIMIT", SEEN_IN_MEMORY)
 }
 
 impl SeenState {

@@ -52,6 +52,15 @@ pub enum IngestError {
     Other(String),
 }
 
+/// A limit of the ingest that the environment variable `name` may lower (tests, small
+/// machines): its value when it parses, else `default`.
+pub(crate) fn env_limit<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Failing rows kept per rule for the report.
 pub(crate) const SAMPLES_PER_RULE: usize = 5;
 

@@ -211,6 +211,7 @@ impl<R: Read> Chunks<R> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::Trickle;
     use super::*;
     use proptest::prelude::*;
 
@@ -232,15 +233,6 @@ mod tests {
     }
 
     fn chunked(bytes: &[u8], d: Dialect, target: usize, read: usize) -> Vec<Vec<u8>> {
-        struct Trickle<'a>(&'a [u8], usize);
-        impl Read for Trickle<'_> {
-            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.0.len().min(self.1).min(out.len());
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
-        }
         let mut chunks = Chunks::new(Trickle(bytes, read), d, target);
         let mut out = Vec::new();
         while let Some(c) = chunks.next_chunk().unwrap() {

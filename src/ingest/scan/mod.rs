@@ -1,6 +1,6 @@
 //! Reading extracts into Arrow, every row accounted for.
 //!
-//! A source's path glob is expanded under the landing zone into files. Each file is one
+//! A source's path glob is expanded under the landing zone into files. Each file is a
 //! DataFusion partition (a `StreamingTable`), read on a blocking thread and streamed in
 //! batches, so memory stays bounded whatever the extract size. Every batch has the
 //! declared columns as text, plus `_source_file` and `_source_row` (1-based data row;
@@ -694,18 +694,21 @@ fn join_raw(record: &csv::ByteRecord, delim: u8) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn strip(text: &str, chunk: usize) -> String {
-        struct Chunked<'a>(&'a [u8], usize);
-        impl Read for Chunked<'_> {
-            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-                let n = self.0.len().min(self.1).min(out.len());
-                out[..n].copy_from_slice(&self.0[..n]);
-                self.0 = &self.0[n..];
-                Ok(n)
-            }
+    /// A reader that hands out at most `.1` bytes per read.
+    pub(super) struct Trickle<'a>(pub &'a [u8], pub usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(self.1).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
         }
+    }
+
+    fn strip(text: &str, chunk: usize) -> String {
         let mut s = String::new();
-        WithoutLastLine::new(Chunked(text.as_bytes(), chunk))
+        WithoutLastLine::new(Trickle(text.as_bytes(), chunk))
             .read_to_string(&mut s)
             .unwrap();
         s

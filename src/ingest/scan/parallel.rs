@@ -24,10 +24,7 @@ const SPLIT_MIN_BYTES: u64 = 64 << 20;
 const CHUNK_BYTES: u64 = 4 << 20;
 
 fn split_min_bytes() -> u64 {
-    std::env::var("ONBOARD_SCAN_SPLIT_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(SPLIT_MIN_BYTES)
+    crate::ingest::env_limit("ONBOARD_SCAN_SPLIT_BYTES", SPLIT_MIN_BYTES)
 }
 
 /// Whether `file` is read by `parts` partitions: a CSV file (not compressed: a gzip
@@ -173,20 +170,18 @@ impl SplitFile {
 /// Cut the file into chunks and deal them out; an error goes to the partition whose
 /// turn it was. Stops when a partition is gone.
 fn read_chunks(file: &FileStream, outputs: &[SyncSender<ChunkMsg>]) {
-    let mut index = 0;
     let deal = |chunk: ChunkMsg, index: usize| outputs[index % outputs.len()].send(chunk);
-    let dialect = Dialect {
-        delimiter: file.csv.delimiter,
-        quote: file.csv.quote,
-        escape: file.csv.escape,
-    };
-    let chunk_bytes = (split_min_bytes() / 16).clamp(1, CHUNK_BYTES) as usize;
-    let mut layout: Option<Arc<CsvLayout>> = None;
-    let mut next = |chunks: &mut Chunks<Box<dyn Read + Send>>| -> Result<Option<Chunk>> {
-        loop {
-            let Some(mut bytes) = chunks.next_chunk().map_err(|e| io_err(&file.path, e))? else {
-                return Ok(None);
-            };
+    let mut index = 0;
+    let mut read = || -> Result<()> {
+        let dialect = Dialect {
+            delimiter: file.csv.delimiter,
+            quote: file.csv.quote,
+            escape: file.csv.escape,
+        };
+        let chunk_bytes = (split_min_bytes() / 16).clamp(1, CHUNK_BYTES) as usize;
+        let mut chunks = Chunks::new(file.csv_input()?, dialect, chunk_bytes);
+        let mut layout: Option<Arc<CsvLayout>> = None;
+        while let Some(mut bytes) = chunks.next_chunk().map_err(|e| io_err(&file.path, e))? {
             let layout = match &layout {
                 Some(l) => l.clone(),
                 None => {
@@ -200,35 +195,20 @@ fn read_chunks(file: &FileStream, outputs: &[SyncSender<ChunkMsg>]) {
                     layout.insert(Arc::new(l)).clone()
                 }
             };
-            return Ok(Some(Chunk {
-                index: 0,
+            let chunk = Chunk {
+                index,
                 bytes,
                 layout,
-            }));
-        }
-    };
-    let mut chunks = match file.csv_input() {
-        Ok(input) => Chunks::new(input, dialect, chunk_bytes),
-        Err(e) => {
-            let _ = deal(Err(e), 0);
-            return;
-        }
-    };
-    loop {
-        match next(&mut chunks) {
-            Ok(Some(mut chunk)) => {
-                chunk.index = index;
-                if deal(Ok(chunk), index).is_err() {
-                    return;
-                }
-                index += 1;
+            };
+            if deal(Ok(chunk), index).is_err() {
+                return Ok(());
             }
-            Ok(None) => return,
-            Err(e) => {
-                let _ = deal(Err(e), index);
-                return;
-            }
+            index += 1;
         }
+        Ok(())
+    };
+    if let Err(e) = read() {
+        let _ = deal(Err(e), index);
     }
 }
 

@@ -2,13 +2,13 @@
 //! is read (schema drift of the header, a last row cut short, trailer rows and control
 //! files).
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use regex::Regex;
-use sha2::{Digest, Sha256};
 
+use super::hash::ContentHash;
 use super::{Settings, SkipReason, SkippedFile};
 use crate::manifest::model::{Encoding, SourceFormat};
 use crate::validate::ResolvedSource;
@@ -22,7 +22,8 @@ pub struct Inspected {
     pub path: PathBuf,
     /// Path relative to the landing zone (the lineage `source_file`).
     pub file: String,
-    pub sha256: String,
+    /// SHA-256 of the raw bytes, computed off the run's path ([`super::hash`]).
+    pub hash: ContentHash,
     pub bytes: u64,
     pub extract_date: Option<NaiveDate>,
     /// Data rows the trailer or control file says the file holds.
@@ -34,19 +35,21 @@ pub struct Inspected {
 }
 
 impl Inspected {
-    pub fn skipped(&self, reason: SkipReason, detail: String) -> SkippedFile {
-        SkippedFile {
+    /// The record of this file as not loaded (it waits for the file's hash).
+    pub fn skipped(&self, reason: SkipReason, detail: String) -> Result<SkippedFile, String> {
+        Ok(SkippedFile {
             file: self.file.clone(),
-            sha256: self.sha256.clone(),
+            sha256: self.hash.get()?,
             bytes: self.bytes,
             extract_date: self.extract_date.map(|d| d.to_string()),
             reason,
             detail,
-        }
+        })
     }
 }
 
-/// Hash a file and find its extract date.
+/// Find a file's size, first and last bytes and extract date; its hash is left to
+/// [`ContentHash::get`].
 pub fn identify(
     landing: &Path,
     src: &ResolvedSource,
@@ -59,7 +62,7 @@ pub fn identify(
         .to_string_lossy()
         .replace('\\', "/");
     let io = |e: std::io::Error| format!("{file}: {e}");
-    let (sha256, bytes, mut head, mut tail) = read_ends(path).map_err(io)?;
+    let (bytes, mut head, mut tail) = read_ends(path).map_err(io)?;
     if path.extension().is_some_and(|e| e == "gz") {
         let text = crate::ingest::scan::open(path).map_err(|e| e.to_string())?;
         (head, tail) = text_ends(text).map_err(io)?;
@@ -69,8 +72,8 @@ pub fn identify(
     }
     let mut f = Inspected {
         path: path.to_path_buf(),
+        hash: ContentHash::of(path, &file),
         file,
-        sha256,
         bytes,
         extract_date: None,
         expected_rows: None,
@@ -82,22 +85,22 @@ pub fn identify(
     Ok(f)
 }
 
-/// SHA-256 and size of the raw bytes, with the first and last bytes.
-fn read_ends(path: &Path) -> std::io::Result<(String, u64, Vec<u8>, Vec<u8>)> {
+/// Size of the raw bytes, with the first and last [`ENDS`] of them.
+fn read_ends(path: &Path) -> std::io::Result<(u64, Vec<u8>, Vec<u8>)> {
     let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut head, mut tail, mut bytes) = (Vec::new(), Vec::new(), 0u64);
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        keep_ends(&buf[..n], &mut head, &mut tail);
-        bytes += n as u64;
+    let bytes = f.metadata()?.len();
+    let mut head = Vec::new();
+    (&mut f).take(ENDS as u64).read_to_end(&mut head)?;
+    let mut tail = Vec::new();
+    if bytes <= ENDS as u64 {
+        tail.clone_from(&head);
+    } else {
+        f.seek(SeekFrom::Start(bytes - ENDS as u64))?;
+        f.read_to_end(&mut tail)?;
+        // The file may have grown since its size was read.
+        tail.drain(..tail.len().saturating_sub(ENDS));
     }
-    Ok((hex::encode(h.finalize()), bytes, head, tail))
+    Ok((bytes, head, tail))
 }
 
 fn text_ends(mut r: Box<dyn Read + Send>) -> std::io::Result<(Vec<u8>, Vec<u8>)> {
@@ -117,7 +120,7 @@ fn keep_ends(chunk: &[u8], head: &mut Vec<u8>, tail: &mut Vec<u8>) {
         let take = (ENDS - head.len()).min(chunk.len());
         head.extend_from_slice(&chunk[..take]);
     }
-    tail.extend_from_slice(chunk);
+    tail.extend_from_slice(&chunk[chunk.len().saturating_sub(ENDS)..]);
     if tail.len() > ENDS {
         tail.drain(..tail.len() - ENDS);
     }
@@ -421,7 +424,7 @@ mod tests {
         Inspected {
             path: PathBuf::from("landing/x/p_20261031.csv"),
             file: "x/p_20261031.csv".into(),
-            sha256: String::new(),
+            hash: ContentHash::known(""),
             bytes: text.len() as u64,
             extract_date: None,
             expected_rows: None,

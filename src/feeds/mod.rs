@@ -16,6 +16,7 @@
 //! What this decided for a source is its [`DeliveryRecord`], part of `run.json`.
 
 pub mod carry;
+pub mod hash;
 pub mod inspect;
 pub mod ledger;
 pub mod outcome;
@@ -240,17 +241,20 @@ impl Plan {
     pub fn collapses_duplicates(&self, s: &Settings) -> bool {
         s.load != LoadStrategy::Latest && self.ingest.len() > 1
     }
-    /// The run.json records of the files loaded, with rows read per file.
-    pub fn file_records(&self, rows: &BTreeMap<String, u64>) -> Vec<FileRecord> {
+    /// The run.json records of the files loaded, with rows read per file. It waits for
+    /// the files' hashes; a file that could no longer be read is an error.
+    pub fn file_records(&self, rows: &BTreeMap<String, u64>) -> Result<Vec<FileRecord>, String> {
         self.ingest
             .iter()
-            .map(|f| FileRecord {
-                file: f.file.clone(),
-                sha256: f.sha256.clone(),
-                bytes: f.bytes,
-                extract_date: f.extract_date.map(|d| d.to_string()),
-                rows: rows.get(&f.file).copied(),
-                expected_rows: f.expected_rows,
+            .map(|f| {
+                Ok(FileRecord {
+                    file: f.file.clone(),
+                    sha256: f.hash.get()?,
+                    bytes: f.bytes,
+                    extract_date: f.extract_date.map(|d| d.to_string()),
+                    rows: rows.get(&f.file).copied(),
+                    expected_rows: f.expected_rows,
+                })
             })
             .collect()
     }
@@ -278,21 +282,20 @@ pub fn plan(
             }
         }
     }
-    match settings.load {
-        LoadStrategy::All => plan.ingest = all,
-        LoadStrategy::Latest => {
-            all.sort_by(|a, b| (a.extract_date, &a.file).cmp(&(b.extract_date, &b.file)));
-            if let Some(newest) = all.pop() {
-                for f in all {
-                    plan.skipped.push(f.skipped(
-                        SkipReason::Superseded,
-                        format!("superseded by the newer extract {}", newest.file),
-                    ));
-                }
-                plan.ingest.push(newest);
-            }
+    // Hashes are computed on other cores while the run goes on; only `incremental` and
+    // the record of a skipped file wait for them.
+    hash::in_background(all.iter().map(|f| f.hash.clone()).collect());
+    let decided = match settings.load {
+        LoadStrategy::All => {
+            plan.ingest = all;
+            Ok(())
         }
+        LoadStrategy::Latest => latest(&mut plan, all),
         LoadStrategy::Incremental => incremental(&mut plan, all, ledger),
+    };
+    if let Err(e) = decided {
+        plan.failure = Some(e);
+        return plan;
     }
     for f in &mut plan.ingest {
         if let Err(e) = inspect::check_delivery(src, settings, f) {
@@ -303,25 +306,45 @@ pub fn plan(
     plan
 }
 
+/// `latest`: load the newest extract, record the others as superseded.
+fn latest(plan: &mut Plan, mut all: Vec<Inspected>) -> Result<(), String> {
+    all.sort_by(|a, b| (a.extract_date, &a.file).cmp(&(b.extract_date, &b.file)));
+    if let Some(newest) = all.pop() {
+        for f in all {
+            plan.skipped.push(f.skipped(
+                SkipReason::Superseded,
+                format!("superseded by the newer extract {}", newest.file),
+            )?);
+        }
+        plan.ingest.push(newest);
+    }
+    Ok(())
+}
+
 /// `incremental`: skip files whose content was ingested; flag a known name with new content.
-fn incremental(plan: &mut Plan, files: Vec<Inspected>, ledger: &[LedgerEntry]) {
+fn incremental(
+    plan: &mut Plan,
+    files: Vec<Inspected>,
+    ledger: &[LedgerEntry],
+) -> Result<(), String> {
     let mut flagged = Vec::new();
     for f in files {
-        if let Some(e) = ledger.iter().find(|e| e.sha256 == f.sha256) {
+        let sha256 = f.hash.get()?;
+        if let Some(e) = ledger.iter().find(|e| e.sha256 == sha256) {
             let detail = format!("same content as {} ingested in run {}", e.file, e.run_id);
             plan.skipped
-                .push(f.skipped(SkipReason::AlreadyIngested, detail));
+                .push(f.skipped(SkipReason::AlreadyIngested, detail)?);
         } else if let Some(e) = ledger.iter().find(|e| e.file == f.file) {
             let detail = format!(
                 "{} was ingested in run {} with sha256 {}; it now has sha256 {}",
                 f.file,
                 e.run_id,
                 short(&e.sha256),
-                short(&f.sha256)
+                short(&sha256)
             );
             flagged.push(detail.clone());
             plan.skipped
-                .push(f.skipped(SkipReason::ChangedSinceIngested, detail));
+                .push(f.skipped(SkipReason::ChangedSinceIngested, detail)?);
         } else {
             plan.ingest.push(f);
         }
@@ -332,6 +355,7 @@ fn incremental(plan: &mut Plan, files: Vec<Inspected>, ledger: &[LedgerEntry]) {
             flagged.join("; ")
         ));
     }
+    Ok(())
 }
 
 fn short(h: &str) -> &str {

@@ -45,9 +45,14 @@ pub(super) fn unloaded_record(
     s: &ResolvedSource,
     plan: &feeds::Plan,
 ) -> SourceRecord {
-    let (status, failure) = match &plan.failure {
-        Some(f) => (SourceStatus::Failed, Some(f.clone())),
-        None => (SourceStatus::Missing, None),
+    let (files_ingested, unhashed) = match plan.file_records(&BTreeMap::new()) {
+        Ok(files) => (files, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    let (status, failure) = match (plan.failure.clone(), unhashed) {
+        (Some(f), Some(e)) => (SourceStatus::Failed, Some(format!("{f}; {e}"))),
+        (Some(f), None) | (None, Some(f)) => (SourceStatus::Failed, Some(f)),
+        (None, None) => (SourceStatus::Missing, None),
     };
     SourceRecord {
         provider: m.provider.id.clone(),
@@ -68,7 +73,7 @@ pub(super) fn unloaded_record(
         samples: Vec::new(),
         manifest_hash: m.hash.clone(),
         delivery: feeds::DeliveryRecord {
-            files_ingested: plan.file_records(&BTreeMap::new()),
+            files_ingested,
             files_skipped: plan.skipped.clone(),
             ..Default::default()
         },
@@ -113,19 +118,25 @@ pub(super) async fn process_source(
     let duplicates = scanned_rows.saturating_sub(stats.rows);
     let rows_read = scanned_rows + unreadable;
     let rows_quarantined = stats.quarantined + unreadable;
-    let failure = breach(s, &c, &stats, rows_read, rows_quarantined);
+    let mut per_file = scanned;
+    for r in &rejected {
+        *per_file.entry(r.file.clone()).or_default() += 1;
+    }
+    let files_ingested = plan.file_records(&per_file);
+    let failure = breach(s, &c, &stats, rows_read, rows_quarantined).or_else(|| {
+        let e = files_ingested.as_ref().err()?;
+        Some(format!(
+            "the content hash of a file could not be computed: {e}"
+        ))
+    });
     if let Some(f) = &failure {
         // Nothing of a failed source is published except its quarantine.
         feeds::carry::clear_source(env.staging, &c.entity, &c.provider, &c.source);
         tracing::warn!(provider = %c.provider, source = %c.source, "source failed: {f}");
     }
-    let mut per_file = scanned;
-    for r in &rejected {
-        *per_file.entry(r.file.clone()).or_default() += 1;
-    }
     let mut rec = source_record(&c, &stats, rows_read, rows_quarantined, unreadable, failure);
     rec.files = plan.ingest.iter().map(|f| f.file.clone()).collect();
-    rec.delivery.files_ingested = plan.file_records(&per_file);
+    rec.delivery.files_ingested = files_ingested.unwrap_or_default();
     rec.delivery.files_skipped = plan.skipped.clone();
     rec.delivery.rows_duplicate = duplicates;
     rec.reconciled = rows_read == stats.accepted + rows_quarantined + duplicates;

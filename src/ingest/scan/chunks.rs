@@ -188,24 +188,26 @@ impl<R: Read> Chunks<R> {
         }
     }
 
-    /// Read more of the stream.
+    /// Read more of the stream, into the chunk's own buffer: reserved once for a whole
+    /// chunk, and not zeroed first.
     fn fill(&mut self) -> std::io::Result<()> {
         let want = (self.target / 4).clamp(1, 1 << 20);
         let start = self.pending.len();
-        self.pending.resize(start + want, 0);
-        let n = loop {
-            match self.input.read(&mut self.pending[start..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.pending.truncate(start);
-                    return Err(e);
-                }
+        self.pending
+            .reserve((self.target + want).saturating_sub(start).max(want));
+        match (&mut self.input)
+            .take(want as u64)
+            .read_to_end(&mut self.pending)
+        {
+            Ok(n) => {
+                self.eof = n == 0;
+                Ok(())
             }
-        };
-        self.pending.truncate(start + n);
-        self.eof = n == 0;
-        Ok(())
+            Err(e) => {
+                self.pending.truncate(start);
+                Err(e)
+            }
+        }
     }
 }
 

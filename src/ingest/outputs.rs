@@ -107,6 +107,10 @@ const UNPRUNABLE_TEXT: &[&str] = &[
     "value_text",
 ];
 
+/// Lineage columns holding one value per file, which its key/value metadata also holds:
+/// statistics would compare every row's value for a min and max known in advance.
+const ONE_VALUE_PER_FILE: &[&str] = &["provider_id", "source_id", "manifest_hash", "run_id"];
+
 /// Other columns (nearly) unique per row: no dictionary, statistics kept.
 const HIGH_CARDINALITY: &[&str] = &[
     "source_row",
@@ -124,7 +128,7 @@ pub(crate) fn writer_props(c: &CompiledSource, run_id: &str) -> WriterProperties
     for col in UNPRUNABLE_TEXT.iter().chain(HIGH_CARDINALITY) {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*col), false);
     }
-    for col in UNPRUNABLE_TEXT {
+    for col in UNPRUNABLE_TEXT.iter().chain(ONE_VALUE_PER_FILE) {
         b = b.set_column_statistics_enabled(ColumnPath::from(*col), EnabledStatistics::None);
     }
     b.set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))

@@ -164,11 +164,10 @@ impl SeenSet {
     /// memory, and the first of their kind among the deferred.
     pub fn resolve(&self, deferred: &[u128]) -> std::io::Result<Vec<bool>> {
         let mut seen: Vec<bool> = deferred.iter().map(|x| self.current.contains(x)).collect();
+        let mut order: Vec<usize> = (0..deferred.len()).collect();
+        order.sort_unstable_by_key(|&i| deferred[i]);
         for run in &self.runs {
-            let v = read_run(run)?;
-            for (i, x) in deferred.iter().enumerate() {
-                seen[i] = seen[i] || v.binary_search(x).is_ok();
-            }
+            mark_present(&read_run(run)?, deferred, &order, &mut seen);
         }
         let mut firsts = Fingerprints::default();
         Ok(deferred
@@ -195,6 +194,22 @@ impl SeenSet {
 impl Drop for SeenSet {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+/// Mark the deferred fingerprints that the sorted `run` holds, in one merge pass over
+/// both (`order` visits `deferred` in ascending order): a binary search per deferred
+/// fingerprint and run would miss the cache on every probe.
+fn mark_present(run: &[u128], deferred: &[u128], order: &[usize], seen: &mut [bool]) {
+    let mut j = 0;
+    for &i in order {
+        let x = deferred[i];
+        while j < run.len() && run[j] < x {
+            j += 1;
+        }
+        if run.get(j) == Some(&x) {
+            seen[i] = true;
+        }
     }
 }
 
@@ -243,6 +258,27 @@ mod tests {
         assert_eq!(written, 15_000);
         s.clear();
         assert!(!dir.path().join("seen").exists());
+    }
+
+    #[test]
+    fn the_merge_finds_exactly_what_a_search_finds() {
+        let run: Vec<u128> = {
+            let mut v: Vec<u128> = (0..2_000).map(|i| fp(i) % 5_000).collect();
+            v.sort_unstable();
+            v
+        };
+        // Unsorted, with repeats, some in the run and some not.
+        let deferred: Vec<u128> = (0..3_000).map(|i| fp(i * 7) % 5_000).collect();
+        let mut order: Vec<usize> = (0..deferred.len()).collect();
+        order.sort_unstable_by_key(|&i| deferred[i]);
+        let mut seen = vec![false; deferred.len()];
+        mark_present(&run, &deferred, &order, &mut seen);
+        let want: Vec<bool> = deferred
+            .iter()
+            .map(|x| run.binary_search(x).is_ok())
+            .collect();
+        assert_eq!(seen, want);
+        assert!(want.iter().any(|x| *x) && want.iter().any(|x| !*x));
     }
 
     #[test]

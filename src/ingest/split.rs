@@ -75,7 +75,7 @@ pub(crate) fn col<'a>(batch: &'a RecordBatch, name: &str) -> Option<&'a ArrayRef
 }
 
 pub(crate) fn const_array(v: &str, n: usize) -> ArrayRef {
-    Arc::new(StringArray::from(vec![v; n]))
+    Arc::new(StringArray::new_repeated(v, n))
 }
 
 /// Mask an identifier for display: keep two characters.

@@ -15,7 +15,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringBuilder};
+use datafusion::arrow::array::{ArrayRef, Int64Builder, RecordBatch, StringArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::streaming::StreamingTable;
 use datafusion::common::{DataFusionError, Result};
@@ -210,11 +210,7 @@ impl Builder {
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        let mut fb = StringBuilder::with_capacity(n, n * file.len());
-        for _ in 0..n {
-            fb.append_value(file);
-        }
-        arrays.push(Arc::new(fb.finish()));
+        arrays.push(Arc::new(StringArray::new_repeated(file, n)));
         arrays.push(Arc::new(self.rows.finish()));
         self.n = 0;
         RecordBatch::try_new(schema.clone(), arrays).map_err(DataFusionError::from)

@@ -7,7 +7,6 @@
 //! the record is written. Whoever asks first computes it; a second caller waits for the
 //! first (a [`OnceLock`]), so a file is hashed exactly once either way.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -42,7 +41,8 @@ impl ContentHash {
         }
     }
 
-    /// A hash already known (tests, records read back).
+    /// A hash already known.
+    #[cfg(test)]
     pub fn known(hex: &str) -> ContentHash {
         let h = ContentHash::of(Path::new(""), "");
         let _ = h.cell.set(Ok(hex.to_string()));
@@ -52,7 +52,11 @@ impl ContentHash {
     /// The hash: computed now, or waited for when a background thread is computing it.
     pub fn get(&self) -> Result<String, String> {
         self.cell
-            .get_or_init(|| sha256_file(&self.path).map_err(|e| format!("{}: {e}", self.shown)))
+            .get_or_init(|| {
+                sha256_file(&self.path).map_err(|e| {
+                    format!("{}: cannot be read to compute its SHA-256: {e}", self.shown)
+                })
+            })
             .clone()
     }
 }
@@ -67,15 +71,8 @@ pub fn in_background(hashes: Vec<ContentHash>) {
         let spawned = std::thread::Builder::new()
             .name("onboard-hash".into())
             .spawn(move || {
-                loop {
-                    let next = match queue.lock() {
-                        Ok(mut q) => q.next(),
-                        Err(_) => None,
-                    };
-                    match next {
-                        Some(h) => drop(h.get()),
-                        None => break,
-                    }
+                while let Some(h) = queue.lock().ok().and_then(|mut q| q.next()) {
+                    drop(h.get());
                 }
             });
         // A thread that cannot start leaves its hashes to whoever asks for them.
@@ -86,18 +83,9 @@ pub fn in_background(hashes: Vec<ContentHash>) {
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        h.update(&buf[..n]);
-    }
+    let mut file = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    std::io::copy(&mut file, &mut h)?;
     Ok(hex::encode(h.finalize()))
 }
 

@@ -49,10 +49,13 @@ pub(super) fn unloaded_record(
         Ok(files) => (files, None),
         Err(e) => (Vec::new(), Some(e)),
     };
-    let (status, failure) = match (plan.failure.clone(), unhashed) {
-        (Some(f), Some(e)) => (SourceStatus::Failed, Some(format!("{f}; {e}"))),
-        (Some(f), None) | (None, Some(f)) => (SourceStatus::Failed, Some(f)),
-        (None, None) => (SourceStatus::Missing, None),
+    let failure = match (plan.failure.clone(), unhashed) {
+        (Some(f), Some(e)) => Some(format!("{f}; {e}")),
+        (f, e) => f.or(e),
+    };
+    let status = match failure {
+        Some(_) => SourceStatus::Failed,
+        None => SourceStatus::Missing,
     };
     SourceRecord {
         provider: m.provider.id.clone(),
@@ -123,12 +126,8 @@ pub(super) async fn process_source(
         *per_file.entry(r.file.clone()).or_default() += 1;
     }
     let files_ingested = plan.file_records(&per_file);
-    let failure = breach(s, &c, &stats, rows_read, rows_quarantined).or_else(|| {
-        let e = files_ingested.as_ref().err()?;
-        Some(format!(
-            "the content hash of a file could not be computed: {e}"
-        ))
-    });
+    let failure = breach(s, &c, &stats, rows_read, rows_quarantined)
+        .or_else(|| files_ingested.as_ref().err().cloned());
     if let Some(f) = &failure {
         // Nothing of a failed source is published except its quarantine.
         feeds::carry::clear_source(env.staging, &c.entity, &c.provider, &c.source);

@@ -51,12 +51,15 @@ impl SeenState {
     }
 
     /// Decide the deferred rows and write the new ones to the identity zone.
+    ///
+    /// All deferred rows are decided at once, so that a tuple deferred at rows far apart
+    /// is written once and each spill run is read once: first the deferred rows'
+    /// fingerprints (their identity columns only), then the rows, filtered by the verdicts.
     pub(crate) fn settle(
         self,
         out: &mut Sink,
         identity_fields: &[String],
     ) -> Result<(), IngestError> {
-        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
         let SeenState {
             set,
             deferred,
@@ -68,16 +71,48 @@ impl SeenState {
         if deferred_rows == 0 {
             return Ok(());
         }
-        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path)?)?.build()?;
-        for batch in reader {
+        let mut fps = Vec::with_capacity(deferred_rows);
+        for batch in read_deferred(&path, Some(identity_fields))? {
             let batch = batch?;
-            let fps = fingerprints(&identity_columns(&batch, identity_fields), batch.num_rows())?;
-            let keep: BooleanArray = set.resolve(&fps)?.into_iter().map(Some).collect();
-            out.write(&filter_record_batch(&batch, &keep)?)?;
+            let cols = identity_columns(&batch, identity_fields);
+            fps.extend(fingerprints(&cols, batch.num_rows())?);
+        }
+        let new = set.resolve(&fps)?;
+        let mut rest = new.as_slice();
+        for batch in read_deferred(&path, None)? {
+            let batch = batch?;
+            let n = batch.num_rows();
+            let (now, later) = rest.split_at_checked(n).ok_or_else(|| {
+                IngestError::Other(format!(
+                    "{}: more deferred rows than fingerprints",
+                    path.display()
+                ))
+            })?;
+            rest = later;
+            out.write(&filter_record_batch(
+                &batch,
+                &BooleanArray::from(now.to_vec()),
+            )?)?;
         }
         let _ = std::fs::remove_file(&path);
         Ok(())
     }
+}
+
+/// The deferred rows, in the order written: all columns, or the identity tuple's.
+fn read_deferred(
+    path: &Path,
+    identity_fields: Option<&[String]>,
+) -> Result<datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader, IngestError> {
+    use datafusion::parquet::arrow::ProjectionMask;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut b = ParquetRecordBatchReaderBuilder::try_new(File::open(path)?)?.with_batch_size(8192);
+    if let Some(fields) = identity_fields {
+        let names = fields.iter().map(String::as_str).chain(["person_key"]);
+        let mask = ProjectionMask::columns(b.parquet_schema(), names);
+        b = b.with_projection(mask);
+    }
+    Ok(b.build()?)
 }
 
 /// A 128-bit fingerprint of an identity tuple: two independent multiply-rotate lanes

@@ -568,3 +568,74 @@ fn identity_rows_are_exact_when_the_identity_set_spills() {
         "some source spilled and deferred rows: {log}"
     );
 }
+
+#[test]
+fn a_person_deferred_twice_far_apart_is_written_once() {
+    // 30 000 people, each in two events a whole pass apart, with an identity set of 100
+    // fingerprints: it spills 300 times, and the people its filter wrongly thinks it may
+    // have seen are deferred at both events, thousands of deferred rows apart. Each
+    // person's identity tuple must still be written exactly once.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("providers")).unwrap();
+    std::fs::create_dir_all(d.join("landing")).unwrap();
+    std::fs::write(
+        d.join("providers/gp.yaml"),
+        r#"manifest_version: 1
+provider: { id: gp, name: Two events each, setting: primary_care, system: emis_web }
+sources:
+  events:
+    path: "events.csv"
+    format: csv
+    columns: [EventGuid, PatientGuid, EffectiveDate, Code]
+    maps_to: observation
+    fields:
+      code_system: { const: SNOMED_CT_UK }
+      code: { from: Code }
+      observed_date: { from: EffectiveDate, parse_date: "%d/%m/%Y" }
+      source_record_id: { from: EventGuid }
+    identity:
+      local_patient_id: { from: PatientGuid }
+"#,
+    )
+    .unwrap();
+    let mut csv = String::from("EventGuid,PatientGuid,EffectiveDate,Code\n");
+    for pass in 0..2 {
+        for p in 0..30_000 {
+            csv.push_str(&format!("E{pass}-{p},P{p:05},01/03/2024,38341003\n"));
+        }
+    }
+    std::fs::write(d.join("landing/events.csv"), csv).unwrap();
+    std::fs::write(
+        d.join("ics.yaml"),
+        "ics: { id: twice, name: Twice }\nproviders: [providers]\nlanding: landing\n\
+         output: out\nreference_date: 2026-10-31\n",
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_onboard"))
+        .args(["run", "--ics"])
+        .arg(d.join("ics.yaml"))
+        .arg("--demo-key")
+        .env_remove("ONBOARD_PSEUDONYMISATION_KEY")
+        .env("ONBOARD_IDENTITY_SET_LIMIT", "100")
+        .env("RUST_LOG", "onboard::ingest=debug")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 0, "{log}");
+    let settled = log
+        .lines()
+        .find(|l| l.contains("identity set settled"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(!settled.contains("deferred_rows=0"), "{settled}");
+    let identity = rows(&d.join("out/identity"));
+    let people: std::collections::BTreeSet<String> = identity
+        .iter()
+        .map(|r| {
+            let at = r.find("local_patient_id=").unwrap();
+            r[at..].split('|').next().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(people.len(), 30_000);
+    assert_eq!(identity.len(), 30_000, "each person written once");
+}

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray, new_null_array,
+    Array, ArrayRef, BooleanArray, Int64Array, RecordBatch, new_null_array,
 };
 use datafusion::arrow::compute::{self, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -52,16 +52,17 @@ impl SeenState {
 
     /// Decide the deferred rows and write the new ones to the identity zone.
     ///
-    /// All deferred rows are decided at once, so that a tuple deferred at rows far apart
-    /// is written once and each spill run is read once: first the deferred rows'
-    /// fingerprints (their identity columns only), then the rows, filtered by the verdicts.
+    /// First the deferred rows' fingerprints (their identity columns only) are decided in
+    /// chunks of twice the set's limit, each chunk reading each spill run once; a tuple
+    /// decided new joins the set, so a tuple deferred again in a later chunk is written
+    /// once. Then the rows are read again and filtered by the verdicts (a byte per row).
     pub(crate) fn settle(
         self,
         out: &mut Sink,
         identity_fields: &[String],
     ) -> Result<(), IngestError> {
         let SeenState {
-            set,
+            mut set,
             deferred,
             deferred_rows,
         } = self;
@@ -71,18 +72,25 @@ impl SeenState {
         if deferred_rows == 0 {
             return Ok(());
         }
-        let mut fps = Vec::with_capacity(deferred_rows);
+        let chunk = 2 * set.limit;
+        let mut new = Vec::with_capacity(deferred_rows);
+        let mut fps = Vec::with_capacity(chunk.min(deferred_rows));
         for batch in read_deferred(&path, Some(identity_fields))? {
             let batch = batch?;
             let cols = identity_columns(&batch, identity_fields);
             fps.extend(fingerprints(&cols, batch.num_rows())?);
+            if fps.len() >= chunk {
+                new.extend(set.resolve(&fps)?);
+                fps.clear();
+            }
         }
-        let new = set.resolve(&fps)?;
+        if !fps.is_empty() {
+            new.extend(set.resolve(&fps)?);
+        }
         let mut rest = new.as_slice();
         for batch in read_deferred(&path, None)? {
             let batch = batch?;
-            let n = batch.num_rows();
-            let (now, later) = rest.split_at_checked(n).ok_or_else(|| {
+            let (now, later) = rest.split_at_checked(batch.num_rows()).ok_or_else(|| {
                 IngestError::Other(format!(
                     "{}: more deferred rows than fingerprints",
                     path.display()
@@ -169,34 +177,36 @@ impl TupleHash {
 /// marked). Text is hashed as bytes and dates and integers as their binary values, so
 /// nothing is formatted per row.
 fn fingerprints(cols: &[ArrayRef], n: usize) -> Result<Vec<u128>, IngestError> {
-    use datafusion::arrow::array::Date32Array;
+    use datafusion::arrow::array::{AsArray, Date32Array};
     let mut hs: Vec<TupleHash> = (0..n).map(|_| TupleHash::default()).collect();
     for a in cols {
-        let text = match a.data_type() {
+        let a = match a.data_type() {
             DataType::Utf8 | DataType::Date32 | DataType::Int64 => a.clone(),
             _ => compute::cast(a, &DataType::Utf8)?,
         };
-        let any = text.as_any();
-        let value: Box<dyn Fn(usize, &mut TupleHash)> =
-            if let Some(t) = any.downcast_ref::<StringArray>() {
-                Box::new(move |r, h| h.write(t.value(r).as_bytes()))
-            } else if let Some(d) = any.downcast_ref::<Date32Array>() {
-                Box::new(move |r, h| h.write(&d.value(r).to_le_bytes()))
-            } else if let Some(i) = any.downcast_ref::<Int64Array>() {
-                Box::new(move |r, h| h.write(&i.value(r).to_le_bytes()))
-            } else {
-                continue;
-            };
-        for (row, h) in hs.iter_mut().enumerate() {
-            if text.is_null(row) {
-                // A null is no value at all (values are length-delimited).
-                h.mix(0xff);
-            } else {
-                value(row, h);
-            }
+        let any = a.as_any();
+        if let Some(t) = a.as_string_opt::<i32>() {
+            mix_each(&mut hs, t, |h, r| h.write(t.value(r).as_bytes()));
+        } else if let Some(d) = any.downcast_ref::<Date32Array>() {
+            mix_each(&mut hs, d, |h, r| h.write(&d.value(r).to_le_bytes()));
+        } else if let Some(i) = any.downcast_ref::<Int64Array>() {
+            mix_each(&mut hs, i, |h, r| h.write(&i.value(r).to_le_bytes()));
         }
     }
     Ok(hs.iter().map(TupleHash::finish).collect())
+}
+
+/// Mix each row's value of `a` into its hash; a null is no value at all (values are
+/// length-delimited).
+fn mix_each(hs: &mut [TupleHash], a: &dyn Array, value: impl Fn(&mut TupleHash, usize)) {
+    let nulls = a.logical_nulls();
+    for (row, h) in hs.iter_mut().enumerate() {
+        if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+            h.mix(0xff);
+        } else {
+            value(h, row);
+        }
+    }
 }
 
 /// Keep the rows whose identity tuple has not been written yet (per source), without

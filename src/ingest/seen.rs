@@ -161,19 +161,19 @@ impl SeenSet {
     }
 
     /// Of deferred fingerprints (in row order), which rows are new: in no run, not in
-    /// memory, and the first of their kind among the deferred.
-    pub fn resolve(&self, deferred: &[u128]) -> std::io::Result<Vec<bool>> {
+    /// memory, and the first of their kind. The new ones join the set, so that a later
+    /// call (the next chunk of deferred rows) finds them. Each run is read once per call.
+    pub fn resolve(&mut self, deferred: &[u128]) -> std::io::Result<Vec<bool>> {
         let mut seen: Vec<bool> = deferred.iter().map(|x| self.current.contains(x)).collect();
         let mut order: Vec<usize> = (0..deferred.len()).collect();
         order.sort_unstable_by_key(|&i| deferred[i]);
         for run in &self.runs {
             mark_present(&read_run(run)?, deferred, &order, &mut seen);
         }
-        let mut firsts = Fingerprints::default();
         Ok(deferred
             .iter()
             .zip(seen)
-            .map(|(x, s)| !s && firsts.insert(*x))
+            .map(|(x, s)| !s && self.current.insert(*x))
             .collect())
     }
 

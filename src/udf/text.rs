@@ -12,35 +12,45 @@ pub fn digits_only(s: &str) -> Option<String> {
 /// NHS number modulus-11 check on 10 digits (spaces and dashes ignored). Numbers with
 /// all ten digits the same are refused (HES validity rule).
 pub fn nhs_number_valid(s: &str) -> bool {
-    let mut digits = [0u32; 10];
+    let b = s.as_bytes();
+    if b.len() == 10 && b.iter().all(u8::is_ascii_digit) {
+        // The usual shape, checked without a branch per character.
+        return modulus_11_valid(&std::array::from_fn(|i| b[i] - b'0'));
+    }
+    let mut digits = [0u8; 10];
     let mut n = 0;
-    for c in s.chars() {
+    for &c in b {
         match c {
-            '0'..='9' => {
+            b'0'..=b'9' => {
                 if n == 10 {
                     return false;
                 }
-                digits[n] = c as u32 - '0' as u32;
+                digits[n] = c - b'0';
                 n += 1;
             }
-            ' ' | '-' => {}
+            b' ' | b'-' => {}
             _ => return false,
         }
     }
-    if n != 10 || digits.iter().all(|d| *d == digits[0]) {
+    n == 10 && modulus_11_valid(&digits)
+}
+
+/// The NHS number check on ten digits: not all the same, and the tenth the modulus-11
+/// check digit of the first nine (a remainder giving 10 is never valid).
+fn modulus_11_valid(digits: &[u8; 10]) -> bool {
+    if digits.iter().all(|d| *d == digits[0]) {
         return false;
     }
     let sum: u32 = digits[..9]
         .iter()
-        .enumerate()
-        .map(|(i, d)| d * (10 - i as u32))
+        .zip((2..=10u32).rev())
+        .map(|(d, weight)| u32::from(*d) * weight)
         .sum();
-    let check = match 11 - (sum % 11) {
-        11 => 0,
-        10 => return false,
-        c => c,
-    };
-    check == digits[9]
+    match 11 - (sum % 11) {
+        11 => digits[9] == 0,
+        10 => false,
+        c => u32::from(digits[9]) == c,
+    }
 }
 
 /// Normalise a postcode for storage: well-formed UK postcodes become `OUTWARD INWARD`
@@ -406,6 +416,34 @@ mod tests {
         assert!(!nhs_number_valid("94347659190"));
         assert!(!nhs_number_valid("943476591"));
         assert!(!nhs_number_valid("943476591A"));
+    }
+
+    /// The check as first written: over characters, one at a time.
+    fn nhs_number_valid_by_chars(s: &str) -> bool {
+        let digits: Vec<u32> = s
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-'))
+            .map(|c| c.to_digit(10).filter(|_| c.is_ascii_digit()))
+            .collect::<Option<_>>()
+            .unwrap_or_default();
+        if digits.len() != 10 || digits.iter().all(|d| *d == digits[0]) {
+            return false;
+        }
+        let sum: u32 = (0..9).map(|i| digits[i] * (10 - i as u32)).sum();
+        match 11 - sum % 11 {
+            11 => digits[9] == 0,
+            10 => false,
+            c => digits[9] == c,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_nhs_number_check_agrees_with_a_check_by_characters(
+            s in "[0-9 \\-]{0,13}|[0-9]{10}|[0-9]{3} [0-9]{3} [0-9]{4}|\\PC{0,12}"
+        ) {
+            proptest::prop_assert_eq!(nhs_number_valid(&s), nhs_number_valid_by_chars(&s), "{:?}", s);
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@ pub(crate) struct SeenState {
     deferred_rows: usize,
 }
 
-/// Fingerprints kept in memory per source before the identity set spills (about 36 MB);
+/// Fingerprints kept in memory per source before the identity set spills (about 36 MB,
+/// and as many deferred ones pending a decision);
 /// `ONBOARD_IDENTITY_SET_LIMIT` lowers it (tests, small machines).
 const SEEN_IN_MEMORY: usize = 1 << 20;
 

@@ -9,8 +9,10 @@
 //! a blocked Bloom filter (about 10 bits each). A fingerprint the filter has never seen
 //! is new for certain; one it may have seen is *deferred*: the row is set aside and
 //! decided exactly at the end of the source against the run files ([`SeenSet::resolve`]).
-//! Deferred rows are few (the filter's false-positive rate, about 1%, of the rows whose
-//! tuple is new; plus true repeats after a spill).
+//! A deferred fingerprint is remembered as *pending* (up to the same limit), so its later
+//! rows are dropped at once: the deferred row decides for all of them. Deferred rows are
+//! few: the filter's false positives (about 1% of new tuples) and the first repeat of
+//! each tuple after its spill.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -90,6 +92,8 @@ impl Bloom {
 /// The exact set of fingerprints written so far, in bounded memory.
 pub struct SeenSet {
     current: Fingerprints,
+    /// Deferred fingerprints, not yet decided (at most `limit`).
+    pending: Fingerprints,
     /// Fingerprints kept in memory before spilling.
     pub limit: usize,
     dir: PathBuf,
@@ -103,6 +107,7 @@ impl SeenSet {
     pub fn new(dir: PathBuf, limit: usize) -> SeenSet {
         SeenSet {
             current: Fingerprints::default(),
+            pending: Fingerprints::default(),
             limit: limit.max(1),
             dir,
             runs: Vec::new(),
@@ -111,12 +116,16 @@ impl SeenSet {
         }
     }
 
-    /// Whether `fp` was seen; records it when it certainly was not.
+    /// Whether `fp` was seen; records it when it certainly was not. A fingerprint
+    /// already deferred counts as seen: its first deferred row decides.
     pub fn check(&mut self, fp: u128) -> std::io::Result<Verdict> {
-        if self.current.contains(&fp) {
+        if self.current.contains(&fp) || self.pending.contains(&fp) {
             return Ok(Verdict::Seen);
         }
         if self.bloom.as_ref().is_some_and(|b| b.may_contain(fp)) {
+            if self.pending.len() < self.limit {
+                self.pending.insert(fp);
+            }
             return Ok(Verdict::Maybe);
         }
         self.current.insert(fp);
@@ -258,6 +267,25 @@ mod tests {
         assert_eq!(written, 15_000);
         s.clear();
         assert!(!dir.path().join("seen").exists());
+    }
+
+    #[test]
+    fn a_repeat_after_a_spill_is_deferred_once_and_decided_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SeenSet::new(dir.path().join("seen"), 10);
+        for i in 0..10 {
+            assert_eq!(s.check(fp(i)).unwrap(), Verdict::New);
+        }
+        assert_eq!(s.spills(), 1);
+        // The filter holds every spilled fingerprint: its first repeat waits, the
+        // next ones are dropped at once, and the deferred row is decided as seen.
+        assert_eq!(s.check(fp(3)).unwrap(), Verdict::Maybe);
+        assert_eq!(s.check(fp(3)).unwrap(), Verdict::Seen);
+        assert_eq!(s.check(fp(3)).unwrap(), Verdict::Seen);
+        assert_eq!(s.resolve(&[fp(3)]).unwrap(), vec![false]);
+        // A fingerprint decided new joins the set, so a later chunk finds it.
+        assert_eq!(s.resolve(&[fp(99), fp(99)]).unwrap(), vec![true, false]);
+        assert_eq!(s.resolve(&[fp(99)]).unwrap(), vec![false]);
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub(crate) struct SeenState {
 /// `ONBOARD_IDENTITY_SET_LIMIT` lowers it (tests, small machines).
 const SEEN_IN_MEMORY: usize = 1 << 20;
 
+/// Rows per row group of the deferred rows' spill file.
+const DEFERRED_ROW_GROUP: usize = 32 * 1024;
+
 fn seen_limit() -> usize {
     super::env_limit("ONBOARD_IDENTITY_SET_LIMIT", SEEN_IN_MEMORY)
 }
@@ -45,7 +48,10 @@ impl SeenState {
             deferred: Sink::new(
                 dir.join("deferred.parquet"),
                 schema,
-                WriterProperties::builder().build(),
+                // Small row groups: the writer holds a row group in memory until it is full.
+                WriterProperties::builder()
+                    .set_max_row_group_row_count(Some(DEFERRED_ROW_GROUP))
+                    .build(),
             ),
             deferred_rows: 0,
         }

@@ -173,6 +173,9 @@ impl SeenSet {
     /// memory, and the first of their kind. The new ones join the set, so that a later
     /// call (the next chunk of deferred rows) finds them. Each run is read once per call.
     pub fn resolve(&mut self, deferred: &[u128]) -> std::io::Result<Vec<bool>> {
+        // Deciding has begun: the pending set has done its work (a fingerprint deferred
+        // again after this is decided again, against the set that now holds it).
+        self.pending = Fingerprints::default();
         let mut seen: Vec<bool> = deferred.iter().map(|x| self.current.contains(x)).collect();
         let mut order: Vec<usize> = (0..deferred.len()).collect();
         order.sort_unstable_by_key(|&i| deferred[i]);
@@ -223,12 +226,16 @@ fn mark_present(run: &[u128], deferred: &[u128], order: &[usize], seen: &mut [bo
 }
 
 fn read_run(path: &std::path::Path) -> std::io::Result<Vec<u128>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(bytes
-        .chunks_exact(16)
-        .map(|c| u128::from_le_bytes(c.try_into().unwrap_or_default()))
-        .collect())
+    let file = std::fs::File::open(path)?;
+    let n = file.metadata()?.len() as usize / 16;
+    let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut run = Vec::with_capacity(n);
+    let mut x = [0u8; 16];
+    for _ in 0..n {
+        r.read_exact(&mut x)?;
+        run.push(u128::from_le_bytes(x));
+    }
+    Ok(run)
 }
 
 #[cfg(test)]

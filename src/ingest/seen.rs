@@ -12,7 +12,7 @@
 //! A deferred fingerprint is remembered as *pending* (up to the same limit), so its later
 //! rows are dropped at once: the deferred row decides for all of them. Deferred rows are
 //! few: the filter's false positives (about 1% of new tuples) and the first repeat of
-//! each tuple after its spill.
+//! each tuple after its spill (every repeat, once `limit` fingerprints are pending).
 
 use std::collections::HashSet;
 use std::io::{Read, Write};

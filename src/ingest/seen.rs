@@ -295,6 +295,40 @@ mod tests {
         assert_eq!(s.resolve(&[fp(99)]).unwrap(), vec![false]);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the order, the limit and the chunking of the deferred rows, each
+        /// distinct fingerprint is written exactly once.
+        #[test]
+        fn each_fingerprint_is_written_exactly_once(
+            rows in proptest::collection::vec(0u64..400, 0..3_000),
+            limit in 1usize..60,
+            chunk in 1usize..500,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut s = SeenSet::new(dir.path().join("seen"), limit);
+            let mut written: Vec<u128> = Vec::new();
+            let mut deferred = Vec::new();
+            for r in &rows {
+                match s.check(fp(*r)).unwrap() {
+                    Verdict::New => written.push(fp(*r)),
+                    Verdict::Seen => {}
+                    Verdict::Maybe => deferred.push(fp(*r)),
+                }
+            }
+            for part in deferred.chunks(chunk) {
+                let new = s.resolve(part).unwrap();
+                written.extend(part.iter().zip(new).filter(|(_, n)| *n).map(|(x, _)| *x));
+            }
+            let distinct: HashSet<u128> = rows.iter().map(|r| fp(*r)).collect();
+            let mut once = written.clone();
+            once.sort_unstable();
+            once.dedup();
+            proptest::prop_assert_eq!(once.len(), written.len(), "written twice");
+            proptest::prop_assert_eq!(once.into_iter().collect::<HashSet<_>>(), distinct);
+        }
+    }
+
     #[test]
     fn the_merge_finds_exactly_what_a_search_finds() {
         let run: Vec<u128> = {

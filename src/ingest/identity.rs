@@ -217,31 +217,40 @@ fn mix_each(hs: &mut [TupleHash], a: &dyn Array, value: impl Fn(&mut TupleHash, 
 }
 
 /// Keep the rows whose identity tuple has not been written yet (per source), without
-/// per-record lineage, so the result does not depend on which record came first.
+/// per-record lineage, so the result does not depend on which record came first. Only
+/// the `accepted` rows count (all when `None`): a quarantined row's tuple is not the
+/// identity zone's. One filter from the projected batch, so the identity columns are
+/// copied once.
 pub(crate) fn first_seen(
     out: &RecordBatch,
+    accepted: Option<&BooleanArray>,
     identity_fields: &[String],
     seen: &Mutex<SeenState>,
 ) -> Result<RecordBatch, IngestError> {
+    use datafusion::arrow::array::BooleanBufferBuilder;
     let hashes = fingerprints(&identity_columns(out, identity_fields), out.num_rows())?;
     let mut state = seen
         .lock()
         .map_err(|_| IngestError::Other("identity set poisoned".into()))?;
-    let mut keep = Vec::with_capacity(hashes.len());
-    let mut maybe = Vec::with_capacity(hashes.len());
-    for h in &hashes {
-        let v = state.set.check(*h)?;
-        keep.push(Some(v == seen::Verdict::New));
-        maybe.push(Some(v == seen::Verdict::Maybe));
+    let mut keep = BooleanBufferBuilder::new(hashes.len());
+    let mut maybe = BooleanBufferBuilder::new(hashes.len());
+    for (row, h) in hashes.iter().enumerate() {
+        let verdict = match accepted {
+            Some(a) if !a.value(row) => None,
+            _ => Some(state.set.check(*h)?),
+        };
+        keep.append(verdict == Some(seen::Verdict::New));
+        maybe.append(verdict == Some(seen::Verdict::Maybe));
     }
-    let maybe = BooleanArray::from(maybe);
+    let maybe = BooleanArray::new(maybe.finish(), None);
     if maybe.true_count() > 0 {
         let rows = without_lineage(filter_record_batch(out, &maybe)?)?;
         state.deferred_rows += rows.num_rows();
         state.deferred.write(&rows)?;
     }
     drop(state);
-    without_lineage(filter_record_batch(out, &BooleanArray::from(keep))?)
+    let keep = BooleanArray::new(keep.finish(), None);
+    without_lineage(filter_record_batch(out, &keep)?)
 }
 
 /// The columns of an identity tuple: the identity fields and the person key.

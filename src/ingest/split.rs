@@ -196,17 +196,20 @@ pub(crate) fn split_batch(
             sink.write(&accept(out)?)?;
         }
         if let (Some(schema), Some(sink)) = (&outputs.identity, identity) {
-            let out = accept(project_entity(
+            let out = project_entity(
                 c,
                 batch,
                 (model.identity(), schema),
                 !is_identity_entity,
                 None,
                 &outputs.extract_dates,
-            )?)?;
+            )?;
             match &outputs.seen_identities {
-                Some(seen) => sink.write(&first_seen(&out, &c.identity, seen)?)?,
-                None => sink.write(&out)?,
+                Some(seen) => {
+                    let accepted = (quarantined > 0).then_some(&keep);
+                    sink.write(&first_seen(&out, accepted, &c.identity, seen)?)?
+                }
+                None => sink.write(&accept(out)?)?,
             }
         }
     }

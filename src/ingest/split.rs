@@ -154,26 +154,7 @@ pub(crate) fn split_batch(
     stats.quarantined += quarantined as u64;
     stats.accepted += (n - quarantined) as u64;
 
-    // Warnings on accepted rows.
-    let mut warn_text = StringBuilder::with_capacity(n, n * 8);
-    for row in 0..n {
-        let ids: Vec<&str> = c
-            .rules
-            .iter()
-            .zip(&fails)
-            .filter(|(r, a)| r.rule.on_fail == OnFail::Warn && a.value(row))
-            .map(|(r, _)| r.rule.id.as_str())
-            .collect();
-        if ids.is_empty() {
-            warn_text.append_null();
-        } else {
-            warn_text.append_value(ids.join(","));
-            if keep.value(row) {
-                stats.warned += 1;
-            }
-        }
-    }
-    let warn_array: ArrayRef = Arc::new(warn_text.finish());
+    let warn_array = warnings(c, &fails, &keep, stats);
 
     if n > quarantined {
         // Project first (no copies), then filter only the output columns.
@@ -223,6 +204,45 @@ pub(crate) fn split_batch(
         quarantine.write(&out)?;
     }
     Ok(())
+}
+
+/// The `dq_warnings` column: the comma-separated ids of the `warn` rules each row failed,
+/// null when none (all null, built at once, when no warn rule hit the batch); counts the
+/// accepted rows warned.
+fn warnings(
+    c: &CompiledSource,
+    fails: &[BooleanArray],
+    keep: &BooleanArray,
+    stats: &mut Stats,
+) -> ArrayRef {
+    let warns: Vec<(&str, &BooleanArray)> = c
+        .rules
+        .iter()
+        .zip(fails)
+        .filter(|(r, a)| r.rule.on_fail == OnFail::Warn && a.true_count() > 0)
+        .map(|(r, a)| (r.rule.id.as_str(), a))
+        .collect();
+    let n = keep.len();
+    if warns.is_empty() {
+        return new_null_array(&DataType::Utf8, n);
+    }
+    let mut text = StringBuilder::with_capacity(n, n * 8);
+    for row in 0..n {
+        let ids: Vec<&str> = warns
+            .iter()
+            .filter(|(_, a)| a.value(row))
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            text.append_null();
+        } else {
+            text.append_value(ids.join(","));
+            if keep.value(row) {
+                stats.warned += 1;
+            }
+        }
+    }
+    Arc::new(text.finish())
 }
 
 fn sample(

@@ -639,3 +639,112 @@ sources:
     assert_eq!(people.len(), 30_000);
     assert_eq!(identity.len(), 30_000, "each person written once");
 }
+
+#[test]
+fn warn_rules_mark_accepted_rows_and_are_counted() {
+    // Two `warn` rules and one that quarantines: a row failing warn rules is accepted
+    // with their ids in `dq_warnings` (in rule order), a quarantined row is neither in
+    // silver nor counted as warned. Read whole and record by record (one-row batches,
+    // most without a warning), the outputs agree.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("providers")).unwrap();
+    std::fs::create_dir_all(d.join("landing")).unwrap();
+    std::fs::write(
+        d.join("providers/gp.yaml"),
+        r#"manifest_version: 1
+provider: { id: gp, name: Warnings, setting: primary_care, system: emis_web }
+sources:
+  events:
+    path: "events.csv"
+    format: csv
+    columns: [EventGuid, PatientGuid, EffectiveDate, Code, Unit]
+    maps_to: observation
+    fields:
+      code_system: { const: SNOMED_CT_UK }
+      code: { from: Code }
+      observed_date: { from: EffectiveDate, parse_date: "%d/%m/%Y" }
+      unit: { from: Unit }
+      source_record_id: { from: EventGuid }
+    identity:
+      local_patient_id: { from: PatientGuid }
+    quality:
+      - { rule: parseable, field: observed_date }
+      - { rule: in_value_set, field: unit, values: [kg], on_fail: warn }
+      - { rule: matches_regex, field: code, pattern: "^[0-9]{6,18}$", on_fail: warn }
+    thresholds: { max_quarantine_rate: 0.9 }
+"#,
+    )
+    .unwrap();
+    let mut csv = String::from("EventGuid,PatientGuid,EffectiveDate,Code,Unit\n");
+    for i in 0..20 {
+        csv.push_str(&format!("E-ok-{i},P{i},01/03/2024,38341003,kg\n"));
+    }
+    csv.push_str(
+        "E-unit,P1,01/03/2024,38341003,stone\n\
+         E-code,P2,01/03/2024,X1,kg\n\
+         E-both,P3,01/03/2024,X1,stone\n\
+         E-bad-date,P4,31/02/2024,X1,stone\n",
+    );
+    std::fs::write(d.join("landing/events.csv"), csv).unwrap();
+    std::fs::write(
+        d.join("ics.yaml"),
+        "ics: { id: warn, name: Warnings }\nproviders: [providers]\nlanding: landing\n\
+         output: out\nreference_date: 2026-10-31\n",
+    )
+    .unwrap();
+    let run = |out: &str, split: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
+        cmd.args(["run", "--ics"])
+            .arg(d.join("ics.yaml"))
+            .args(["--out", out, "--demo-key"])
+            .current_dir(d)
+            .env_remove("ONBOARD_PSEUDONYMISATION_KEY");
+        if split {
+            cmd.env("ONBOARD_SCAN_SPLIT_BYTES", "1");
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+        let run: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join(out).join("run.json")).unwrap())
+                .unwrap();
+        let s = &run["sources"][0];
+        let counts = (
+            s["rows_accepted"].as_u64(),
+            s["rows_quarantined"].as_u64(),
+            s["rows_warned"].as_u64(),
+        );
+        let mut warned: Vec<(String, String)> = Vec::new();
+        for b in read_parquet_dir(&d.join(out).join("silver")) {
+            let id = b.column_by_name("source_record_id").unwrap();
+            let w = b.column_by_name("dq_warnings").unwrap();
+            for r in 0..b.num_rows() {
+                let v = if w.is_null(r) {
+                    "-".to_string()
+                } else {
+                    array_value_to_string(w, r).unwrap()
+                };
+                warned.push((array_value_to_string(id, r).unwrap(), v));
+            }
+        }
+        warned.sort();
+        (counts, warned)
+    };
+    let whole = run("whole", false);
+    assert_eq!(whole.0, (Some(23), Some(1), Some(3)));
+    let marked: Vec<&(String, String)> = whole.1.iter().filter(|(_, w)| w != "-").collect();
+    assert_eq!(
+        marked,
+        vec![
+            &(
+                "E-both".to_string(),
+                "in_value_set_unit,matches_regex_code".to_string()
+            ),
+            &("E-code".to_string(), "matches_regex_code".to_string()),
+            &("E-unit".to_string(), "in_value_set_unit".to_string()),
+        ]
+    );
+    assert_eq!(whole.1.len(), 23);
+    assert!(!whole.1.iter().any(|(id, _)| id == "E-bad-date"));
+    assert_eq!(run("records", true), whole);
+}

@@ -7,7 +7,7 @@ use std::process::Command;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::display::array_value_to_string;
 
-use crate::util::{code, root, stdout};
+use crate::util::{code, one_source_ics, root, stdout};
 
 fn run_into(out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
@@ -575,13 +575,7 @@ fn a_person_deferred_twice_far_apart_is_written_once() {
     // fingerprints: it spills 300 times, and the people its filter wrongly thinks it may
     // have seen are deferred at both events, thousands of deferred rows apart. Each
     // person's identity tuple must still be written exactly once.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::create_dir_all(d.join("providers")).unwrap();
-    std::fs::create_dir_all(d.join("landing")).unwrap();
-    std::fs::write(
-        d.join("providers/gp.yaml"),
-        r#"manifest_version: 1
+    const MANIFEST: &str = r#"manifest_version: 1
 provider: { id: gp, name: Two events each, setting: primary_care, system: emis_web }
 sources:
   events:
@@ -596,25 +590,19 @@ sources:
       source_record_id: { from: EventGuid }
     identity:
       local_patient_id: { from: PatientGuid }
-"#,
-    )
-    .unwrap();
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
     let mut csv = String::from("EventGuid,PatientGuid,EffectiveDate,Code\n");
     for pass in 0..2 {
         for p in 0..30_000 {
             csv.push_str(&format!("E{pass}-{p},P{p:05},01/03/2024,38341003\n"));
         }
     }
-    std::fs::write(d.join("landing/events.csv"), csv).unwrap();
-    std::fs::write(
-        d.join("ics.yaml"),
-        "ics: { id: twice, name: Twice }\nproviders: [providers]\nlanding: landing\n\
-         output: out\nreference_date: 2026-10-31\n",
-    )
-    .unwrap();
+    let ics = one_source_ics(d, MANIFEST, csv, "");
     let o = Command::new(env!("CARGO_BIN_EXE_onboard"))
         .args(["run", "--ics"])
-        .arg(d.join("ics.yaml"))
+        .arg(&ics)
         .arg("--demo-key")
         .env_remove("ONBOARD_PSEUDONYMISATION_KEY")
         .env("ONBOARD_IDENTITY_SET_LIMIT", "100")
@@ -646,13 +634,7 @@ fn warn_rules_mark_accepted_rows_and_are_counted() {
     // with their ids in `dq_warnings` (in rule order), a quarantined row is neither in
     // silver nor counted as warned. Read whole and record by record (one-row batches,
     // most without a warning), the outputs agree.
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    std::fs::create_dir_all(d.join("providers")).unwrap();
-    std::fs::create_dir_all(d.join("landing")).unwrap();
-    std::fs::write(
-        d.join("providers/gp.yaml"),
-        r#"manifest_version: 1
+    const MANIFEST: &str = r#"manifest_version: 1
 provider: { id: gp, name: Warnings, setting: primary_care, system: emis_web }
 sources:
   events:
@@ -673,9 +655,9 @@ sources:
       - { rule: in_value_set, field: unit, values: [kg], on_fail: warn }
       - { rule: matches_regex, field: code, pattern: "^[0-9]{6,18}$", on_fail: warn }
     thresholds: { max_quarantine_rate: 0.9 }
-"#,
-    )
-    .unwrap();
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
     let mut csv = String::from("EventGuid,PatientGuid,EffectiveDate,Code,Unit\n");
     for i in 0..20 {
         csv.push_str(&format!("E-ok-{i},P{i},01/03/2024,38341003,kg\n"));
@@ -686,17 +668,11 @@ sources:
          E-both,P3,01/03/2024,X1,stone\n\
          E-bad-date,P4,31/02/2024,X1,stone\n",
     );
-    std::fs::write(d.join("landing/events.csv"), csv).unwrap();
-    std::fs::write(
-        d.join("ics.yaml"),
-        "ics: { id: warn, name: Warnings }\nproviders: [providers]\nlanding: landing\n\
-         output: out\nreference_date: 2026-10-31\n",
-    )
-    .unwrap();
+    let ics = one_source_ics(d, MANIFEST, csv, "");
     let run = |out: &str, split: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
         cmd.args(["run", "--ics"])
-            .arg(d.join("ics.yaml"))
+            .arg(&ics)
             .args(["--out", out, "--demo-key"])
             .current_dir(d)
             .env_remove("ONBOARD_PSEUDONYMISATION_KEY");

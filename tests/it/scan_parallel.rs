@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::run_ics::rows_of;
-use crate::util::{code, root};
+use crate::util::{code, one_source_ics, root};
 
 fn run(ics: &Path, out: &Path, split: bool) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_onboard"));
@@ -138,17 +138,7 @@ sources:
 fn free_text_with_line_breaks_is_cut_only_between_records() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir_all(d.join("providers")).unwrap();
-    std::fs::create_dir_all(d.join("landing")).unwrap();
-    std::fs::write(d.join("providers/chunky.yaml"), MANIFEST).unwrap();
-    std::fs::write(d.join("landing/events.csv"), awkward_extract()).unwrap();
-    std::fs::write(
-        d.join("ics.yaml"),
-        "ics: { id: chunky, name: Chunks }\nproviders: [providers]\nlanding: landing\n\
-         output: out\nreference_date: 2026-10-31\nengine: { target_partitions: 3 }\n",
-    )
-    .unwrap();
-    let ics = d.join("ics.yaml");
+    let ics = one_source_ics(d, MANIFEST, awkward_extract(), "{ target_partitions: 3 }");
     run(&ics, &d.join("whole"), false);
     run(&ics, &d.join("chunks"), true);
     let (whole, chunks) = (outputs(&d.join("whole")), outputs(&d.join("chunks")));

@@ -27,3 +27,28 @@ pub fn stdout(o: &Output) -> String {
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
+
+/// An ICS of one provider in `dir`: `manifest` as `providers/provider.yaml`, `csv` as
+/// `landing/events.csv`, outputs to `out/`, and `engine` (a YAML flow map, or empty)
+/// as its engine settings. Returns the ICS file.
+pub fn one_source_ics(dir: &Path, manifest: &str, csv: impl AsRef<[u8]>, engine: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("providers")).unwrap();
+    std::fs::create_dir_all(dir.join("landing")).unwrap();
+    std::fs::write(dir.join("providers/provider.yaml"), manifest).unwrap();
+    std::fs::write(dir.join("landing/events.csv"), csv).unwrap();
+    let engine = if engine.is_empty() {
+        String::new()
+    } else {
+        format!("engine: {engine}\n")
+    };
+    let ics = dir.join("ics.yaml");
+    std::fs::write(
+        &ics,
+        format!(
+            "ics: {{ id: one, name: One source }}\nproviders: [providers]\nlanding: landing\n\
+             output: out\nreference_date: 2026-10-31\n{engine}"
+        ),
+    )
+    .unwrap();
+    ics
+}
